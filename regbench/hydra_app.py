@@ -1,0 +1,80 @@
+"""Hydra composition: ``configs/`` + the user's overrides -> a plain mapping -> Settings.
+
+Hydra's own errors are multi-line and mention internals; they are turned into one-line
+:class:`ConfigError` messages here, so the CLI never shows a traceback for a typo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from regbench.config import ConfigError, Settings, validate
+
+PRIMARY_CONFIG = "config"
+
+
+def config_dir() -> Path:
+    """The config tree: top-level ``configs/`` in a checkout, else the copy inside the wheel."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "configs", package / "_configs"):
+        if (candidate / f"{PRIMARY_CONFIG}.yaml").is_file():
+            return candidate
+    raise ConfigError(f"regbench's configs were not found next to {package}; reinstall regbench")
+
+
+def group_options() -> dict[str, list[str]]:
+    """Config groups and their options, e.g. {'model': ['mlp', ...], 'data': [...]}."""
+    root = config_dir()
+    return {
+        group.name: sorted(p.stem for p in group.glob("*.yaml"))
+        for group in sorted(root.iterdir())
+        if group.is_dir() and not group.name.startswith((".", "_"))
+    }
+
+
+def compose(overrides: Sequence[str]) -> dict[str, Any]:
+    """Compose the primary config with ``overrides`` (as typed by users) into a plain dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            cfg = hydra_compose(PRIMARY_CONFIG, overrides=list(overrides))
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_one_line(exc, overrides)) from exc
+
+
+def load_settings(overrides: Sequence[str]) -> Settings:
+    return validate(compose(overrides))
+
+
+def _one_line(exc: Exception, overrides: Sequence[str]) -> str:
+    text = str(exc)
+    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
+    if missing:
+        group, option = missing.groups()
+        options = group_options().get(group, [])
+        return f"unknown {group} '{option}'; available: {', '.join(options)}"
+    unknown = re.search(r"Could not override '([^']+)'", text) or re.search(
+        r"Key '([^']+)' is not in struct", text
+    )
+    if unknown:
+        known = ", ".join(f.name for f in dataclasses.fields(Settings))
+        return (
+            f"unknown key '{unknown.group(1)}'; known keys: {known} (model.*, data.*: see "
+            "`regbench configs`)"
+        )
+    parse = re.search(r"Error parsing override '([^']*)'", text)
+    if parse:
+        return f"cannot parse override '{parse.group(1)}'; write overrides as key=value"
+    if type(exc).__name__ == "OverrideParseException":
+        return f"cannot parse the overrides ({text.strip().splitlines()[0]}); write key=value"
+    return text.strip().splitlines()[0]

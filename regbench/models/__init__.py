@@ -1,0 +1,24 @@
+"""Built-in registry of studies: config names map to classes here, never to import paths."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from regbench.models.base import Study
+
+
+def study_class(name: str) -> type[Study]:
+    """The Study class registered as ``name`` (a validated config name)."""
+    return _registry()[name]
+
+
+def registered_names() -> set[str]:
+    return set(_registry())
+
+
+def _registry() -> dict[str, type[Study]]:
+    # Imported here so that `regbench --help` does not pay for torch.
+    from regbench.models.mlp import MLPStudy
+
+    return {"mlp": MLPStudy}

@@ -1,0 +1,57 @@
+"""The small interface every study implements; the training loop (train.py) knows only this."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from regbench.config import Settings
+    from regbench.data import DataBundle
+
+
+class Study(ABC):
+    """One regularization study: its networks, optimizers, training step, evaluation and plots.
+
+    Subclasses set ``networks`` and ``optimizers`` in ``__init__``; the loop saves and restores
+    them for checkpoints, switches train/eval mode, and handles batching, logging and seeding.
+    """
+
+    # Which logged columns make the loss curve: (train column, test column).
+    loss_columns: ClassVar[tuple[str, str]] = ("train_loss", "test_loss")
+    # Evaluation metrics and whether lower or higher is better (for "best" in the summary).
+    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
+
+    def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
+        self.settings = settings
+        self.data = data
+        self.device = device
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @property
+    def n_train(self) -> int:
+        """Number of training examples the loop batches over."""
+        return self.data.n_train
+
+    def train_mode(self, training: bool) -> None:
+        for net in self.networks.values():
+            net.train(training)
+
+    @abstractmethod
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimization step on the examples at indices ``batch``; detached scalar terms."""
+
+    @abstractmethod
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on the held-out data (called in eval mode, without gradients)."""
+
+    def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:  # noqa: B027
+        """Study-specific figures beyond the loss curve (none by default)."""
+
+    def state_dicts(self) -> dict[str, Any]:
+        return {name: net.state_dict() for name, net in self.networks.items()}

@@ -1,0 +1,73 @@
+"""The classic dropout study: an MNIST MLP 784-512-256-10, ReLU, dropout after each hidden layer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from regbench.models.base import Study
+from regbench.regularize import PenalizedObjective, Penalty, make_optimizer
+
+if TYPE_CHECKING:
+    from regbench.config import Settings
+    from regbench.data import DataBundle
+
+PIXELS, CLASSES = 28 * 28, 10
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # standardize pixels/255 as the classic tutorial does
+EVAL_CHUNK = 4096  # test examples per forward pass: bounded memory, few Python steps
+
+
+class MLP(nn.Module):
+    def __init__(self, hidden: tuple[int, ...], dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = PIXELS
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, CLASSES))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of the 10 classes for flattened, standardized images."""
+        return F.log_softmax(self.layers(x), dim=1)
+
+
+def standardize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images [N, 28, 28] -> float [N, 784], standardized with MNIST's statistics."""
+    return (images.reshape(len(images), -1).float().div_(255) - MNIST_MEAN).div_(MNIST_STD)
+
+
+class MLPStudy(Study):
+    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min", "test_acc": "max"}
+
+    def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
+        super().__init__(settings, data, device)
+        self.net = MLP(settings.model.hidden, settings.dropout).to(device)
+        penalty = Penalty.from_settings(settings)
+        optimizer = make_optimizer([self.net], settings, penalty)
+        self.objective = PenalizedObjective([self.net], optimizer, penalty)
+        self.networks = {"model": self.net}
+        self.optimizers = {"model": optimizer}
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = standardize(self.data.train["x"][batch])
+        loss = F.nll_loss(self.net(x), self.data.train["y"][batch])
+        return self.objective.step(loss)
+
+    def evaluate(self) -> dict[str, float]:
+        images, labels = self.data.test["x"], self.data.test["y"]
+        loss_sum = images.new_zeros((), dtype=torch.float64)
+        correct = images.new_zeros((), dtype=torch.int64)
+        for start in range(0, len(labels), EVAL_CHUNK):
+            y = labels[start : start + EVAL_CHUNK]
+            log_probs = self.net(standardize(images[start : start + EVAL_CHUNK]))
+            loss_sum += F.nll_loss(log_probs, y, reduction="sum").double()
+            correct += (log_probs.argmax(dim=1) == y).sum()
+        return {
+            "test_loss": loss_sum.item() / len(labels),
+            "test_acc": correct.item() / len(labels),
+        }

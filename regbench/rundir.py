@@ -1,0 +1,178 @@
+"""The run-directory format every command shares.
+
+::
+
+    <out_dir>/<name>/<YYYYmmdd-HHMMSS>-<id>/
+        config.yaml      resolved settings (enough to rerun)
+        overrides.yaml   the overrides as typed
+        metrics.csv      one row per evaluation, appended and flushed as training goes
+        summary.json     status (running|completed|interrupted|failed|diverged) and results
+        checkpoint.pt    everything needed to resume, rewritten atomically at each row
+        model.pt         final weights (state dicts; ``torch.load(..., weights_only=True)``)
+        *.png            plots
+
+A run is complete only when ``summary.json`` says ``completed``; every file a reader trusts is
+written atomically (temp file + rename), so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from regbench.errors import RegbenchError, UsageError
+
+CONFIG, OVERRIDES, METRICS, SUMMARY = "config.yaml", "overrides.yaml", "metrics.csv", "summary.json"
+CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    # ------------------------------------------------------------------ create / open
+    @classmethod
+    def create(cls, out_dir: str | Path, name: str) -> RunDir:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(out_dir).expanduser() / name / f"{stamp}-{secrets.token_hex(3)}"
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise RegbenchError(
+                f"cannot create the run folder {path}: {exc.strerror}; "
+                f"choose a writable out_dir=..."
+            ) from exc
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run, or a UsageError saying what is wrong with ``path``."""
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise UsageError(f"{path} does not exist; give a run folder (one holding {CONFIG})")
+        if not (path / CONFIG).is_file() or not (path / SUMMARY).is_file():
+            raise UsageError(f"{path} is not a regbench run (no {CONFIG} and {SUMMARY})")
+        return cls(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # ------------------------------------------------------------------ config
+    def write_config(self, config: dict[str, Any], overrides: Sequence[str]) -> None:
+        import yaml
+
+        self._atomic_text(CONFIG, yaml.safe_dump(config, sort_keys=False))
+        self._atomic_text(OVERRIDES, yaml.safe_dump(list(overrides)))
+
+    def read_config(self) -> dict[str, Any]:
+        return self._read_yaml(CONFIG)
+
+    def read_overrides(self) -> list[str]:
+        return list(self._read_yaml(OVERRIDES) or []) if (self.path / OVERRIDES).exists() else []
+
+    # ------------------------------------------------------------------ metrics
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """Append one row (header on the first) and flush it to disk at once."""
+        target = self.path / METRICS
+        new = not target.exists()
+        with target.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rewrite_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Replace metrics.csv by ``rows`` (a resumed run drops rows past its checkpoint)."""
+        (self.path / METRICS).unlink(missing_ok=True)
+        for row in rows:
+            self.append_metrics(row)
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        target = self.path / METRICS
+        if not target.exists():
+            return []
+        with target.open(newline="") as f:
+            return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+    # ------------------------------------------------------------------ summary
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        self._atomic_text(SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
+
+    def read_summary(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / SUMMARY).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"cannot read {self.path / SUMMARY}: {exc}") from exc
+
+    # ------------------------------------------------------------------ tensors
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        self._atomic_torch(CHECKPOINT, state)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        return self._load_torch(CHECKPOINT) if (self.path / CHECKPOINT).exists() else None
+
+    def save_model(self, state: dict[str, Any]) -> None:
+        self._atomic_torch(MODEL, state)
+
+    def load_model(self) -> dict[str, Any]:
+        return self._load_torch(MODEL)
+
+    # ------------------------------------------------------------------ helpers
+    def _read_yaml(self, name: str) -> Any:
+        import yaml
+
+        try:
+            return yaml.safe_load((self.path / name).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"cannot read {self.path / name}: {exc}") from exc
+
+    def _atomic_text(self, name: str, text: str) -> None:
+        self._atomic(name, lambda f: f.write(text.encode()))
+
+    def _atomic_torch(self, name: str, state: dict[str, Any]) -> None:
+        import torch
+
+        self._atomic(name, lambda f: torch.save(state, f))
+
+    def _atomic(self, name: str, write: Callable[[Any], Any]) -> None:
+        """Write to a temp file in the same folder, fsync, then rename over ``name``."""
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _load_torch(self, name: str) -> dict[str, Any]:
+        import torch
+
+        try:
+            return torch.load(self.path / name, map_location="cpu", weights_only=True)
+        except Exception as exc:  # any unpickling/zip error means the file is unusable
+            raise RegbenchError(f"cannot load {self.path / name}: {exc}") from exc
+
+
+def _csv_value(value: Any) -> Any:
+    # repr of a float round-trips exactly, so two runs compare bitwise through the CSV.
+    return repr(value) if isinstance(value, float) else value
+
+
+def _parse(text: str) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text else number

@@ -1,0 +1,199 @@
+"""One run end to end: settings -> device, seeds, data -> study -> run folder -> loop -> outputs.
+
+Everything that can be checked (settings, device, data) is checked before the run folder is
+created, so bad input never leaves a folder behind; once the folder exists, its summary's
+``status`` always says what really happened.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from regbench.errors import UsageError
+from regbench.progress import Reporter
+from regbench.rundir import RunDir
+
+if TYPE_CHECKING:
+    import torch
+
+    from regbench.config import Settings
+    from regbench.models.base import Study
+
+
+@dataclass
+class RunResult:
+    run_dir: RunDir
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def resolve_device(choice: str) -> torch.device:
+    import torch
+
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            "device=cuda but CUDA is not available here; use device=cpu or device=auto"
+        )
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def execute(settings: Settings, overrides: Sequence[str], reporter: Reporter) -> RunResult:
+    """A new run of ``settings`` in a new run folder."""
+    _, study = _prepare(settings, reporter)
+    run_dir = RunDir.create(settings.out_dir, settings.run_name)
+    run_dir.write_config(settings.to_dict(), overrides)
+    return _train_and_finish(settings, study, run_dir, overrides, reporter)
+
+
+def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
+    """Continue ``run_dir`` from its last checkpoint (from the start when it has none)."""
+    from regbench.config import validate
+
+    summary = run_dir.read_summary()
+    if summary.get("status") == "completed":
+        raise UsageError(f"{run_dir} already completed; use `regbench rerun` to run it again")
+    settings = validate(run_dir.read_config())
+    _, study = _prepare(settings, reporter)
+    checkpoint = run_dir.load_checkpoint()
+    # Rows written after the last checkpoint (if killed between the two writes) are redone.
+    run_dir.rewrite_metrics(checkpoint["rows"] if checkpoint else [])
+    return _train_and_finish(
+        settings, study, run_dir, run_dir.read_overrides(), reporter, checkpoint
+    )
+
+
+def _prepare(settings: Settings, reporter: Reporter) -> tuple[torch.device, Study]:
+    from regbench.data import load_data
+    from regbench.models import study_class
+    from regbench.seeding import configure_determinism, seed_everything
+
+    device = resolve_device(settings.device)
+    configure_determinism(settings.deterministic, device)
+    seed_everything(settings.seed)
+    data = load_data(settings.data, settings.seed)
+    if data.notice:
+        reporter.notice(data.notice)
+    seed_everything(settings.seed)  # the same weights whatever the data source consumed
+    return device, study_class(settings.model.name)(settings, data.to(device), device)
+
+
+def _train_and_finish(
+    settings: Settings,
+    study: Study,
+    run_dir: RunDir,
+    overrides: Sequence[str],
+    reporter: Reporter,
+    checkpoint: dict[str, Any] | None = None,
+) -> RunResult:
+    from regbench.train import Diverged, train
+
+    started = time.time()
+    summary = _summary(settings, study, run_dir, overrides, started)
+    run_dir.write_summary(summary)
+    status, rows = "failed", []
+    try:
+        rows = train(study, settings, run_dir, reporter, checkpoint)
+        reporter.stop()
+        _write_outputs(settings, study, run_dir, rows)
+        status = "completed"
+    except Diverged as exc:
+        status = "diverged"
+        summary.update(error=str(exc), diverged_epoch=exc.epoch)
+        raise
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as exc:
+        summary["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        reporter.stop()
+        rows = rows or run_dir.read_metrics()
+        summary.update(
+            _results(study, rows),
+            status=status,
+            finished_at=_now(),
+            wall_seconds=time.time() - started,
+        )
+        run_dir.write_summary(summary)
+    return RunResult(run_dir, summary, rows)
+
+
+def _write_outputs(
+    settings: Settings, study: Study, run_dir: RunDir, rows: list[dict[str, Any]]
+) -> None:
+    from regbench.plots import loss_curve
+
+    run_dir.save_model(study.state_dicts())
+    loss_curve(rows, study.loss_columns, plot_title(settings), run_dir.path / "loss_curve.png")
+    study.extra_plots(run_dir.path, rows)
+
+
+def plot_title(settings: Settings) -> str:
+    return (
+        f"{settings.model.name} on {settings.data.name}: dropout={settings.dropout:g} "
+        f"l1={settings.l1:g} l2={settings.l2:g} weight_decay={settings.weight_decay:g} "
+        f"seed={settings.seed}"
+    )
+
+
+def _summary(
+    settings: Settings, study: Study, run_dir: RunDir, overrides: Sequence[str], started: float
+) -> dict[str, Any]:
+    import torch
+
+    on_cuda = study.device.type == "cuda"
+    return {
+        "status": "running",
+        "run_dir": str(run_dir.path),
+        "name": settings.run_name,
+        "model": settings.model.name,
+        "seed": settings.seed,
+        "epochs": settings.epochs,
+        "device": str(study.device),
+        "data": study.data.describe(),
+        "overrides": list(overrides),
+        "started_at": _now(started),
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "regbench": _version(),
+            "platform": platform.platform(),
+            "threads": torch.get_num_threads(),
+            "deterministic": settings.deterministic,
+            "cuda": torch.version.cuda if on_cuda else None,
+            "gpu": torch.cuda.get_device_name(study.device) if on_cuda else None,
+            "argv": sys.argv,
+        },
+    }
+
+
+def _results(study: Study, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    if not rows:
+        return {"epochs_completed": 0, "final": {}, "best": {}}
+    best = {}
+    for metric, goal in study.goals.items():
+        pick = min if goal == "min" else max
+        row = pick(rows, key=lambda r, m=metric: r[m])
+        best[metric] = {"value": row[metric], "epoch": row["epoch"]}
+    return {"epochs_completed": rows[-1]["epoch"], "final": rows[-1], "best": best}
+
+
+def _now(at: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("regbench")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,50 @@
+"""The command surface: help, configs, and that --help does not pay for torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from regbench import config, data, models
+
+
+def test_help_lists_commands(cli) -> None:
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in ("run", "configs", "resume"):
+        assert command in result.stdout
+
+
+def test_run_help(cli) -> None:
+    result = cli("run", "--help")
+    assert result.exit_code == 0 and "dropout=0.2" in result.stdout
+
+
+def test_help_does_not_import_torch_or_matplotlib() -> None:
+    code = (
+        "import sys; from regbench.cli import app; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'hydra') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_configs_shows_groups_and_resolved_values(cli) -> None:
+    result = cli("configs", "dropout=0.3", "model=mlp")
+    assert result.exit_code == 0, result.stderr
+    assert "model: mlp" in result.stdout
+    assert "data: fashion_mnist, mnist, mnist_small" in result.stdout
+    assert "dropout: 0.3" in result.stdout and "hidden:" in result.stdout
+
+
+def test_registries_match_the_schema() -> None:
+    assert models.registered_names() == set(config.MODEL_SCHEMAS)
+    assert data.registered_names() == set(config.DATA_SCHEMAS)
+
+
+def test_every_config_option_validates(cli) -> None:
+    from regbench.hydra_app import group_options, load_settings
+
+    for group, options in group_options().items():
+        for option in options:
+            assert load_settings([f"{group}={option}"])

@@ -1,0 +1,115 @@
+"""Bad input: one line naming the key and what is allowed, non-zero exit, no run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import run_dirs, run_regbench
+
+BAD_OVERRIDES = [
+    (["dropout=1"], "dropout"),
+    (["dropout=1.5"], "dropout"),
+    (["dropout=-0.1"], "dropout"),
+    (["l1=-1"], "l1"),
+    (["l2=-1e-3"], "l2"),
+    (["weight_decay=-1"], "weight_decay"),
+    (["lr=-0.1"], "lr"),
+    (["epochs=0"], "epochs"),
+    (["epochs=2.5"], "epochs"),
+    (["batch_size=0"], "batch_size"),
+    (["seed=-1"], "seed"),
+    (["dropout=abc"], "dropout"),
+    (["lr=fast"], "lr"),
+    (["epochs=ten"], "epochs"),
+    (["deterministic=maybe"], "deterministic"),
+    (["model=resnet"], "model"),
+    (["data=imagenet"], "data"),
+    (["optimizer=rmsprop"], "optimizer"),
+    (["device=tpu"], "device"),
+    (["penalize=some"], "penalize"),
+    (["foo=1"], "foo"),
+    (["+foo=1"], "foo"),
+    (["model.depth=3"], "model.depth"),
+    (["model.hidden=[0,10]"], "model.hidden"),
+    (["dropout"], "dropout"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key"), BAD_OVERRIDES, ids=lambda v: str(v))
+def test_bad_override_is_one_line(cli, tmp_path: Path, overrides: list[str], key: str) -> None:
+    result = cli("run", *overrides, "epochs=1" if "epochs" not in key else "seed=0")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:") and key in lines[0]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_messages_say_what_is_allowed(cli) -> None:
+    assert "must be in [0, 1)" in cli("run", "dropout=1.5").stderr
+    assert "available: mlp" in cli("run", "model=resnet").stderr
+    assert "adam, adamw, sgd" in cli("run", "optimizer=rmsprop").stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda(cli, tmp_path: Path) -> None:
+    result = cli("run", "device=cuda", "epochs=1")
+    assert result.exit_code == 2
+    assert "CUDA is not available" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bad_header", "missing_label_bytes"])
+def test_corrupt_data_file_is_named(cli, mnist_root: Path, tmp_path: Path, damage: str) -> None:
+    raw = mnist_root / "MNIST" / "raw"
+    target = raw / (
+        "train-labels-idx1-ubyte" if damage == "missing_label_bytes" else "train-images-idx3-ubyte"
+    )
+    blob = target.read_bytes()
+    target.write_bytes(b"\x12\x34" + blob[2:] if damage == "bad_header" else blob[:-7])
+    result = cli("run", "epochs=1", f"data.root={mnist_root}")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(target) in lines[0]
+    assert run_dirs(tmp_path / "outputs") == []
+
+
+def test_data_root_that_is_a_file(cli, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    result = cli("run", "epochs=1", f"data.root={tmp_path / 'afile'}")
+    assert result.exit_code == 1 and "is not a folder" in result.stderr
+
+
+def test_missing_fashion_mnist_without_fallback(cli, tmp_path: Path) -> None:
+    result = cli("run", "data=fashion_mnist", "data.download=false", f"data.root={tmp_path}")
+    assert result.exit_code == 1
+    assert "FashionMNIST files not found" in result.stderr
+
+
+def test_unwritable_out_dir(cli, mnist_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    result = cli("run", "epochs=1", f"data.root={mnist_root}", f"out_dir={tmp_path / 'blocker'}")
+    assert result.exit_code == 1
+    assert "cannot create the run folder" in result.stderr
+
+
+def test_resume_of_a_folder_that_is_not_a_run(cli, tmp_path: Path) -> None:
+    result = cli("resume", str(tmp_path))
+    assert result.exit_code == 2 and "is not a regbench run" in result.stderr
+    assert cli("resume", str(tmp_path / "nope")).exit_code == 2
+
+
+def test_no_traceback_in_a_real_process(tmp_path: Path) -> None:
+    proc = run_regbench("run", "dropout=2", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: dropout=2.0 is out of range; dropout must be in [0, 1)"
+    ]
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    proc = run_regbench("--debug", "run", "dropout=2", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
