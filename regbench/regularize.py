@@ -77,6 +77,17 @@ def make_optimizer(
     return optimizer_class(groups, lr=lr)
 
 
+def dropout_layer(settings: Settings, p: float | None = None) -> nn.Module:
+    """The dropout module every study uses (p defaults to ``settings.dropout``).
+
+    One factory for all models, so that dropout variants configured in settings apply to every
+    study the same way.
+    """
+    from torch import nn
+
+    return nn.Dropout(settings.dropout if p is None else p)
+
+
 class PenalizedObjective:
     """Adds a network's penalties to its data loss and takes one optimizer step."""
 

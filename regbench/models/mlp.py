@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from regbench.models.base import Study
-from regbench.regularize import PenalizedObjective, Penalty, make_optimizer
+from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
 
 if TYPE_CHECKING:
     from regbench.config import Settings
@@ -21,12 +22,12 @@ EVAL_CHUNK = 4096  # test examples per forward pass: bounded memory, few Python 
 
 
 class MLP(nn.Module):
-    def __init__(self, hidden: tuple[int, ...], dropout: float) -> None:
+    def __init__(self, hidden: tuple[int, ...], make_dropout: Callable[[], nn.Module]) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = PIXELS
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, size), nn.ReLU(), make_dropout()]
             width = size
         layers.append(nn.Linear(width, CLASSES))
         self.layers = nn.Sequential(*layers)
@@ -46,7 +47,7 @@ class MLPStudy(Study):
 
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)
-        self.net = MLP(settings.model.hidden, settings.dropout).to(device)
+        self.net = MLP(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
         penalty = Penalty.from_settings(settings)
         optimizer = make_optimizer([self.net], settings, penalty)
         self.objective = PenalizedObjective([self.net], optimizer, penalty)
