@@ -1,0 +1,298 @@
+"""`regbench compare`: grouping over seeds and its statistics, checked against a direct
+computation with numpy/scipy, on run folders written by hand (no training: fast)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from regbench import compare
+from regbench.rundir import RunDir
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def base_config() -> dict[str, Any]:
+    from regbench.hydra_app import load_settings
+
+    return load_settings(["model.hidden=[16]"]).to_dict()
+
+
+def make_run(
+    root: Path,
+    base: dict[str, Any],
+    seed: int,
+    status: str = "completed",
+    effect: float = 0.0,
+    **config: Any,
+) -> Path:
+    """A run folder with EPOCHS metrics rows whose values depend on the seed and ``effect``."""
+    name = "-".join(f"{k}={v}" for k, v in sorted(config.items())) or "base"
+    path = root / f"{name}-seed={seed}"
+    path.mkdir(parents=True)
+    run_dir = RunDir(path)
+    run_dir.write_config({**base, **config, "seed": seed}, [])
+    rng = np.random.default_rng(seed * 1000 + round(effect * 1000))
+    for epoch in range(1, EPOCHS + 1):
+        loss = 1.0 / epoch + effect + 0.05 * rng.standard_normal()
+        run_dir.append_metrics(
+            {
+                "epoch": epoch,
+                "train_loss": loss - 0.1,
+                "test_loss": loss,
+                "test_acc": 0.9 - effect + 0.01 * rng.standard_normal(),
+                "seconds": 0.1,
+            }
+        )
+    run_dir.write_summary({"status": status})
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ----------------------------------------------------------------------------- direct maths
+def direct_stats(values: list[float]) -> tuple[float, float, float, float]:
+    x = np.array(values)
+    n, mean, std = len(x), x.mean(), x.std(ddof=1)
+    half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+def direct_paired(x: list[float], y: list[float]) -> tuple[float, float, float, float]:
+    d = np.array(x) - np.array(y)
+    n, mean, se = len(d), d.mean(), d.std(ddof=1) / math.sqrt(len(d))
+    t = mean / se
+    half = stats.t.ppf(0.975, n - 1) * se
+    return mean, mean - half, mean + half, 2 * stats.t.sf(abs(t), n - 1)
+
+
+def direct_welch(x: list[float], y: list[float]) -> tuple[float, float, float, float]:
+    a, b = np.array(x), np.array(y)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    diff = a.mean() - b.mean()
+    half = stats.t.ppf(0.975, df) * se
+    return diff, diff - half, diff + half, 2 * stats.t.sf(abs(diff / se), df)
+
+
+def test_describe_matches_student_t() -> None:
+    values = [0.31, 0.35, 0.29, 0.4]
+    result = compare.describe(values)
+    mean, std, low, high = direct_stats(values)
+    assert result.n == 4
+    assert result.mean == pytest.approx(mean, rel=1e-12)
+    assert result.std == pytest.approx(std, rel=1e-12)
+    assert result.ci == pytest.approx((low, high), rel=1e-12)
+    single = compare.describe([0.5])
+    assert single.mean == 0.5 and math.isnan(single.std) and math.isnan(single.ci[0])
+
+
+def test_difference_is_paired_over_shared_seeds_else_welch() -> None:
+    group = [(1, 0.30), (2, 0.36), (3, 0.33), (4, 0.41)]
+    base = [(1, 0.35), (2, 0.38), (3, 0.39), (5, 0.30)]
+    paired = compare.difference(group, base)
+    assert paired.test == "paired" and paired.n == 3
+    expected = direct_paired([0.30, 0.36, 0.33], [0.35, 0.38, 0.39])
+    assert (paired.value, *paired.ci, paired.p) == pytest.approx(expected, rel=1e-9)
+
+    disjoint = [(7, 0.35), (8, 0.38), (9, 0.39)]
+    welch = compare.difference(group, disjoint)
+    assert welch.test == "Welch"
+    expected = direct_welch([0.30, 0.36, 0.33, 0.41], [0.35, 0.38, 0.39])
+    assert (welch.value, *welch.ci, welch.p) == pytest.approx(expected, rel=1e-9)
+
+    # A seed twice in a group (runs pooled with --over) cannot be paired.
+    pooled = [(1, 0.30), (1, 0.31), (2, 0.36)]
+    assert compare.difference(pooled, base).test == "Welch"
+
+
+def test_value_at_final_best_and_epoch() -> None:
+    rows = [{"epoch": 1, "loss": 0.5, "acc": 0.7}, {"epoch": 2, "loss": 0.3, "acc": 0.9}]
+    rows.append({"epoch": 3, "loss": 0.4, "acc": 0.8})
+    assert compare.value_at(rows, "loss", "final") == 0.4
+    assert compare.value_at(rows, "loss", "best") == 0.3
+    assert compare.value_at(rows, "acc", "best") == 0.9
+    assert compare.value_at(rows, "acc", "epoch=1") == 0.7
+    assert compare.value_at(rows, "acc", "epoch=9") is None
+    with pytest.raises(compare.UsageError, match="final, best or epoch=N"):
+        compare.parse_at("last")
+
+
+# ----------------------------------------------------------------------------- whole comparisons
+@pytest.fixture
+def grid(tmp_path: Path, base_config: dict[str, Any]) -> Path:
+    """2 x 2 grid (dropout x weight_decay), seeds 1-3, plus a diverged run."""
+    root = tmp_path / "runs"
+    for dropout in (0.0, 0.5):
+        for wd in (0.0, 1e-4):
+            for seed in (1, 2, 3):
+                effect = 0.1 * dropout - 100 * wd
+                make_run(root, base_config, seed, effect=effect, dropout=dropout, weight_decay=wd)
+    make_run(root, base_config, 4, status="diverged", dropout=0.5, weight_decay=1e-4)
+    return root
+
+
+def final_values(root: Path, metric: str) -> dict[tuple[float, float], dict[int, float]]:
+    """group (dropout, weight_decay) -> seed -> final value, straight from the files."""
+    import yaml
+
+    groups: dict[tuple[float, float], dict[int, float]] = {}
+    for config_file in root.rglob("config.yaml"):
+        folder = config_file.parent
+        if '"completed"' not in (folder / "summary.json").read_text():
+            continue
+        config = yaml.safe_load(config_file.read_text())
+        rows = read_csv(folder / "metrics.csv")
+        key = (config["dropout"], config["weight_decay"])
+        groups.setdefault(key, {})[config["seed"]] = float(rows[-1][metric])
+    return groups
+
+
+def test_table_matches_a_direct_computation(cli, grid: Path, tmp_path: Path) -> None:
+    result = cli("compare", str(grid), "--tex")
+    assert result.exit_code == 0, result.stderr
+    rows = read_csv(grid / "comparison.csv")
+    assert len(rows) == 4 and {r["n"] for r in rows} == {"3"}
+    for metric in ("test_loss", "test_acc"):
+        values = final_values(grid, metric)
+        base = values[(0.0, 0.0)]
+        for row in rows:
+            group = values[(float(row["dropout"]), float(row["weight_decay"]))]
+            got = [float(row[f"{metric}_{s}"]) for s in ("mean", "std", "ci_low", "ci_high")]
+            assert got == pytest.approx(direct_stats(list(group.values())), rel=1e-9)
+            if row["baseline"] == "True":
+                assert group is base
+                continue
+            seeds = sorted(group)
+            expected = direct_paired([group[s] for s in seeds], [base[s] for s in seeds])
+            columns = ("diff", "diff_ci_low", "diff_ci_high", "p")
+            assert [float(row[f"{metric}_{c}"]) for c in columns] == pytest.approx(
+                expected, rel=1e-9
+            )
+            assert row[f"{metric}_test"] == "paired"
+    # Sorted by the main metric (test_loss, lower is better); the best row is marked.
+    means = [float(r["test_loss_mean"]) for r in rows]
+    assert means == sorted(means) and rows[0]["best"] == "True"
+    marked = [r for r in rows if r["not_counted"]]
+    assert [(r["dropout"], r["not_counted"]) for r in marked] == [("0.5", "1 diverged")]
+    markdown = (grid / "comparison.md").read_text()
+    assert "| **" in markdown and "paired (3 seeds)" in markdown and "1 diverged" in markdown
+    assert "\\begin{tabular}" in (grid / "comparison.tex").read_text()
+    assert "dropout" in result.stdout and "weight_decay" in result.stdout
+    assert "lr" not in read_csv(grid / "comparison.csv")[0]  # only varying keys are columns
+    for name in ("comparison_loss_curves.png", "comparison_metrics.png", "comparison_heatmap.png"):
+        assert (grid / name).stat().st_size > 10_000, name
+
+
+def test_welch_when_no_seeds_are_shared(tmp_path: Path, base_config: dict[str, Any]) -> None:
+    root = tmp_path / "runs"
+    for seed in (1, 2, 3):
+        make_run(root, base_config, seed, dropout=0.0)
+        make_run(root, base_config, seed + 10, effect=0.2, dropout=0.3)
+    comparison = compare.compare([root])
+    row = next(r for r in comparison.rows if not r.is_baseline)
+    values = final_values(root, "test_loss")
+    expected = direct_welch(list(values[(0.3, 0.0)].values()), list(values[(0.0, 0.0)].values()))
+    diff = row.cells["test_loss"].diff
+    assert diff is not None and diff.test == "Welch"
+    assert (diff.value, *diff.ci, diff.p) == pytest.approx(expected, rel=1e-9)
+
+
+def test_at_best_and_epoch(tmp_path: Path, base_config: dict[str, Any]) -> None:
+    root = tmp_path / "runs"
+    for seed in (1, 2, 3):
+        make_run(root, base_config, seed, dropout=0.0)
+    for at, pick in (("best", min), ("epoch=2", lambda v: v[1])):
+        comparison = compare.compare([root], metrics=["test_loss"], at=at)
+        per_run = [
+            pick([float(r["test_loss"]) for r in read_csv(p / "metrics.csv")])
+            for p in sorted(root.iterdir())
+        ]
+        assert comparison.rows[0].cells["test_loss"].stats.mean == pytest.approx(np.mean(per_run))
+
+
+def test_baseline_choice(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        for dropout, wd in ((0.0, 0.0), (0.2, 0.0), (0.0, 1e-4)):
+            make_run(root, base_config, seed, effect=dropout, dropout=dropout, weight_decay=wd)
+    default = compare.compare([root])
+    assert default.baseline is not None and default.baseline.group.label.startswith("dropout=0 ")
+    chosen = compare.compare([root], baseline="dropout=0 weight_decay=1e-4")
+    assert chosen.baseline.group.config["weight_decay"] == 1e-4
+    # n < 3 is warned about, in the table and on the terminal.
+    assert any("fewer than 3" in note for note in chosen.notes)
+    result = cli("compare", str(root), "--baseline", "dropout=0.2", "--no-plots")
+    assert result.exit_code == 0 and "fewer than 3 completed seeds" in result.stderr
+    ambiguous = cli("compare", str(root), "--baseline", "dropout=0")
+    assert ambiguous.exit_code == 2 and "matches 2 groups" in ambiguous.stderr
+    unknown = cli("compare", str(root), "--baseline", "dropuot=0")
+    assert unknown.exit_code == 2 and "dropuot" in unknown.stderr
+
+
+def test_over_pools_a_key_and_repeats_count_once(
+    tmp_path: Path, base_config: dict[str, Any]
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for seed in (1, 2, 3):
+        make_run(first, base_config, seed, lr=0.001)
+        make_run(second, base_config, seed, lr=0.01)
+    make_run(second / "copy", base_config, 1, lr=0.01)  # same config and seed as one in b
+    merged = compare.compare([first, second])
+    assert [r.n for r in merged.rows] == [3, 3] and merged.varying == ["lr"]
+    assert any("repeat another run" in note for note in merged.notes)
+    pooled = compare.compare([first, second], over=["lr"])
+    assert [r.n for r in pooled.rows] == [6]
+    with pytest.raises(compare.UsageError, match="no run has this key"):
+        compare.compare([first], over=["nope"])
+
+
+def test_user_errors(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
+    missing = cli("compare", str(tmp_path / "nothing"))
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = cli("compare", str(tmp_path / "empty"))
+    assert empty.exit_code == 2 and "no regbench runs" in empty.stderr
+    make_run(tmp_path / "runs", base_config, 1)
+    metric = cli("compare", str(tmp_path / "runs"), "--metric", "f1")
+    assert metric.exit_code == 2 and "test_loss" in metric.stderr
+    at = cli("compare", str(tmp_path / "runs"), "--at", "last")
+    assert at.exit_code == 2 and "epoch=N" in at.stderr
+
+
+# ----------------------------------------------------------------------------- plots
+def test_plots_are_labelled_with_bands_and_legends(grid: Path) -> None:
+    from matplotlib.collections import PolyCollection
+
+    from regbench import compare_plots
+
+    comparison = compare.compare([grid])
+    curves = compare_plots.loss_curves_figure(comparison)
+    for ax in curves.axes:
+        assert ax.get_xlabel() == "epoch" and ax.get_ylabel() in ("train_loss", "test_loss")
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert sorted(labels) == sorted(f"{r.group.label} (n=3)" for r in comparison.rows)
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 4  # one ±1 std band per group
+    points = compare_plots.metrics_figure(comparison)
+    assert [ax.get_xlabel() for ax in points.axes] == ["test_loss (final)", "test_acc (final)"]
+    tick_labels = [t.get_text() for t in points.axes[0].get_yticklabels()]
+    assert tick_labels == [f"{r.group.label} (n=3)" for r in comparison.rows]
+    assert points.axes[0].get_legend() is not None
+    heat = compare_plots.heatmap_figure(comparison)
+    ax = heat.axes[0]
+    assert (ax.get_ylabel(), ax.get_xlabel()) == ("dropout", "weight_decay")
+    assert len(ax.texts) == 4 and "mean test_loss" in heat.axes[1].get_ylabel()
+    one_key = compare.compare([grid], over=["weight_decay"])
+    assert compare_plots.heatmap_figure(one_key) is None
