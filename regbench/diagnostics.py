@@ -1,0 +1,157 @@
+"""What regularization does to the weights: per-layer statistics, the generalization gap, and
+the summaries and figures ``compare`` shows.
+
+At every metrics row the loop writes one ``weights.csv`` row per weight tensor (parameters with
+more than one dimension: biases are not what L1/L2 act on by default) of every network:
+
+    epoch, network, layer, size, l1, l2, near_zero, max_abs
+
+``l1`` = sum |w|, ``l2`` = sqrt(sum w^2) (the norm, not the penalty), ``near_zero`` = fraction
+of weights with |w| < ``weight_threshold``, ``max_abs`` = max |w|.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from regbench.rundir import RunDir
+
+WEIGHT_COLUMNS = ("epoch", "network", "layer", "size", "l1", "l2", "near_zero", "max_abs")
+HIST_FILE, NORMS_FILE = "weight_hist.png", "weight_norms.png"
+
+
+def weight_tensors(networks: Mapping[str, nn.Module]) -> dict[tuple[str, str], torch.Tensor]:
+    """(network, parameter name) -> detached weight tensor, for every parameter with dim > 1."""
+    return {
+        (net_name, name): param.detach()
+        for net_name, net in networks.items()
+        for name, param in net.named_parameters()
+        if param.dim() > 1
+    }
+
+
+def weight_rows(
+    epoch: int, networks: Mapping[str, nn.Module], threshold: float
+) -> list[dict[str, Any]]:
+    """One weights.csv row per weight tensor of ``networks``."""
+    import torch
+
+    tensors = weight_tensors(networks)
+    if not tensors:
+        return []
+    # All statistics in one tensor, read to the host once (one sync per metrics row).
+    stats = torch.stack([_layer_stats(w.double(), threshold) for w in tensors.values()]).tolist()
+    return [
+        {
+            "epoch": epoch,
+            "network": net_name,
+            "layer": name,
+            "size": tensor.numel(),
+            **dict(zip(("l1", "l2", "near_zero", "max_abs"), values, strict=True)),
+        }
+        for ((net_name, name), tensor), values in zip(tensors.items(), stats, strict=True)
+    ]
+
+
+def _layer_stats(w: torch.Tensor, threshold: float) -> torch.Tensor:
+    import torch
+
+    magnitude = w.abs()
+    return torch.stack(
+        [
+            magnitude.sum(),
+            w.pow(2).sum().sqrt(),
+            (magnitude < threshold).double().mean(),
+            magnitude.max(),
+        ]
+    )
+
+
+def add_gap(row: dict[str, Any]) -> None:
+    """gap = test_loss - training loss, for any study whose row has both.
+
+    The training loss is ``train_eval_loss`` (training data in eval mode) where a study logs it,
+    else ``train_loss`` (the running training-mode loss, with dropout active: heavy dropout
+    can then make the gap negative).
+    """
+    train = row.get("train_eval_loss", row.get("train_loss"))
+    if "test_loss" in row and train is not None:
+        row["gap"] = row["test_loss"] - train
+
+
+# ----------------------------------------------------------------------------- for compare
+def summarize_weights(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Scalar columns from weights.csv rows, at the last epoch, over every weight tensor:
+    ``weights_near_zero`` (fraction of all weights), ``weights_l1`` (sum |w|), ``weights_l2``
+    (the norm of all weights together) and ``weights_max_abs``. Empty when there are no rows."""
+    if not rows:
+        return {}
+    last = max(row["epoch"] for row in rows)
+    final = [row for row in rows if row["epoch"] == last]
+    size = sum(row["size"] for row in final)
+    return {
+        "weights_near_zero": sum(row["near_zero"] * row["size"] for row in final) / size,
+        "weights_l1": sum(row["l1"] for row in final),
+        "weights_l2": math.sqrt(sum(row["l2"] ** 2 for row in final)),
+        "weights_max_abs": max(row["max_abs"] for row in final),
+    }
+
+
+def _as_run_dir(run: RunDir | Path) -> RunDir:
+    from regbench.rundir import RunDir
+
+    return run if isinstance(run, RunDir) else RunDir(Path(run))
+
+
+def run_weight_summary(run: RunDir | Path) -> dict[str, float]:
+    """``summarize_weights`` of a run folder's weights.csv ({} when it has none)."""
+    return summarize_weights(_as_run_dir(run).read_weights())
+
+
+def final_weights(run: RunDir | Path) -> dict[str, np.ndarray]:
+    """Layer label -> flattened final weights from a run's model.pt (dim > 1 tensors only)."""
+    state = _as_run_dir(run).load_model()
+    single = len(state) == 1
+    return {
+        (name if single else f"{net_name}/{name}"): tensor.detach().flatten().numpy()
+        for net_name, tensors in state.items()
+        for name, tensor in tensors.items()
+        if tensor.dim() > 1 and tensor.is_floating_point()
+    }
+
+
+def compare_histograms(
+    groups: Mapping[str, Sequence[RunDir | Path]], path: Path, title: str = "final weights"
+) -> Path:
+    """Overlaid per-layer histograms of several groups of runs (e.g. l1=1e-4 vs weight_decay);
+    ``groups`` maps a legend label to run folders, whose model.pt files are read."""
+    from regbench.plots import overlaid_weight_histograms
+
+    weights = {label: [final_weights(run) for run in runs] for label, runs in groups.items()}
+    overlaid_weight_histograms(weights, title, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- per run
+def draw_weight_plots(networks: Mapping[str, nn.Module], run_dir: RunDir, title: str) -> None:
+    """weight_hist.png (final weights per layer) and weight_norms.png (norms over epochs)."""
+    from regbench.plots import weight_histograms, weight_norms
+
+    single = len(networks) == 1
+    final = {
+        (name if single else f"{net_name}/{name}"): w.flatten().cpu().numpy()
+        for (net_name, name), w in weight_tensors(networks).items()
+    }
+    if final:
+        weight_histograms(final, title, run_dir.path / HIST_FILE)
+    rows = run_dir.read_weights()
+    if rows:
+        weight_norms(rows, title, run_dir.path / NORMS_FILE)
