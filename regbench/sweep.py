@@ -154,23 +154,27 @@ def plan(overrides: Sequence[str]) -> list[Job]:
         hydra_app.multirun(record_plan, local, Path(scratch))
         files = sorted(Path(scratch).glob(f"{PLAN_PREFIX}*.json"), key=_plan_number)
         entries = [json.loads(p.read_text()) for p in files]
+    errors = [e["error"] for e in entries if "error" in e]
+    if errors:
+        raise ConfigError(errors[0])
     jobs = [Job(e["key"], tuple(e["overrides"]), e["config"]) for e in entries]
     _refuse_duplicates(jobs)
     return _label(jobs)
 
 
 def record_plan(cfg: DictConfig) -> None:
-    """Hydra job function of the planning pass: validate the job and write it down."""
+    """Hydra job function of the planning pass: validate the job and write it down.
+
+    A bad config is written down too rather than raised: Hydra would print its own report."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
-    settings = _settings(cfg, overrides)
-    entry = {
-        "key": job_key(settings.to_dict()),
-        "overrides": overrides,
-        "config": settings.to_dict(),
-    }
+    try:
+        config = _settings(cfg, overrides).to_dict()
+        entry = {"key": job_key(config), "overrides": overrides, "config": config}
+    except ConfigError as exc:
+        entry = {"error": str(exc)}
     target = Path(hydra_cfg.sweep.dir) / f"{PLAN_PREFIX}{hydra_cfg.job.num}.json"
     target.write_text(json.dumps(entry))
 
