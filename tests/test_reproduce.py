@@ -1,0 +1,186 @@
+"""Reruns reproduce, killed runs resume bitwise, and a run's status never lies (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_dirs, run_regbench
+
+# A small MLP so that a run has many quick epochs, each with a checkpoint.
+SMALL = ("model.hidden=[32]", "batch_size=32", "dropout=0.3", "l1=1e-5")
+
+
+def strip_time(path: Path) -> list[dict[str, str]]:
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, name in enumerate(header) if name != "seconds"]
+    return [[line.split(",")[i] for i in keep] for line in lines]
+
+
+def summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+def test_rerun_check_reproduces_bitwise(cli, mnist_root: Path, tmp_path: Path) -> None:
+    assert cli("run", "epochs=2", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (original,) = run_dirs(tmp_path / "outputs")
+    result = cli("rerun", str(original), "--check", "-q")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "bitwise identical (CPU)" in result.stdout and "reproduced" in result.stdout
+    rerun = next(r for r in run_dirs(tmp_path / "outputs") if r != original)
+    assert rerun.parent == original.parent
+    assert summary(rerun)["rerun_of"] == str(original)
+    assert strip_time(rerun / "metrics.csv") == strip_time(original / "metrics.csv")
+
+
+def test_rerun_check_fails_when_numbers_differ(cli, mnist_root: Path, tmp_path: Path) -> None:
+    assert cli("run", "epochs=2", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (original,) = run_dirs(tmp_path / "outputs")
+    metrics = original / "metrics.csv"
+    lines = metrics.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[5] = repr(float(cells[5]) + 1e-12)  # test_loss, nudged in its last digits
+    metrics.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    result = cli("rerun", str(original), "--check", "-q")
+    assert result.exit_code == 1
+    assert "DIFFERS" in result.stdout and "NOT reproduced" in result.stdout
+
+
+def start_run(tmp_path: Path, root: Path, name: str, epochs: int) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("regbench")
+    args = [str(exe), "run", f"epochs={epochs}", *SMALL, f"data.root={root}", f"name={name}", "-q"]
+    return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_rows(folder: Path, rows: int, proc: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        for run in run_dirs(folder):
+            metrics = run / "metrics.csv"
+            if metrics.exists() and len(metrics.read_text().splitlines()) > rows:
+                return run
+        time.sleep(0.02)
+    raise AssertionError(f"run ended or stalled before {rows} rows: {proc.communicate()}")
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"),
+    [(signal.SIGKILL, "running"), (signal.SIGINT, "interrupted"), (signal.SIGTERM, "interrupted")],
+    ids=["SIGKILL", "SIGINT", "SIGTERM"],
+)
+def test_killed_run_resumes_bitwise(
+    mnist_root: Path, tmp_path: Path, sig: signal.Signals, status: str
+) -> None:
+    epochs = 60
+    proc = start_run(tmp_path, mnist_root, "killed", epochs)
+    run = wait_for_rows(tmp_path / "outputs" / "killed", 3, proc)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    # SIGKILL cannot be caught: the summary still says running, and resume must accept that.
+    assert summary(run)["status"] == status
+    assert summary(run)["epochs_completed"] < epochs if status != "running" else True
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+
+    resumed = run_regbench("resume", str(run), "-q", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert summary(run)["status"] == "completed"
+    # metrics.csv gets a row just before its checkpoint: a kill in between resumes one row back.
+    assert summary(run)["resumed_from_epoch"] >= 2
+
+    full = run_regbench(
+        "run",
+        f"epochs={epochs}",
+        *SMALL,
+        f"data.root={mnist_root}",
+        "name=full",
+        "-q",
+        cwd=tmp_path,
+    )
+    assert full.returncode == 0, full.stderr
+    (reference,) = run_dirs(tmp_path / "outputs" / "full")
+    assert strip_time(run / "metrics.csv") == strip_time(reference / "metrics.csv")
+
+
+def test_resume_refuses_a_completed_run(cli, mnist_root: Path, tmp_path: Path) -> None:
+    assert cli("run", "epochs=1", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (run,) = run_dirs(tmp_path / "outputs")
+    result = cli("resume", str(run))
+    assert result.exit_code == 2 and "already completed" in result.stderr
+
+
+def test_diverging_run_stops_with_status_diverged(cli, mnist_root: Path, tmp_path: Path) -> None:
+    result = cli("run", "epochs=5", "lr=1e3", f"data.root={mnist_root}", "-q")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: diverged at epoch 1")
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert summary(run)["status"] == "diverged"
+    assert summary(run)["diverged_epoch"] == 1
+    assert not (run / "model.pt").exists()
+
+
+def test_nan_loss_is_divergence_too(cli, mnist_root: Path, tmp_path: Path) -> None:
+    result = cli(
+        "run",
+        "epochs=3",
+        "optimizer=sgd",
+        "lr=1e3",
+        "diverge_factor=null",
+        f"data.root={mnist_root}",
+        "-q",
+    )
+    assert result.exit_code == 1 and "NaN or infinite" in result.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert summary(run)["status"] == "diverged"
+
+
+def test_a_crash_leaves_status_failed(cli, mnist_root, tmp_path, monkeypatch) -> None:
+    from regbench.models.mlp import MLPStudy
+
+    real_step = MLPStudy.train_step
+    calls = {"n": 0}
+
+    def failing_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] > 8:
+            raise RuntimeError("disk on fire")
+        return real_step(self, batch)
+
+    monkeypatch.setattr(MLPStudy, "train_step", failing_step)
+    result = cli("run", "epochs=3", *SMALL, f"data.root={mnist_root}", "-q")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: RuntimeError: disk on fire (run with --debug for the traceback)"
+    ]
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert summary(run)["status"] == "failed"
+    assert "disk on fire" in summary(run)["error"]
+
+
+def test_unsafe_yaml_is_never_executed(cli, mnist_root: Path, tmp_path: Path) -> None:
+    assert cli("run", "epochs=1", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (run,) = run_dirs(tmp_path / "outputs")
+    marker = tmp_path / "pwned"
+    (run / "config.yaml").write_text(f"!!python/object/apply:os.system ['touch {marker}']\n")
+    result = cli("rerun", str(run))
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_checkpoints_load_with_weights_only(cli, mnist_root: Path, tmp_path: Path) -> None:
+    import torch
+
+    assert cli("run", "epochs=2", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (run,) = run_dirs(tmp_path / "outputs")
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and len(state["rows"]) == 2
+    assert {"model"} == set(state["networks"]) == set(state["optimizers"])
