@@ -1,3 +1,28 @@
-"""regbench: train and compare the classic neural-network regularization studies."""
+"""regbench: train and compare the classic neural-network regularization studies.
+
+The Python API (``run``, ``load_runs``) lives in regbench.api and is re-exported here lazily, so
+importing regbench (as ``regbench --help`` does) does not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["ConfigError", "RegbenchError", "load_runs", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("run", "load_runs"):
+        from regbench import api
+
+        return getattr(api, name)
+    if name == "ConfigError":
+        from regbench.config import ConfigError
+
+        return ConfigError
+    if name == "RegbenchError":
+        from regbench.errors import RegbenchError
+
+        return RegbenchError
+    raise AttributeError(f"module 'regbench' has no attribute {name!r}")

@@ -1,0 +1,51 @@
+"""The Python API for scripts and notebooks; the CLI is a thin layer over the same functions.
+
+>>> import regbench
+>>> result = regbench.run(["model=regression", "dropout=0.5", "seed=1"])
+>>> result.run_dir, result.summary["final"]["test_loss"]
+>>> table = regbench.load_runs("outputs")          # one row per run and epoch (pandas)
+>>> table.groupby("dropout")["test_loss"].mean()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from regbench.runner import RunResult
+
+
+def run(overrides: Sequence[str] = (), *, quiet: bool = True) -> RunResult:
+    """Train one model, exactly like ``regbench run OVERRIDES...``.
+
+    Returns a RunResult: ``run_dir`` (a RunDir; ``.path`` is the folder), ``summary`` (the dict in
+    summary.json) and ``rows`` (the metrics rows). Bad overrides raise ``regbench.ConfigError``.
+    """
+    from regbench.hydra_app import load_settings
+    from regbench.progress import Reporter, RichReporter
+    from regbench.runner import execute
+
+    overrides = list(overrides)
+    reporter = Reporter() if quiet else RichReporter()
+    return execute(load_settings(overrides), overrides, reporter)
+
+
+def load_runs(*paths: str | Path) -> pd.DataFrame:
+    """A tidy table of every run at or under ``paths``: one row per run and metrics row.
+
+    Columns: ``run`` (folder), ``status``, every config key flattened with dots
+    (``model.name``, ``data.root``, ``dropout``, ...), then the metric columns of metrics.csv.
+    """
+    import pandas as pd
+
+    from regbench.compare import find_runs
+
+    records = []
+    for found in find_runs([Path(p) for p in paths or ("outputs",)]):
+        base = {"run": str(found.path), "status": found.status, **found.config}
+        records += [{**base, **row} for row in found.rows] or [base]
+    return pd.DataFrame.from_records(records)
