@@ -59,7 +59,6 @@ ACTIONS = {
     "diverged": "retry",
     "partial": "run",  # killed between creating the folder and writing its summary
 }
-FINISHED = ("completed", "failed", "diverged")
 
 
 # ----------------------------------------------------------------------------- job keys
@@ -109,15 +108,14 @@ def _check_key(folder: Path) -> None:
     import yaml
 
     try:
-        config = yaml.safe_load((folder / CONFIG).read_text())
-        actual = job_key(config)
+        found = f"it hashes to {job_key(yaml.safe_load((folder / CONFIG).read_text()))}"
     except (OSError, yaml.YAMLError, TypeError, KeyError, AttributeError):
-        actual = "an unreadable config"
-    if actual != folder.name:
+        found = f"its {CONFIG} cannot be read"
+    if found != f"it hashes to {folder.name}":
         raise UsageError(
-            f"job folder {folder} holds a config that no longer matches its name (it hashes to "
-            f"{actual}): it was edited or comes from another config; move it out of the sweep "
-            f"folder and run again"
+            f"job folder {folder} holds a config that no longer matches its name ({found}): it "
+            f"was edited or comes from another config; move it out of the sweep folder and run "
+            f"again"
         )
 
 
@@ -128,7 +126,7 @@ def check_overrides(overrides: Sequence[str]) -> None:
         if item.startswith("-"):
             raise UsageError(f"unknown option {item}; sweep takes key=value overrides and --dir")
         key = item.split("=", 1)[0].lstrip("+~")
-        if key.startswith(("hydra.sweep.", "hydra.run.", "hydra.output_subdir", "hydra.job.")):
+        if key.startswith(("hydra.sweep.", "hydra.run.", "hydra.output_subdir", "hydra.job.chdir")):
             raise UsageError(
                 f"{key} is managed by regbench sweep; choose the sweep folder with --dir"
             )
