@@ -1,0 +1,182 @@
+"""Optional experiment loggers beside the always-on CSV: TensorBoard and MLflow.
+
+Each logger sees the same events: the run starts (config), a metrics row is written (with the
+study's networks, for weight histograms), the run ends (status and the folder's plots). The
+libraries are optional extras (``pip install 'regbench[tensorboard]'`` / ``'regbench[mlflow]'``);
+asking for one that is not installed is a one-line error before any work starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from regbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from regbench.config import Settings
+
+# logger name -> (module that must be importable, extra that installs it)
+REQUIREMENTS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+MLFLOW_STATUS = {"completed": "FINISHED", "interrupted": "KILLED"}  # anything else: FAILED
+
+
+def check_available(names: Sequence[str]) -> None:
+    """Fail fast, in one line, when a requested logger's library is missing."""
+    for name in names:
+        if name in REQUIREMENTS:
+            module, extra = REQUIREMENTS[name]
+            if importlib.util.find_spec(module) is None:
+                raise UsageError(
+                    f"logger={name} needs the {module} package: pip install 'regbench[{extra}]'"
+                )
+
+
+class Logger:
+    """No-op base; subclasses override what they record."""
+
+    def start(self, run_dir: Path, config: dict[str, Any]) -> None:
+        pass
+
+    def log_row(self, row: dict[str, Any], networks: dict[str, nn.Module]) -> None:
+        pass
+
+    def finish(self, run_dir: Path, status: str) -> None:
+        pass
+
+
+class Loggers(Logger):
+    """Fans every event out to the configured loggers."""
+
+    def __init__(self, loggers: Sequence[Logger]) -> None:
+        self.loggers = list(loggers)
+
+    def start(self, run_dir: Path, config: dict[str, Any]) -> None:
+        for logger in self.loggers:
+            logger.start(run_dir, config)
+
+    def log_row(self, row: dict[str, Any], networks: dict[str, nn.Module]) -> None:
+        for logger in self.loggers:
+            logger.log_row(row, networks)
+
+    def finish(self, run_dir: Path, status: str) -> None:
+        for logger in self.loggers:
+            logger.finish(run_dir, status)
+
+
+def build_loggers(settings: Settings) -> Loggers:
+    """The loggers ``settings.logger`` names ("csv" is metrics.csv, always written)."""
+    check_available(settings.logger)
+    built: list[Logger] = []
+    if "tensorboard" in settings.logger:
+        built.append(TensorBoardLogger())
+    if "mlflow" in settings.logger:
+        built.append(MLflowLogger(mlflow_uri(settings), experiment=settings.run_name))
+    return Loggers(built)
+
+
+def mlflow_uri(settings: Settings) -> str:
+    """The configured tracking URI, or a local file store ``<out_dir>/mlruns``.
+
+    MLflow 3 keeps its file store in maintenance mode and refuses it unless
+    MLFLOW_ALLOW_FILE_STORE is set; for the default local store regbench sets it (a plain folder
+    needs no database or server, and `mlflow ui --backend-store-uri <out_dir>/mlruns` reads it).
+    """
+    if settings.mlflow_uri:
+        return settings.mlflow_uri
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return (Path(settings.out_dir).expanduser().resolve() / "mlruns").as_uri()
+
+
+def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in row.items()
+        if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+class TensorBoardLogger(Logger):
+    """Event files in ``<run>/tensorboard/``: scalars per row, weight histograms, image grids."""
+
+    def start(self, run_dir: Path, config: dict[str, Any]) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        self.writer.add_text("config", "```\n" + _yaml(config) + "\n```", 0)
+
+    def log_row(self, row: dict[str, Any], networks: dict[str, nn.Module]) -> None:
+        step = int(row["epoch"])
+        for key, value in numeric_metrics(row).items():
+            self.writer.add_scalar(key, value, step)
+        for net_name, net in networks.items():
+            for name, param in net.named_parameters():
+                if param.dim() > 1:  # weight matrices, as the penalties see them
+                    self.writer.add_histogram(f"weights/{net_name}/{name}", param.detach(), step)
+        self.writer.flush()
+
+    def finish(self, run_dir: Path, status: str) -> None:
+        for image in sorted(run_dir.glob("samples_epoch_*.png")):
+            step = int(image.stem.rsplit("_", 1)[-1])
+            self.writer.add_image("samples", _read_png(image), step, dataformats="HWC")
+        self.writer.add_text("status", status, 0)
+        self.writer.close()
+
+
+class MLflowLogger(Logger):
+    """One MLflow run per regbench run: params = flattened config, metrics per row, artifacts =
+    plots and summary. Uses an explicit client (no global active run), so sweeps in one process
+    never log into each other's runs."""
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+
+    def start(self, run_dir: Path, config: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        from regbench.compare import flatten
+
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        found = self.client.get_experiment_by_name(self.experiment)
+        experiment_id = (
+            found.experiment_id if found else self.client.create_experiment(self.experiment)
+        )
+        self.run_id = self.client.create_run(
+            experiment_id, run_name=run_dir.name, tags={"regbench.run_dir": str(run_dir)}
+        ).info.run_id
+        params = [Param(k, str(v)) for k, v in flatten(config).items()]
+        self.client.log_batch(self.run_id, params=params)
+
+    def log_row(self, row: dict[str, Any], networks: dict[str, nn.Module]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now, step = int(time.time() * 1000), int(row["epoch"])
+        metrics = [Metric(k, v, now, step) for k, v in numeric_metrics(row).items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self, run_dir: Path, status: str) -> None:
+        for artifact in [*sorted(run_dir.glob("*.png")), run_dir / "summary.json"]:
+            if artifact.exists():
+                self.client.log_artifact(self.run_id, str(artifact))
+        self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
+
+
+def _yaml(config: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _read_png(path: Path) -> Any:
+    from matplotlib import image
+
+    return image.imread(str(path))[..., :3]
