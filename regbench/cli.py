@@ -122,6 +122,171 @@ def resume(
         _show_result(runner.resume(RunDir.open(run_dir), _reporter(quiet)), quiet)
 
 
+# ----------------------------------------------------------------------------- sweeps
+SWEEP_HELP = (
+    "Hydra overrides with sweeps, e.g. dropout=0,0.2,0.5 weight_decay=0,1e-4 'seed=range(1,4)' "
+    "(add hydra/launcher=joblib hydra.launcher.n_jobs=4 to run jobs in parallel)"
+)
+
+
+@app.command(context_settings=EXTRA_ARGS)
+def sweep(
+    overrides: list[str] = typer.Argument(None, help=SWEEP_HELP, show_default=False),
+    sweep_dir: Path = typer.Option(
+        None,
+        "--dir",
+        help="The sweep folder: a new one, or an earlier sweep's to resume or grow "
+        "(default: <out_dir>/sweeps/<timestamp>-<id>).",
+        show_default=False,
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs; run nothing."),
+    tex: bool = typer.Option(False, "--tex", help="Also write comparison.tex."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or epoch lines."),
+) -> None:
+    """Run a grid of runs through Hydra's multirun; rerun with --dir to resume or grow it."""
+    with user_errors():
+        from regbench import sweep as sweeps
+
+        overrides = overrides or []
+        prepared = sweeps.prepare(overrides, sweep_dir)
+        if dry_run:
+            stdout.print(_jobs_table(prepared))
+            stdout.print(f"dry run: {_job_counts(prepared)}; nothing was run", highlight=False)
+            return
+        stderr.print(f"sweep: {_job_counts(prepared)}", highlight=False, soft_wrap=True)
+        result = sweeps.run(prepared, overrides, quiet)
+        _sweep_comparison(result.sweep_dir, tex)
+        _sweep_outcome(result, overrides)
+
+
+def _job_counts(prepared) -> str:
+    from regbench.sweep import describe_states
+
+    counts = ", ".join(f"{n} to {action}" for action, n in describe_states(prepared).items())
+    return f"{len(prepared.jobs)} jobs ({counts}) in {prepared.sweep_dir}"
+
+
+def _jobs_table(prepared):
+    from rich.table import Table
+
+    from regbench.sweep import ACTIONS
+
+    table = Table(title=f"sweep jobs in {prepared.sweep_dir}")
+    for column in ("#", "job", "folder", "state", "action"):
+        table.add_column(column)
+    for i, job in enumerate(prepared.jobs, 1):
+        state = prepared.states[job.key]
+        table.add_row(str(i), job.label, job.key, state, ACTIONS[state])
+    return table
+
+
+def _sweep_comparison(sweep_dir: Path, tex: bool) -> None:
+    try:
+        _show_comparison([sweep_dir], sweep_dir, tex=tex, plots=True)
+    except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
+        stderr.print(f"no comparison: {exc}", style="yellow", markup=False, highlight=False)
+
+
+def _sweep_outcome(result, overrides: list[str]) -> None:
+    counts: dict[str, int] = {}
+    for status in result.statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    stdout.print(f"sweep done: {summary}; outputs in {result.sweep_dir}", highlight=False)
+    again = " ".join([*overrides, "--dir", str(result.sweep_dir)])
+    stdout.print(f"to resume, retry or grow it: regbench sweep {again}", highlight=False)
+    failed = counts.get("failed", 0)
+    if failed:
+        raise RegbenchError(
+            f"{failed} of {len(result.statuses)} jobs failed (their summary.json says why); "
+            f"run the same command with --dir {result.sweep_dir} to retry them"
+        )
+
+
+# ----------------------------------------------------------------------------- comparisons
+@app.command()
+def compare(
+    paths: list[Path] = typer.Argument(..., help="Run and sweep folders, in any mix."),
+    metric: list[str] = typer.Option(
+        None,
+        "--metric",
+        "-m",
+        help="Metric column to compare (repeatable; default test_loss and test_acc); the first "
+        "ranks the groups.",
+        show_default=False,
+    ),
+    at: str = typer.Option("final", "--at", help="Summarise each run at: final, best or epoch=N."),
+    over: list[str] = typer.Option(
+        None,
+        "--over",
+        help="Also pool runs that differ in this key (repeatable).",
+        show_default=False,
+    ),
+    baseline: str = typer.Option(
+        None,
+        "--baseline",
+        help="The baseline group, e.g. 'dropout=0 weight_decay=0' (default: the one group "
+        "without regularization).",
+        show_default=False,
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Folder for comparison.md/.csv and plots (default: the one folder given, else .).",
+        show_default=False,
+    ),
+    tex: bool = typer.Option(False, "--tex", help="Also write comparison.tex."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the comparison figures."),
+) -> None:
+    """Group runs over seeds; mean, std, 95% CI, difference from a baseline and its p-value."""
+    with user_errors():
+        if out is None:
+            out = paths[0] if len(paths) == 1 and paths[0].is_dir() else Path(".")
+        options = {"metrics": metric or [], "at": at, "over": over or [], "baseline": baseline}
+        _show_comparison(paths, out, tex=tex, plots=plots, **options)
+
+
+def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options) -> None:
+    from regbench.compare import compare as compare_runs
+    from regbench.compare import rich_table, write_tables
+
+    comparison = compare_runs(paths, **options)
+    stdout.print(rich_table(comparison))
+    for note in comparison.notes:
+        stderr.print(f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    written = write_tables(comparison, out, tex=tex)
+    if plots:
+        from regbench.compare_plots import write_plots
+
+        written += write_plots(comparison, out)
+    names = ", ".join(p.name for p in written)
+    stdout.print(f"comparison written to {out}: {names}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def plot(
+    paths: list[Path] = typer.Argument(..., help="Run or sweep folders."),
+) -> None:
+    """Redraw the plots of runs or sweeps from their saved metrics (no training)."""
+    with user_errors():
+        from regbench.compare_plots import redraw
+
+        for path in paths:
+            written = redraw(path)
+            stdout.print(f"{path}: redrew {len(written)} plot(s)", highlight=False)
+
+
+@app.command()
+def report(
+    path: Path = typer.Argument(..., help="A run or sweep folder (any folder of runs)."),
+) -> None:
+    """Write one self-contained report.html (table, plots, configs) into PATH."""
+    with user_errors():
+        from regbench.report import write_report
+
+        stdout.print(f"report written to {write_report(path)}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     app(prog_name="regbench")
 

@@ -39,9 +39,11 @@ class RunDir:
 
     # ------------------------------------------------------------------ create / open
     @classmethod
-    def create(cls, out_dir: str | Path, name: str) -> RunDir:
+    def create(cls, out_dir: str | Path, name: str, path: Path | None = None) -> RunDir:
+        """A new folder ``<out_dir>/<name>/<timestamp>-<id>``, or exactly ``path`` when given
+        (a sweep's job folder, named by the job's config)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(out_dir).expanduser() / name / f"{stamp}-{secrets.token_hex(3)}"
+        path = path or Path(out_dir).expanduser() / name / f"{stamp}-{secrets.token_hex(3)}"
         try:
             path.mkdir(parents=True)
         except OSError as exc:

@@ -19,6 +19,8 @@ from regbench.progress import Reporter
 from regbench.rundir import RunDir
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from regbench.config import Settings
@@ -44,10 +46,16 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def execute(settings: Settings, overrides: Sequence[str], reporter: Reporter) -> RunResult:
-    """A new run of ``settings`` in a new run folder."""
+def execute(
+    settings: Settings,
+    overrides: Sequence[str],
+    reporter: Reporter,
+    run_path: Path | None = None,
+) -> RunResult:
+    """A new run of ``settings`` in a new run folder; ``run_path`` names the folder exactly (a
+    sweep's job folder) instead of out_dir/name/stamp."""
     _, study = _prepare(settings, reporter)
-    run_dir = RunDir.create(settings.out_dir, settings.run_name)
+    run_dir = RunDir.create(settings.out_dir, settings.run_name, path=run_path)
     run_dir.write_config(settings.to_dict(), overrides)
     return _train_and_finish(settings, study, run_dir, overrides, reporter)
 
