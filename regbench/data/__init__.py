@@ -55,12 +55,14 @@ Loader = Callable[[Any, int], DataBundle]
 
 
 def _registry() -> dict[str, Loader]:
-    from regbench.data import mnist
+    from regbench.data import mnist, synthetic
 
     return {
         "mnist": mnist.load_files,
         "fashion_mnist": mnist.load_files,
         "mnist_small": mnist.load_small,
+        "toy_regression": synthetic.load_toy_regression,
+        "sine": synthetic.load_sine,
     }
 
 

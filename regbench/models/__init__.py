@@ -19,6 +19,9 @@ def registered_names() -> set[str]:
 
 def _registry() -> dict[str, type[Study]]:
     # Imported here so that `regbench --help` does not pay for torch.
+    from regbench.models.gan import GANStudy
     from regbench.models.mlp import MLPStudy
+    from regbench.models.regression import RegressionStudy
+    from regbench.models.rnn import RNNStudy
 
-    return {"mlp": MLPStudy}
+    return {"mlp": MLPStudy, "gan": GANStudy, "regression": RegressionStudy, "rnn": RNNStudy}

@@ -1,0 +1,161 @@
+"""The MNIST GAN: an MLP discriminator and generator trained against each other.
+
+D: 784-1024-512-256-1, LeakyReLU(0.2), dropout after each hidden layer, a logit out (its sigmoid
+is the probability that the image is real; the loss uses the stable logits form of BCE).
+G: 100-256-512-1024-784, LeakyReLU(0.2), tanh out; images are scaled to [-1, 1] to match.
+Each step updates D on a real and a generated batch, then G to make D call its batch real.
+
+``model.regularize`` (d, g or both) picks the network(s) that dropout, l1, l2 and weight_decay
+apply to; the other network has no dropout modules and no penalty. Sample quality is the FID of
+regbench's own classifier features (gan_quality.py), recorded at every evaluation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from regbench.models.base import Study
+from regbench.models.gan_quality import build_scorer, to_unit_range
+from regbench.regularize import (
+    NO_PENALTY,
+    PenalizedObjective,
+    Penalty,
+    dropout_layer,
+    make_optimizer,
+)
+
+if TYPE_CHECKING:
+    from regbench.config import Settings
+    from regbench.data import DataBundle
+
+PIXELS, SIDE = 28 * 28, 28
+SLOPE = 0.2  # LeakyReLU negative slope
+GRID = 64  # samples in each samples_epoch_XXX.png (8 x 8)
+GENERATE_CHUNK = 4096  # generated images per forward pass when scoring
+NOISE_STREAM = 0x5EED  # the fixed noise's generator differs from the data-order generator
+SCORES_FILE = "gan_scores.png"
+
+
+def mlp(
+    sizes: list[int], make_dropout: Callable[[], nn.Module], last: nn.Module | None
+) -> nn.Sequential:
+    """Linear layers of ``sizes``; LeakyReLU and dropout after each hidden one; ``last`` on top."""
+    layers: list[nn.Module] = []
+    for i, (width, size) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(width, size))
+        if i < len(sizes) - 2:
+            layers += [nn.LeakyReLU(SLOPE), make_dropout()]
+    if last is not None:
+        layers.append(last)
+    return nn.Sequential(*layers)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, hidden: tuple[int, ...], make_dropout: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        self.layers = mlp([PIXELS, *hidden, 1], make_dropout, None)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits [N] that images [N, 784] in [-1, 1] are real."""
+        return self.layers(images).squeeze(1)
+
+
+class Generator(nn.Module):
+    def __init__(
+        self, noise_dim: int, hidden: tuple[int, ...], make_dropout: Callable[[], nn.Module]
+    ) -> None:
+        super().__init__()
+        self.layers = mlp([noise_dim, *hidden, PIXELS], make_dropout, nn.Tanh())
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        """Images [N, 784] in [-1, 1] from noise [N, noise_dim]."""
+        return self.layers(noise)
+
+
+class GANStudy(Study):
+    """Metrics: ``d_loss`` and ``g_loss`` (mean BCE), ``d_real`` = mean D(x) and ``d_fake`` =
+    mean D(G(z)) over the D steps, ``l1_penalty``/``l2_penalty`` (summed over the regularized
+    networks), and ``fid`` (evaluation: generated vs real test images)."""
+
+    loss_columns: ClassVar[tuple[str, str]] = ("d_loss", "g_loss")
+    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"fid": "min"}
+
+    def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
+        super().__init__(settings, data, device)
+        model = settings.model
+        on_d, on_g = model.regularize in ("d", "both"), model.regularize in ("g", "both")
+        self.discriminator = Discriminator(model.d_hidden, self._dropout(on_d)).to(device)
+        self.generator = Generator(model.noise_dim, model.g_hidden, self._dropout(on_g)).to(device)
+        self.networks = {"discriminator": self.discriminator, "generator": self.generator}
+        penalty = Penalty.from_settings(settings)
+        self.objectives: dict[str, PenalizedObjective] = {}
+        for name, regularized in (("discriminator", on_d), ("generator", on_g)):
+            net_penalty = penalty if regularized else NO_PENALTY
+            optimizer = make_optimizer([self.networks[name]], settings, net_penalty)
+            self.objectives[name] = PenalizedObjective(
+                [self.networks[name]], optimizer, net_penalty
+            )
+            self.optimizers[name] = optimizer
+        # Fixed noise from its own generator: the same grid and FID inputs at every evaluation.
+        noise = torch.Generator().manual_seed(settings.seed ^ NOISE_STREAM)
+        self.grid_noise = torch.randn(GRID, model.noise_dim, generator=noise).to(device)
+        self.fid_noise = torch.randn(model.fid_samples, model.noise_dim, generator=noise).to(device)
+        self.scorer = build_scorer(data.train, data.test, data.name, device)
+        self.samples: list[torch.Tensor] = []  # one grid per evaluation, for extra_plots
+
+    def _dropout(self, regularized: bool) -> Callable[[], nn.Module]:
+        return (lambda: dropout_layer(self.settings)) if regularized else nn.Identity
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        real = to_unit_range(self.data.train["x"][batch])
+        ones, zeros = real.new_ones(len(real)), real.new_zeros(len(real))
+        fake = self.generator(
+            torch.randn(len(real), self.settings.model.noise_dim, device=real.device)
+        )
+        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake.detach())
+        d_loss = F.binary_cross_entropy_with_logits(
+            real_logits, ones
+        ) + F.binary_cross_entropy_with_logits(fake_logits, zeros)
+        d_terms = self.objectives["discriminator"].step(d_loss)
+        # G's step sees the updated D; the non-saturating loss: make D call the fakes real.
+        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake), ones)
+        g_terms = self.objectives["generator"].step(g_loss)
+        return {
+            "d_loss": d_terms["train_loss"],
+            "g_loss": g_terms["train_loss"],
+            "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+            "l1_penalty": d_terms["l1_penalty"] + g_terms["l1_penalty"],
+            "l2_penalty": d_terms["l2_penalty"] + g_terms["l2_penalty"],
+        }
+
+    def generate(self, noise: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.generator(chunk) for chunk in noise.split(GENERATE_CHUNK)])
+
+    def evaluate(self) -> dict[str, float]:
+        self.samples.append(self.generate(self.grid_noise).reshape(-1, SIDE, SIDE).cpu())
+        return {"fid": self.scorer.fid(self.generate(self.fid_noise))}
+
+    def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
+        """``samples_epoch_XXX.png`` every ``sample_every`` epochs and at the last evaluation
+        (only those evaluated in this process: a resumed run has none from before the resume),
+        and ``gan_scores.png``."""
+        from regbench.plots import gan_scores, image_grid
+        from regbench.runner import plot_title
+
+        title = plot_title(self.settings)
+        every = self.settings.model.sample_every
+        evaluated = rows[len(rows) - len(self.samples) :]
+        for i, (row, images) in enumerate(zip(evaluated, self.samples, strict=True)):
+            epoch = row["epoch"]
+            if epoch % every == 0 or i == len(evaluated) - 1:
+                path = run_dir / f"samples_epoch_{epoch:03d}.png"
+                image_grid(images.float().numpy(), f"{title}\nepoch {epoch}", path)
+        gan_scores(rows, title, run_dir / SCORES_FILE)

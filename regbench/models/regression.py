@@ -1,0 +1,101 @@
+"""The classic overfitting demo: a 1-300-300-1 ReLU net fitted to 20 noisy points of y = x.
+
+Without regularization the net threads every training point (train MSE far below the noise
+variance) and its test MSE is worse than the noise's; dropout after each hidden layer keeps the
+fit close to the line. Full batch (``batch_size`` larger than ``data.n_train``), MSE, Adam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from regbench.models.base import Study
+from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
+
+if TYPE_CHECKING:
+    from regbench.config import Settings
+    from regbench.data import DataBundle
+    from regbench.models.base import Forward
+
+GRID_POINTS = 400  # dense x grid for the fitted curve
+GRID_MARGIN = 0.1  # the curve extends this fraction of the data's x range beyond it
+PLOT_FILE = "fit.png"
+
+
+class Regressor(nn.Module):
+    """1-hidden...-1 with ReLU and dropout after each hidden layer."""
+
+    def __init__(self, hidden: tuple[int, ...], make_dropout: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = 1
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), make_dropout()]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class RegressionStudy(Study):
+    """Metrics: ``train_loss`` (training-mode MSE, dropout on, mean over the steps since the last
+    row), ``train_eval_loss`` (MSE on the training points in eval mode) and ``test_loss`` (test
+    MSE, eval mode)."""
+
+    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
+
+    def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
+        super().__init__(settings, data, device)
+        self.net = Regressor(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
+        penalty = Penalty.from_settings(settings)
+        optimizer = make_optimizer([self.net], settings, penalty)
+        self.objective = PenalizedObjective([self.net], optimizer, penalty)
+        self.networks = {"model": self.net}
+        self.optimizers = {"model": optimizer}
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = F.mse_loss(self.net(self.data.train["x"][batch]), self.data.train["y"][batch])
+        return self.objective.step(loss)
+
+    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
+        """train_step's loss, for the stacked launcher (regbench/stacked.py)."""
+        return lambda forward, batch: F.mse_loss(forward(batch["x"]), batch["y"])
+
+    def evaluate(self) -> dict[str, float]:
+        train, test = self.data.train, self.data.test
+        return {
+            "train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item(),
+            "test_loss": F.mse_loss(self.net(test["x"]), test["y"]).item(),
+        }
+
+    def fitted_curve(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, prediction) on a dense grid over the data's x range (plus a margin), eval mode."""
+        xs = torch.cat([self.data.train["x"], self.data.test["x"]])
+        lo, hi = xs.min().item(), xs.max().item()
+        margin = GRID_MARGIN * (hi - lo or 1.0)
+        grid = torch.linspace(lo - margin, hi + margin, GRID_POINTS, device=self.device)[:, None]
+        self.train_mode(False)
+        with torch.no_grad():
+            return grid.cpu(), self.net(grid).cpu()
+
+    def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
+        from regbench.plots import regression_fit
+        from regbench.runner import plot_title
+
+        grid, prediction = self.fitted_curve()
+        regression_fit(
+            {k: v.cpu() for k, v in self.data.train.items()},
+            {k: v.cpu() for k, v in self.data.test.items()},
+            (grid, prediction),
+            rows,
+            plot_title(self.settings),
+            run_dir / PLOT_FILE,
+        )

@@ -1,0 +1,149 @@
+"""The sine RNN: windows of a noisy sine series predict the next value.
+
+A stack of ``num_layers`` single-layer ``nn.RNN`` modules (tanh, batch_first; one layer by
+default: exactly the classic ``nn.RNN`` -> last step -> dropout -> linear), trained with MSE and
+Adam. Where dropout goes is ``model.rnn_dropout``:
+
+- ``output``: on the last step's output, before the linear head (the classic example).
+- ``variational`` (Gal & Ghahramani, 2016): one mask per sequence, drawn once and reused at every
+  time step, on each layer's input and on its hidden state before the recurrent product. The
+  recurrence then runs step by step in Python (nn.RNN has no per-sequence masks).
+- ``between_layers``: on each layer's output sequence before the next layer (fresh mask per step),
+  what ``nn.RNN(num_layers=k, dropout=p)`` does; needs ``num_layers >= 2``.
+
+Every mask comes from ``regularize.dropout_layer``, so dropout variants apply here too: a
+variational mask is that module applied to a tensor of ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from regbench.models.base import Study
+from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
+
+if TYPE_CHECKING:
+    from regbench.config import Settings
+    from regbench.data import DataBundle
+    from regbench.models.base import Forward
+
+PLOT_FILE = "predictions.png"
+ZOOM_PERIODS = 2  # the detail panel shows this many sine periods each side of the split
+Placement = Literal["output", "variational", "between_layers"]
+
+
+class SineRNN(nn.Module):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_layers: int,
+        placement: Placement,
+        make_dropout: Callable[[], nn.Module],
+    ) -> None:
+        super().__init__()
+        self.placement = placement
+        sizes = [1] + [hidden_size] * num_layers
+        self.layers = nn.ModuleList(
+            nn.RNN(sizes[i], sizes[i + 1], batch_first=True) for i in range(num_layers)
+        )
+        per_layer = lambda on: nn.ModuleList(  # noqa: E731
+            make_dropout() if on else nn.Identity() for _ in range(num_layers)
+        )
+        # Dropout modules only where the placement puts them (state dicts do not depend on it).
+        self.between = per_layer(placement == "between_layers")
+        self.input_masks = per_layer(placement == "variational")
+        self.hidden_masks = per_layer(placement == "variational")
+        self.output_dropout = make_dropout() if placement == "output" else nn.Identity()
+        self.head = nn.Linear(hidden_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[batch, seq_len, 1] windows -> [batch, 1] next values."""
+        for i, rnn in enumerate(self.layers):
+            if i > 0:
+                x = self.between[i](x)
+            if self.placement == "variational":
+                x = variational_layer(rnn, x, self.input_masks[i], self.hidden_masks[i])
+            else:
+                x, _ = rnn(x)
+        return self.head(self.output_dropout(x[:, -1]))
+
+
+def variational_layer(
+    rnn: nn.RNN, x: torch.Tensor, input_dropout: nn.Module, hidden_dropout: nn.Module
+) -> torch.Tensor:
+    """One tanh RNN layer with per-sequence masks on its input and its hidden state.
+
+    h_t = tanh(W_ih (m_x * x_t) + b_ih + W_hh (m_h * h_{t-1}) + b_hh), with m_x, m_h drawn once
+    per sequence (a dropout module applied to ones: identity or its test-time scaling in eval).
+    """
+    batch, steps, _ = x.shape
+    input_mask = input_dropout(x.new_ones(batch, 1, x.shape[2]))
+    hidden_mask = hidden_dropout(x.new_ones(batch, rnn.hidden_size))
+    # The input projection of every step at once; only the recurrence is sequential.
+    projected = F.linear(x * input_mask, rnn.weight_ih_l0, rnn.bias_ih_l0) + rnn.bias_hh_l0
+    h = x.new_zeros(batch, rnn.hidden_size)
+    outputs = []
+    for t in range(steps):
+        h = torch.tanh(projected[:, t] + F.linear(h * hidden_mask, rnn.weight_hh_l0))
+        outputs.append(h)
+    return torch.stack(outputs, dim=1)
+
+
+class RNNStudy(Study):
+    """Metrics: ``train_loss`` (training-mode MSE, mean over the steps since the last row),
+    ``train_eval_loss`` (MSE on all training windows, eval mode), ``test_loss`` (test MSE)."""
+
+    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
+
+    def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
+        super().__init__(settings, data, device)
+        model = settings.model
+        self.net = SineRNN(
+            model.hidden_size, model.num_layers, model.rnn_dropout, lambda: dropout_layer(settings)
+        ).to(device)
+        penalty = Penalty.from_settings(settings)
+        optimizer = make_optimizer([self.net], settings, penalty)
+        self.objective = PenalizedObjective([self.net], optimizer, penalty)
+        self.networks = {"model": self.net}
+        self.optimizers = {"model": optimizer}
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = F.mse_loss(self.net(self.data.train["x"][batch]), self.data.train["y"][batch])
+        return self.objective.step(loss)
+
+    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
+        """train_step's loss, for the stacked launcher (regbench/stacked.py)."""
+        return lambda forward, batch: F.mse_loss(forward(batch["x"]), batch["y"])
+
+    def evaluate(self) -> dict[str, float]:
+        train, test = self.data.train, self.data.test
+        return {
+            "train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item(),
+            "test_loss": F.mse_loss(self.net(test["x"]), test["y"]).item(),
+        }
+
+    def predictions(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Part name -> (target indices in the series, eval-mode predictions), on the CPU."""
+        self.train_mode(False)
+        with torch.no_grad():
+            return {
+                part: (self.data.extra[f"{part}_targets"], self.net(split["x"])[:, 0].cpu())
+                for part, split in (("train", self.data.train), ("test", self.data.test))
+            }
+
+    def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
+        from regbench.plots import series_predictions
+        from regbench.runner import plot_title
+
+        series = {"observed": self.data.extra["series"], "clean": self.data.extra["clean"]}
+        split = int(self.data.extra["test_targets"][0])
+        span = max(ZOOM_PERIODS * self.settings.data.period, self.settings.data.seq_len + 1)
+        zoom = (max(0.0, split - span), min(len(series["observed"]) - 0.5, split + span))
+        title = plot_title(self.settings)
+        series_predictions(series, self.predictions(), zoom, rows, title, run_dir / PLOT_FILE)
