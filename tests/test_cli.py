@@ -32,7 +32,7 @@ def test_help_does_not_import_torch_or_matplotlib() -> None:
 def test_configs_shows_groups_and_resolved_values(cli) -> None:
     result = cli("configs", "dropout=0.3", "model=mlp")
     assert result.exit_code == 0, result.stderr
-    assert "model: mlp" in result.stdout
+    assert "model: gan, mlp, regression, rnn" in result.stdout and "name: mlp" in result.stdout
     assert "data: fashion_mnist, mnist, mnist_small" in result.stdout
     assert "dropout: 0.3" in result.stdout and "hidden:" in result.stdout
 
@@ -47,4 +47,15 @@ def test_every_config_option_validates(cli) -> None:
 
     for group, options in group_options().items():
         for option in options:
-            assert load_settings([f"{group}={option}"])
+            # A data option goes with a model that trains on it (model=mlp data=sine is refused).
+            pairing = [f"model={model_for_data(option)}"] if group == "data" else []
+            assert load_settings([*pairing, f"{group}={option}"])
+
+
+def model_for_data(option: str) -> str:
+    import yaml
+
+    from regbench.hydra_app import config_dir
+
+    source = yaml.safe_load((config_dir() / "data" / f"{option}.yaml").read_text())["name"]
+    return next(m for m, s in config.MODEL_SCHEMAS.items() if source in s.data_sources)
