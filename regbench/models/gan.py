@@ -119,13 +119,13 @@ class GANStudy(Study):
         fake = self.generator(
             torch.randn(len(real), self.settings.model.noise_dim, device=real.device)
         )
+        bce = F.binary_cross_entropy_with_logits
         real_logits, fake_logits = self.discriminator(real), self.discriminator(fake.detach())
-        d_loss = F.binary_cross_entropy_with_logits(
-            real_logits, ones
-        ) + F.binary_cross_entropy_with_logits(fake_logits, zeros)
-        d_terms = self.objectives["discriminator"].step(d_loss)
+        d_terms = self.objectives["discriminator"].step(
+            bce(real_logits, ones) + bce(fake_logits, zeros)
+        )
         # G's step sees the updated D; the non-saturating loss: make D call the fakes real.
-        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake), ones)
+        g_loss = bce(self.discriminator(fake), ones)
         g_terms = self.objectives["generator"].step(g_loss)
         return {
             "d_loss": d_terms["train_loss"],
