@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
 
     from regbench.config import Settings
     from regbench.data import DataBundle
+
+    Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Study(ABC):
@@ -52,6 +55,13 @@ class Study(ABC):
 
     def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:  # noqa: B027
         """Study-specific figures beyond the loss curve (none by default)."""
+
+    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor] | None:
+        """The stacked launcher's hook (regbench/stacked.py): ``loss(forward, batch)``, the data
+        loss of one training batch as in ``train_step``, given the study's one network as a
+        function ``forward(x)`` and the batch's tensors by data key. It runs under vmap, once
+        per member. None (the default): this study is never stacked."""
+        return None
 
     def state_dicts(self) -> dict[str, Any]:
         return {name: net.state_dict() for name, net in self.networks.items()}
