@@ -81,11 +81,12 @@ def dropout_layer(settings: Settings, p: float | None = None) -> nn.Module:
     """The dropout module every study uses (p defaults to ``settings.dropout``).
 
     One factory for all models, so that dropout variants configured in settings apply to every
-    study the same way.
+    study the same way: ``dropout_impl`` picks the variant (regbench/dropout.py), and the loop's
+    ``dropout_schedule`` scales the p given here.
     """
-    from torch import nn
+    from regbench.dropout import make_dropout
 
-    return nn.Dropout(settings.dropout if p is None else p)
+    return make_dropout(settings.dropout_impl, settings.dropout if p is None else p)
 
 
 class PenalizedObjective:

@@ -18,6 +18,7 @@ EXPECTED_COLUMNS = [
     "total_loss",
     "test_loss",
     "test_acc",
+    "gap",
     "seconds",
 ]
 

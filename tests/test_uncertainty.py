@@ -106,3 +106,35 @@ def test_mlp_mc_metrics_do_not_change_training(cli, mnist_root: Path, tmp_path: 
         assert {k: row[k] for k in plain if k != "seconds"} == {
             k: v for k, v in plain.items() if k != "seconds"
         }
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "bands"),
+    [
+        ("regression", ["epochs=40", "eval_every=20", "mc_samples=20"], 1),
+        ("rnn", ["epochs=2", "mc_samples=5", "data.n_points=160", "data.test_points=40"], 4),
+    ],
+)
+def test_mc_band_on_regression_and_rnn_plots(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str, overrides: list, bands: int
+) -> None:
+    """mc_samples draws the MC mean with a +-2 std band (regression: on the fit's grid; RNN: on
+    the train and test parts, in both panels); the run also writes its weight diagnostics."""
+    from regbench import plots
+
+    drawn = []
+
+    def spy(ax, x, mean, std, *args, **kwargs) -> None:
+        drawn.append(torch.as_tensor(std))
+        draw(ax, x, mean, std, *args, **kwargs)
+
+    draw = plots.draw_mc_band
+    monkeypatch.setattr(plots, "draw_mc_band", spy)
+    result = cli("run", f"model={model}", "dropout=0.3", "device=cpu", *overrides, "-q")
+    assert result.exit_code == 0, result.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    rows = _rows(run / "metrics.csv")
+    assert all(float(row["mc_std"]) > 0 and float(row["mc_test_loss"]) > 0 for row in rows)
+    assert len(drawn) == bands and all((std > 0).any() for std in drawn)
+    for name in ("weights.csv", "weight_hist.png", "weight_norms.png"):
+        assert (run / name).stat().st_size > 0, name

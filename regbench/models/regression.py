@@ -17,6 +17,7 @@ from torch import nn
 
 from regbench.models.base import Study
 from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
+from regbench.uncertainty import mc_dropout, mc_moments, regression_metrics
 
 if TYPE_CHECKING:
     from regbench.config import Settings
@@ -71,20 +72,40 @@ class RegressionStudy(Study):
 
     def evaluate(self) -> dict[str, float]:
         train, test = self.data.train, self.data.test
-        return {
+        metrics = {
             "train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item(),
             "test_loss": F.mse_loss(self.net(test["x"]), test["y"]).item(),
         }
+        if self.settings.mc_samples:
+            mean, std = self.mc_predict(test["x"])
+            metrics.update(regression_metrics(mean, std, test["y"]))
+        return metrics
 
-    def fitted_curve(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, prediction) on a dense grid over the data's x range (plus a margin), eval mode."""
+    def mc_predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MC dropout: mean and std of ``mc_samples`` predictions at ``x`` with dropout on."""
+        self.train_mode(False)
+        with torch.no_grad(), mc_dropout([self.net], self.device):
+            return mc_moments(lambda: self.net(x), self.settings.mc_samples)
+
+    def _grid(self) -> torch.Tensor:
         xs = torch.cat([self.data.train["x"], self.data.test["x"]])
         lo, hi = xs.min().item(), xs.max().item()
         margin = GRID_MARGIN * (hi - lo or 1.0)
-        grid = torch.linspace(lo - margin, hi + margin, GRID_POINTS, device=self.device)[:, None]
+        return torch.linspace(lo - margin, hi + margin, GRID_POINTS, device=self.device)[:, None]
+
+    def fitted_curve(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, prediction) on a dense grid over the data's x range (plus a margin), eval mode."""
+        grid = self._grid()
         self.train_mode(False)
         with torch.no_grad():
             return grid.cpu(), self.net(grid).cpu()
+
+    def mc_band(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """MC mean and std on the fitted curve's grid (None when ``mc_samples`` is 0)."""
+        if not self.settings.mc_samples:
+            return None
+        mean, std = self.mc_predict(self._grid())
+        return mean.cpu(), std.cpu()
 
     def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
         from regbench.plots import regression_fit
@@ -98,4 +119,5 @@ class RegressionStudy(Study):
             rows,
             plot_title(self.settings),
             run_dir / PLOT_FILE,
+            band=self.mc_band(),
         )

@@ -27,6 +27,7 @@ from torch import nn
 
 from regbench.models.base import Study
 from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
+from regbench.uncertainty import mc_dropout, mc_moments, regression_metrics
 
 if TYPE_CHECKING:
     from regbench.config import Settings
@@ -123,10 +124,30 @@ class RNNStudy(Study):
 
     def evaluate(self) -> dict[str, float]:
         train, test = self.data.train, self.data.test
-        return {
+        metrics = {
             "train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item(),
             "test_loss": F.mse_loss(self.net(test["x"]), test["y"]).item(),
         }
+        if self.settings.mc_samples:
+            mean, std = self.mc_predict(test["x"])
+            metrics.update(regression_metrics(mean, std, test["y"]))
+        return metrics
+
+    def mc_predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MC dropout: mean and std of ``mc_samples`` predictions for windows ``x``."""
+        self.train_mode(False)
+        with torch.no_grad(), mc_dropout([self.net], self.device):
+            return mc_moments(lambda: self.net(x), self.settings.mc_samples)
+
+    def mc_bands(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
+        """Part name -> (target indices, MC mean, MC std) on the CPU; None without MC."""
+        if not self.settings.mc_samples:
+            return None
+        bands = {}
+        for part, split in (("train", self.data.train), ("test", self.data.test)):
+            mean, std = self.mc_predict(split["x"])
+            bands[part] = (self.data.extra[f"{part}_targets"], mean[:, 0].cpu(), std[:, 0].cpu())
+        return bands
 
     def predictions(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Part name -> (target indices in the series, eval-mode predictions), on the CPU."""
@@ -146,4 +167,12 @@ class RNNStudy(Study):
         span = max(ZOOM_PERIODS * self.settings.data.period, self.settings.data.seq_len + 1)
         zoom = (max(0.0, split - span), min(len(series["observed"]) - 0.5, split + span))
         title = plot_title(self.settings)
-        series_predictions(series, self.predictions(), zoom, rows, title, run_dir / PLOT_FILE)
+        series_predictions(
+            series,
+            self.predictions(),
+            zoom,
+            rows,
+            title,
+            run_dir / PLOT_FILE,
+            bands=self.mc_bands(),
+        )
