@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from regbench.errors import UsageError
 
@@ -35,8 +35,60 @@ class MLPConfig:
     name: Literal["mlp"]
     hidden: tuple[int, ...]
 
+    data_sources: ClassVar[tuple[str, ...]] = ("mnist", "fashion_mnist", "mnist_small")
 
-MODEL_SCHEMAS: dict[str, type] = {"mlp": MLPConfig}
+
+@dataclass(frozen=True)
+class GANConfig:
+    """MNIST GAN: D 784-d_hidden-1 and G noise_dim-g_hidden-784; ``regularize`` picks which
+    network(s) dropout, l1, l2 and weight_decay apply to."""
+
+    name: Literal["gan"]
+    regularize: Literal["d", "g", "both"]
+    noise_dim: int = bounds(1)
+    d_hidden: tuple[int, ...]
+    g_hidden: tuple[int, ...]
+    sample_every: int = bounds(1)
+    fid_samples: int = bounds(2)
+
+    data_sources: ClassVar[tuple[str, ...]] = ("mnist", "fashion_mnist", "mnist_small")
+
+
+@dataclass(frozen=True)
+class RegressionConfig:
+    """1-hidden...-1 regressor with ReLU and dropout after each hidden layer, full batch."""
+
+    name: Literal["regression"]
+    hidden: tuple[int, ...]
+
+    data_sources: ClassVar[tuple[str, ...]] = ("toy_regression",)
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """nn.RNN layers (tanh) + linear head on the last step; ``rnn_dropout`` places dropout."""
+
+    name: Literal["rnn"]
+    hidden_size: int = bounds(1)
+    num_layers: int = bounds(1)
+    rnn_dropout: Literal["output", "variational", "between_layers"]
+
+    data_sources: ClassVar[tuple[str, ...]] = ("sine",)
+
+    def __post_init__(self) -> None:
+        if self.rnn_dropout == "between_layers" and self.num_layers < 2:
+            raise ConfigError(
+                "model.rnn_dropout=between_layers needs model.num_layers >= 2 "
+                f"(got {self.num_layers}); use output or variational for one layer"
+            )
+
+
+MODEL_SCHEMAS: dict[str, type] = {
+    "mlp": MLPConfig,
+    "gan": GANConfig,
+    "regression": RegressionConfig,
+    "rnn": RNNConfig,
+}
 
 
 # ----------------------------------------------------------------------------- data
@@ -58,14 +110,48 @@ class MNISTSmallConfig:
     test_size: int = bounds(1, 4999)
 
 
+@dataclass(frozen=True)
+class ToyRegressionConfig:
+    """y = x + noise * N(0, 1) at evenly spaced x in [-1, 1]; train and test drawn alike."""
+
+    name: Literal["toy_regression"]
+    n_train: int = bounds(1)
+    n_test: int = bounds(1)
+    noise: float = bounds(0)
+
+
+@dataclass(frozen=True)
+class SineConfig:
+    """A noisy sine series cut into ``seq_len``-step windows that predict the next value; the
+    last ``test_points`` values are the held-out targets."""
+
+    name: Literal["sine"]
+    n_points: int = bounds(2)
+    seq_len: int = bounds(1)
+    test_points: int = bounds(1)
+    period: float = bounds(0)
+    noise: float = bounds(0)
+
+    def __post_init__(self) -> None:
+        if self.period <= 0:
+            raise ConfigError(f"data.period={self.period} must be > 0 (steps per sine cycle)")
+        if self.n_points - self.test_points <= self.seq_len:
+            raise ConfigError(
+                f"data.n_points={self.n_points} leaves no training window: it must exceed "
+                f"data.seq_len + data.test_points = {self.seq_len + self.test_points}"
+            )
+
+
 DATA_SCHEMAS: dict[str, type] = {
     "mnist": MNISTFilesConfig,
     "fashion_mnist": MNISTFilesConfig,
     "mnist_small": MNISTSmallConfig,
+    "toy_regression": ToyRegressionConfig,
+    "sine": SineConfig,
 }
 
-ModelConfig = MLPConfig
-DataConfig = MNISTFilesConfig | MNISTSmallConfig
+ModelConfig = MLPConfig | GANConfig | RegressionConfig | RNNConfig
+DataConfig = MNISTFilesConfig | MNISTSmallConfig | ToyRegressionConfig | SineConfig
 
 
 # ----------------------------------------------------------------------------- top level
@@ -110,7 +196,19 @@ def validate(raw: Mapping[str, Any]) -> Settings:
         "model": _build(model_schema, raw["model"], "model."),
         "data": _build(data_schema, raw["data"], "data."),
     }
-    return _build(Settings, raw, "", prebuilt=overrides)
+    settings = _build(Settings, raw, "", prebuilt=overrides)
+    _check_pairing(settings.model, settings.data)
+    return settings
+
+
+def _check_pairing(model: Any, data: Any) -> None:
+    """Each model trains on the data sources its schema lists (e.g. the RNN on ``sine``)."""
+    allowed = getattr(model, "data_sources", None)
+    if allowed is not None and data.name not in allowed:
+        raise ConfigError(
+            f"model={model.name} cannot train on data={data.name}; use data="
+            + " or data=".join(allowed)
+        )
 
 
 def _pick_schema(raw: Mapping[str, Any], group: str, schemas: dict[str, type]) -> type:
