@@ -170,13 +170,21 @@ class Settings:
     optimizer: Literal["adam", "adamw", "sgd"]
     momentum: float = bounds(0, 1, hi_open=True)
     dropout: float = bounds(0, 1, hi_open=True)
+    dropout_impl: Literal["inverted", "vanilla", "torch"]
+    dropout_schedule: Literal["constant", "ramp"]
+    dropout_ramp_epochs: int = bounds(1)
+    mc_samples: int = bounds(0)
+    weight_threshold: float = bounds(0)
     l1: float = bounds(0)
     l2: float = bounds(0)
     weight_decay: float = bounds(0)
     penalize: Literal["weights", "all"]
     eval_every: int = bounds(1)
+    diverge_factor: float | None = bounds(1)
     out_dir: str
     name: str | None
+    logger: tuple[Literal["csv", "tensorboard", "mlflow"], ...]
+    mlflow_uri: str | None
 
     @property
     def run_name(self) -> str:

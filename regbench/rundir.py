@@ -6,6 +6,7 @@
         config.yaml      resolved settings (enough to rerun)
         overrides.yaml   the overrides as typed
         metrics.csv      one row per evaluation, appended and flushed as training goes
+        weights.csv      per-layer weight statistics at each evaluation (diagnostics.py)
         summary.json     status (running|completed|interrupted|failed|diverged) and results
         checkpoint.pt    everything needed to resume, rewritten atomically at each row
         model.pt         final weights (state dicts; ``torch.load(..., weights_only=True)``)
@@ -31,6 +32,7 @@ from regbench.errors import RegbenchError, UsageError
 
 CONFIG, OVERRIDES, METRICS, SUMMARY = "config.yaml", "overrides.yaml", "metrics.csv", "summary.json"
 CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
+WEIGHTS = "weights.csv"  # per-layer weight statistics, one row per layer per metrics row
 
 
 class RunDir:
@@ -105,6 +107,34 @@ class RunDir:
         with target.open(newline="") as f:
             return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
+    # ------------------------------------------------------------------ weights
+    def append_weights(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append one metrics row's per-layer weight statistics (long form) and flush."""
+        if not rows:
+            return
+        target = self.path / WEIGHTS
+        new = not target.exists()
+        with target.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            if new:
+                writer.writeheader()
+            writer.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_weights(self) -> list[dict[str, Any]]:
+        target = self.path / WEIGHTS
+        if not target.exists():
+            return []
+        with target.open(newline="") as f:
+            return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+    def truncate_weights(self, last_epoch: int) -> None:
+        """Drop weights.csv rows past ``last_epoch`` (a resumed run redoes those epochs)."""
+        rows = [row for row in self.read_weights() if row["epoch"] <= last_epoch]
+        (self.path / WEIGHTS).unlink(missing_ok=True)
+        self.append_weights(rows)
+
     # ------------------------------------------------------------------ summary
     def write_summary(self, summary: dict[str, Any]) -> None:
         self._atomic_text(SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
@@ -135,7 +165,8 @@ class RunDir:
         try:
             return yaml.safe_load((self.path / name).read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise UsageError(f"cannot read {self.path / name}: {exc}") from exc
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise UsageError(f"cannot read {self.path / name}: {first_line}") from exc
 
     def _atomic_text(self, name: str, text: str) -> None:
         self._atomic(name, lambda f: f.write(text.encode()))

@@ -7,10 +7,15 @@ created, so bad input never leaves a folder behind; once the folder exists, its 
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import platform
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
     import torch
 
     from regbench.config import Settings
+    from regbench.data import DataBundle
     from regbench.models.base import Study
 
 
@@ -50,42 +56,71 @@ def execute(
     settings: Settings,
     overrides: Sequence[str],
     reporter: Reporter,
+    extra_summary: dict[str, Any] | None = None,
     run_path: Path | None = None,
 ) -> RunResult:
-    """A new run of ``settings`` in a new run folder; ``run_path`` names the folder exactly (a
-    sweep's job folder) instead of out_dir/name/stamp."""
+    """A new run of ``settings`` in a new run folder (``extra_summary`` lands in its summary);
+    ``run_path`` names the folder exactly (a sweep's job folder) instead of out_dir/name/stamp."""
     _, study = _prepare(settings, reporter)
     run_dir = RunDir.create(settings.out_dir, settings.run_name, path=run_path)
     run_dir.write_config(settings.to_dict(), overrides)
-    return _train_and_finish(settings, study, run_dir, overrides, reporter)
+    return _train_and_finish(
+        settings, study, run_dir, overrides, reporter, extra_summary=extra_summary
+    )
+
+
+def rerun(original: RunDir, reporter: Reporter) -> RunResult:
+    """Run ``original``'s saved config again, into a new folder beside it."""
+    settings = dataclasses.replace(
+        saved_settings(original), out_dir=str(original.path.parent.parent)
+    )
+    extra = {"rerun_of": str(original.path)}
+    return execute(settings, original.read_overrides(), reporter, extra_summary=extra)
+
+
+def saved_settings(run_dir: RunDir) -> Settings:
+    """A run folder's config.yaml, validated like any new config."""
+    from regbench.config import ConfigError, validate
+
+    try:
+        return validate(run_dir.read_config() or {})
+    except ConfigError as exc:
+        raise UsageError(f"{run_dir / 'config.yaml'} is not a valid config: {exc}") from exc
 
 
 def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     """Continue ``run_dir`` from its last checkpoint (from the start when it has none)."""
-    from regbench.config import validate
-
     summary = run_dir.read_summary()
     if summary.get("status") == "completed":
         raise UsageError(f"{run_dir} already completed; use `regbench rerun` to run it again")
-    settings = validate(run_dir.read_config())
+    if summary.get("status") == "running" and _alive(summary.get("pid")):
+        raise UsageError(f"{run_dir} is still running (pid {summary['pid']}); stop it first")
+    settings = saved_settings(run_dir)
     _, study = _prepare(settings, reporter)
     checkpoint = run_dir.load_checkpoint()
     # Rows written after the last checkpoint (if killed between the two writes) are redone.
     run_dir.rewrite_metrics(checkpoint["rows"] if checkpoint else [])
+    run_dir.truncate_weights(checkpoint["epoch"] if checkpoint else 0)
     return _train_and_finish(
         settings, study, run_dir, run_dir.read_overrides(), reporter, checkpoint
     )
 
 
-def _prepare(settings: Settings, reporter: Reporter) -> tuple[torch.device, Study]:
+def _prepare(
+    settings: Settings, reporter: Reporter, load: Callable[..., DataBundle] | None = None
+) -> tuple[torch.device, Study]:
+    """Device, seeds, data, Study. ``load`` replaces ``data.load_data`` (the stacked launcher
+    passes one that loads each data set once for all members)."""
     from regbench.data import load_data
+    from regbench.loggers import check_available as check_loggers
     from regbench.models import study_class
     from regbench.seeding import configure_determinism, seed_everything
 
+    check_loggers(settings.logger)
     device = resolve_device(settings.device)
     configure_determinism(settings.deterministic, device)
     seed_everything(settings.seed)
-    data = load_data(settings.data, settings.seed)
+    data = (load or load_data)(settings.data, settings.seed)
     if data.notice:
         reporter.notice(data.notice)
     seed_everything(settings.seed)  # the same weights whatever the data source consumed
@@ -99,15 +134,23 @@ def _train_and_finish(
     overrides: Sequence[str],
     reporter: Reporter,
     checkpoint: dict[str, Any] | None = None,
+    extra_summary: dict[str, Any] | None = None,
 ) -> RunResult:
+    from regbench.loggers import build_loggers
     from regbench.train import Diverged, train
 
     started = time.time()
     summary = _summary(settings, study, run_dir, overrides, started)
+    summary.update(extra_summary or {})
+    if checkpoint is not None:
+        summary["resumed_from_epoch"] = checkpoint["epoch"]
     run_dir.write_summary(summary)
     status, rows = "failed", []
+    loggers = build_loggers(settings)
     try:
-        rows = train(study, settings, run_dir, reporter, checkpoint)
+        loggers.start(run_dir.path, settings.to_dict())
+        with _sigterm_as_interrupt():
+            rows = train(study, settings, run_dir, reporter, checkpoint, loggers)
         reporter.stop()
         _write_outputs(settings, study, run_dir, rows)
         status = "completed"
@@ -131,17 +174,20 @@ def _train_and_finish(
             wall_seconds=time.time() - started,
         )
         run_dir.write_summary(summary)
+        loggers.finish(run_dir.path, status)
     return RunResult(run_dir, summary, rows)
 
 
 def _write_outputs(
     settings: Settings, study: Study, run_dir: RunDir, rows: list[dict[str, Any]]
 ) -> None:
+    from regbench.diagnostics import draw_weight_plots
     from regbench.plots import loss_curve
 
     run_dir.save_model(study.state_dicts())
     loss_curve(rows, study.loss_columns, plot_title(settings), run_dir.path / "loss_curve.png")
     study.extra_plots(run_dir.path, rows)
+    draw_weight_plots(study.networks, run_dir, plot_title(settings))
 
 
 def plot_title(settings: Settings) -> str:
@@ -160,6 +206,7 @@ def _summary(
     on_cuda = study.device.type == "cuda"
     return {
         "status": "running",
+        "pid": os.getpid(),
         "run_dir": str(run_dir.path),
         "name": settings.run_name,
         "model": settings.model.name,
@@ -181,6 +228,35 @@ def _summary(
             "argv": sys.argv,
         },
     }
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a scheduler's preemption) ends the run like Ctrl-C: status interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _results(study: Study, rows: list[dict[str, Any]]) -> dict[str, Any]:

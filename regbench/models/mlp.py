@@ -11,10 +11,12 @@ from torch import nn
 
 from regbench.models.base import Study
 from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
+from regbench.uncertainty import classifier_metrics, mc_dropout, mc_moments
 
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
+    from regbench.models.base import Forward
 
 PIXELS, CLASSES = 28 * 28, 10
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # standardize pixels/255 as the classic tutorial does
@@ -59,16 +61,38 @@ class MLPStudy(Study):
         loss = F.nll_loss(self.net(x), self.data.train["y"][batch])
         return self.objective.step(loss)
 
+    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
+        """train_step's loss, for the stacked launcher."""
+        return lambda forward, batch: F.nll_loss(forward(standardize(batch["x"])), batch["y"])
+
     def evaluate(self) -> dict[str, float]:
         images, labels = self.data.test["x"], self.data.test["y"]
         loss_sum = images.new_zeros((), dtype=torch.float64)
         correct = images.new_zeros((), dtype=torch.int64)
+        chunks = []
         for start in range(0, len(labels), EVAL_CHUNK):
             y = labels[start : start + EVAL_CHUNK]
             log_probs = self.net(standardize(images[start : start + EVAL_CHUNK]))
             loss_sum += F.nll_loss(log_probs, y, reduction="sum").double()
             correct += (log_probs.argmax(dim=1) == y).sum()
-        return {
+            if self.settings.mc_samples:  # kept for the deterministic ECE
+                chunks.append(log_probs.exp())
+        metrics = {
             "test_loss": loss_sum.item() / len(labels),
             "test_acc": correct.item() / len(labels),
         }
+        if self.settings.mc_samples:
+            metrics.update(self._mc_metrics(torch.cat(chunks)))
+        return metrics
+
+    def _mc_metrics(self, det_probs: torch.Tensor) -> dict[str, float]:
+        """MC dropout: class probabilities averaged over ``mc_samples`` passes, dropout on."""
+        images, labels = self.data.test["x"], self.data.test["y"]
+        means, stds = [], []
+        with mc_dropout([self.net], self.device):
+            for start in range(0, len(labels), EVAL_CHUNK):
+                x = standardize(images[start : start + EVAL_CHUNK])
+                mean, std = mc_moments(lambda x=x: self.net(x).exp(), self.settings.mc_samples)
+                means.append(mean)
+                stds.append(std)
+        return classifier_metrics(det_probs, torch.cat(means), torch.cat(stds), labels)
