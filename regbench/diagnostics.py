@@ -143,15 +143,33 @@ def compare_histograms(
 # ----------------------------------------------------------------------------- per run
 def draw_weight_plots(networks: Mapping[str, nn.Module], run_dir: RunDir, title: str) -> None:
     """weight_hist.png (final weights per layer) and weight_norms.png (norms over epochs)."""
-    from regbench.plots import weight_histograms, weight_norms
-
     single = len(networks) == 1
     final = {
         (name if single else f"{net_name}/{name}"): w.flatten().cpu().numpy()
         for (net_name, name), w in weight_tensors(networks).items()
     }
+    _draw(final, run_dir.read_weights(), run_dir.path, title)
+
+
+def redraw_weight_plots(run: RunDir | Path, title: str) -> list[Path]:
+    """The same figures from a finished run's model.pt and weights.csv (for ``regbench plot``)."""
+    from regbench.rundir import MODEL
+
+    run_dir = _as_run_dir(run)
+    final = final_weights(run_dir) if (run_dir.path / MODEL).is_file() else {}
+    return _draw(final, run_dir.read_weights(), run_dir.path, title)
+
+
+def _draw(
+    final: dict[str, np.ndarray], rows: list[dict[str, Any]], folder: Path, title: str
+) -> list[Path]:
+    from regbench.plots import weight_histograms, weight_norms
+
+    drawn = []
     if final:
-        weight_histograms(final, title, run_dir.path / HIST_FILE)
-    rows = run_dir.read_weights()
+        weight_histograms(final, title, folder / HIST_FILE)
+        drawn.append(folder / HIST_FILE)
     if rows:
-        weight_norms(rows, title, run_dir.path / NORMS_FILE)
+        weight_norms(rows, title, folder / NORMS_FILE)
+        drawn.append(folder / NORMS_FILE)
+    return drawn

@@ -16,6 +16,7 @@ from regbench.diagnostics import (
     add_gap,
     compare_histograms,
     final_weights,
+    redraw_weight_plots,
     run_weight_summary,
     summarize_weights,
     weight_rows,
@@ -76,6 +77,11 @@ def test_run_writes_weights_csv_gap_and_plots(cli, mnist_root: Path, tmp_path: P
     (run,) = run_dirs(tmp_path / "outputs")
     for name in ("weights.csv", "weight_hist.png", "weight_norms.png"):
         assert (run / name).stat().st_size > 0, name
+    figures = [run / "weight_hist.png", run / "weight_norms.png"]
+    for figure in figures:
+        figure.unlink()
+    assert redraw_weight_plots(run, "redrawn") == figures  # from model.pt and weights.csv
+    assert (run / "weight_hist.png").stat().st_size > 0
 
     with (run / "metrics.csv").open(newline="") as f:
         metrics = list(csv.DictReader(f))
