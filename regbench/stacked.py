@@ -280,6 +280,7 @@ class _Member:
     rng: dict[str, Any]
     guard: DivergenceGuard
     run_dir: RunDir | None = None
+    loggers: Any = None  # the run's loggers (TensorBoard, MLflow: regbench/loggers.py)
     summary: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"
@@ -862,6 +863,8 @@ def _train_chunk(members: list[_Member], reporter: Reporter) -> list[runner.RunR
 
 
 def _open_run(member: _Member, k: int, size: int, started: float) -> None:
+    from regbench.loggers import build_loggers
+
     settings = member.settings
     member.run_dir = RunDir.create(settings.out_dir, settings.run_name, path=member.job.run_path)
     member.run_dir.write_config(settings.to_dict(), list(member.job.overrides))
@@ -870,6 +873,8 @@ def _open_run(member: _Member, k: int, size: int, started: float) -> None:
     )
     member.summary.update(stacked=True, stack={"size": size, "member": k})
     member.run_dir.write_summary(member.summary)
+    member.loggers = build_loggers(settings)
+    member.loggers.start(member.run_dir.path, settings.to_dict())
 
 
 def _close_run(member: _Member, chunk_wall: float) -> None:
@@ -884,6 +889,8 @@ def _close_run(member: _Member, chunk_wall: float) -> None:
     )
     member.summary["stack"]["wall_seconds"] = chunk_wall
     member.run_dir.write_summary(member.summary)
+    if member.loggers is not None:
+        member.loggers.finish(member.run_dir.path, member.status)
 
 
 def _loop(stack: _Stack, reporter: Reporter) -> None:
@@ -961,3 +968,4 @@ def _record(
         run_dir.append_metrics(row)
         run_dir.save_checkpoint(_checkpoint(study, member.data_gen, member.rows, member.guard))
     reporter.row({"epoch": epoch, "member": f"{k + 1}/{stack.k}", **row})
+    member.loggers.log_row(row, study.networks)
