@@ -23,6 +23,9 @@ from regbench.errors import UsageError
 from regbench.rundir import CONFIG, SUMMARY, RunDir
 
 DEFAULT_METRICS = ("test_loss", "test_acc")
+# Shown by default when a penalty varies across groups (from weights.csv).
+PENALTY_KEYS = frozenset({"l1", "l2", "weight_decay"})
+WEIGHT_METRICS = ("weights_near_zero", "weights_l2")
 # Bookkeeping keys: never part of a group's identity (seed: the replicates within a group).
 BOOKKEEPING = ("out_dir", "name")
 UNGROUPED = ("seed", *BOOKKEEPING)
@@ -72,10 +75,15 @@ def _is_run(path: Path) -> bool:
 
 
 def load_run(folder: Path) -> Run:
+    from regbench.diagnostics import weight_columns_by_epoch
+
     run_dir = RunDir.open(folder)
     config = flatten(run_dir.read_config() or {})
     status = run_dir.read_summary().get("status", "unknown")
-    return Run(folder, config, status, run_dir.read_metrics())
+    # weights.csv's sparsity and norm summaries become metric columns of the same epochs.
+    weights = weight_columns_by_epoch(run_dir.read_weights())
+    rows = [{**row, **weights.get(int(row["epoch"]), {})} for row in run_dir.read_metrics()]
+    return Run(folder, config, status, rows)
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -332,8 +340,8 @@ def compare(
     """Read the runs under ``paths`` and compare their groups (see the module docstring)."""
     parse_at(at)
     runs, repeats = drop_repeats(find_runs(paths))
-    metrics = _pick_metrics(runs, metrics)
     groups, varying = group_runs(runs, over)
+    metrics = _pick_metrics(runs, metrics, varying)
     rows = [Row(g, {m: _cell(g, m, at) for m in metrics}) for g in groups]
     rows.sort(key=lambda r: _rank(r, metrics[0]))
     notes = []
@@ -355,7 +363,9 @@ def compare(
     return Comparison(list(metrics), at, varying, rows, base, notes)
 
 
-def _pick_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> list[str]:
+def _pick_metrics(
+    runs: Sequence[Run], metrics: Sequence[str], varying: Sequence[str] = ()
+) -> list[str]:
     columns = list(dict.fromkeys(k for r in runs for row in r.rows[:1] for k in row))
     columns = [c for c in columns if c not in NOT_METRICS]
     if metrics:
@@ -367,6 +377,8 @@ def _pick_metrics(runs: Sequence[Run], metrics: Sequence[str]) -> list[str]:
         return list(dict.fromkeys(metrics))
     chosen = [m for m in DEFAULT_METRICS if m in columns]
     chosen = chosen or [c for c in columns if c.startswith("test_")] or columns[:1]
+    if set(varying) & PENALTY_KEYS:  # a penalty study: show what the penalties did to weights
+        chosen += [m for m in WEIGHT_METRICS if m in columns]
     if not chosen:
         raise UsageError("none of the runs has metrics yet (no metrics.csv rows)")
     return chosen

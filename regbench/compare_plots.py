@@ -28,6 +28,7 @@ LOSS_FILE, METRICS_FILE, HEATMAP_FILE = (
     "comparison_metrics.png",
     "comparison_heatmap.png",
 )
+WEIGHTS_FILE = "comparison_weight_hist.png"
 RUN_LOSS_FILE = "loss_curve.png"
 CURVE_COLUMNS = ("train_loss", "test_loss")
 BAND_ALPHA = 0.2
@@ -46,7 +47,24 @@ def write_plots(comparison: Comparison, out_dir: Path) -> list[Path]:
         if fig is not None:
             save(fig, out_dir / name)
             written.append(out_dir / name)
-    return written
+    histograms = weight_histograms_figure(comparison, out_dir / WEIGHTS_FILE)
+    return written + ([histograms] if histograms else [])
+
+
+def weight_histograms_figure(comparison: Comparison, path: Path) -> Path | None:
+    """Each group's final weights overlaid per layer (L1's spike at 0 against L2's narrower
+    bell); None when no group has a finished run with saved weights."""
+    from regbench.diagnostics import compare_histograms
+    from regbench.rundir import MODEL
+
+    groups = {
+        row.group.label: [run.path for run in row.group.completed if (run.path / MODEL).is_file()]
+        for row in comparison.rows
+    }
+    groups = {label: runs for label, runs in groups.items() if runs}
+    if not groups:
+        return None
+    return compare_histograms(groups, path, "final weights per group (counts averaged per run)")
 
 
 def redraw(path: Path) -> list[Path]:

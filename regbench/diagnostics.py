@@ -105,6 +105,15 @@ def summarize_weights(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     }
 
 
+def weight_columns_by_epoch(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
+    """``summarize_weights`` at every epoch of weights.csv: epoch -> scalar columns, so that
+    compare can treat sparsity and norms like any metric (at final, best or epoch=N)."""
+    by_epoch: dict[int, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_epoch.setdefault(int(row["epoch"]), []).append(row)
+    return {epoch: summarize_weights(epoch_rows) for epoch, epoch_rows in by_epoch.items()}
+
+
 def _as_run_dir(run: RunDir | Path) -> RunDir:
     from regbench.rundir import RunDir
 

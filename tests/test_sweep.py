@@ -285,6 +285,7 @@ def test_plot_redraws_from_saved_metrics(cli, grid_sweep: Sweep) -> None:
         path.unlink()
     result = cli("plot", str(grid_sweep.path))
     assert result.exit_code == 0, result.stderr
-    assert all(path.is_file() for path in [*figures, one_run]) and len(figures) == 3
+    # loss curves, metrics with CIs, the dropout x weight_decay heatmap, overlaid weight histograms
+    assert all(path.is_file() for path in [*figures, one_run]) and len(figures) == 4
     one_run.unlink()
     assert cli("plot", str(one_run.parent)).exit_code == 0 and one_run.is_file()
