@@ -78,9 +78,14 @@ def symmetric_bins(arrays: Sequence[Any]) -> Any:
 
 def weight_histograms(weights: dict[str, Any], title: str, path: Path) -> None:
     """Final weights per layer, log-scale counts (``weight_hist.png``)."""
+    import numpy as np
+
     fig, axes = layer_grid(len(weights))
     for ax, (layer, values) in zip(axes, weights.items(), strict=True):
-        ax.hist(values, bins=symmetric_bins([values]), color="tab:blue", log=True)
+        counts, edges = np.histogram(values, bins=symmetric_bins([values]))
+        # One stairs artist instead of a patch per bin: several times faster to draw.
+        ax.stairs(counts, edges, fill=True, color="tab:blue")
+        ax.set_yscale("log")
         ax.set_title(f"{layer} ({values.size:,} weights)", fontsize=9)
         ax.set_xlabel("w")
         ax.set_ylabel("count (log)")
@@ -133,16 +138,9 @@ def overlaid_weight_histograms(
         for label, arrays in per_group.items():
             if not arrays:
                 continue
-            values = np.concatenate(arrays)
-            ax.hist(
-                values,
-                bins=bins,
-                weights=np.full(values.size, 1.0 / len(arrays)),
-                histtype="step",
-                linewidth=1.4,
-                log=True,
-                label=label,
-            )
+            counts, edges = np.histogram(np.concatenate(arrays), bins=bins)
+            ax.stairs(counts / len(arrays), edges, linewidth=1.4, label=label)
+        ax.set_yscale("log")
         ax.set_title(layer, fontsize=9)
         ax.set_xlabel("w")
         ax.set_ylabel("count per run (log)")
