@@ -61,6 +61,17 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         stderr.print("interrupted", style="bold red")
         raise typer.Exit(INTERRUPTED_EXIT) from None
+    except Exception as exc:  # a bug or an unforeseen failure: still one line, unless --debug
+        if State.debug:
+            raise
+        stderr.print(
+            f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            style="bold red",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def _reporter(quiet: bool):
@@ -122,6 +133,55 @@ def resume(
         _show_result(runner.resume(RunDir.open(run_dir), _reporter(quiet)), quiet)
 
 
+@app.command()
+def rerun(
+    run_dir: Path = typer.Argument(..., help="A run folder to run again from its config.yaml."),
+    check: bool = typer.Option(
+        False, "--check", help="Compare the new metrics with the original's; exit 1 if they differ."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or tables."),
+) -> None:
+    """Run a past run again from its saved config, into a new folder beside it."""
+    with user_errors():
+        from regbench import runner
+        from regbench.rundir import RunDir
+
+        original = RunDir.open(run_dir)
+        result = runner.rerun(original, _reporter(quiet))
+        _show_result(result, quiet)
+        if check and not _show_check(original, result):
+            raise typer.Exit(1)
+
+
+def _show_check(original, result) -> bool:
+    """Print the per-column comparison and any environment differences; True when they match."""
+    from rich.table import Table
+
+    from regbench import reproduce
+
+    exact = result.summary["device"] == "cpu"
+    checks = reproduce.compare_metrics(original.read_metrics(), result.rows, exact=exact)
+    rule = (
+        "bitwise identical (CPU)"
+        if exact
+        else (
+            f"|diff| <= {reproduce.CUDA_RTOL:g} relative or {reproduce.CUDA_ATOL:g} absolute (CUDA)"
+        )
+    )
+    table = Table(title=f"rerun --check: {rule}")
+    for column in ("column", "identical", "max |diff|", "verdict"):
+        table.add_column(column)
+    for c in checks:
+        verdict = "[green]match[/]" if c.ok else "[bold red]DIFFERS[/]"
+        table.add_row(c.column, "yes" if c.identical else "no", f"{c.max_abs_diff:.3g}", verdict)
+    stdout.print(table)
+    for note in reproduce.environment_differences(original.read_summary(), result.summary):
+        stderr.print(f"warning: differs from the original: {note}", style="yellow", markup=False)
+    matched = all(c.ok for c in checks)
+    stdout.print("reproduced" if matched else "NOT reproduced", style="green" if matched else "red")
+    return matched
+
+
 # ----------------------------------------------------------------------------- sweeps
 SWEEP_HELP = (
     "Hydra overrides with sweeps, e.g. dropout=0,0.2,0.5 weight_decay=0,1e-4 'seed=range(1,4)' "
@@ -142,19 +202,42 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="List the jobs; run nothing."),
     tex: bool = typer.Option(False, "--tex", help="Also write comparison.tex."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or epoch lines."),
+    stacked: bool = typer.Option(
+        False,
+        "--stacked",
+        help="Train the jobs that share model, data and schedule together, as one stacked "
+        "model (each still gets its own run folder); see the README's Performance section.",
+    ),
+    stack_memory: float = typer.Option(
+        None,
+        "--stack-memory",
+        min=1,
+        help="MiB one stacked chunk may use (default: half the free memory; 80% on CUDA).",
+        show_default=False,
+    ),
 ) -> None:
     """Run a grid of runs through Hydra's multirun; rerun with --dir to resume or grow it."""
     with user_errors():
         from regbench import sweep as sweeps
+        from regbench.errors import UsageError
 
         overrides = overrides or []
+        launcher = [o for o in overrides if sweeps.is_launcher_override(o)]
+        if stacked and launcher:
+            raise UsageError(f"--stacked is the launcher; drop {launcher[0]}")
+        if stack_memory is not None and not stacked:
+            raise UsageError("--stack-memory goes with --stacked")
         prepared = sweeps.prepare(overrides, sweep_dir)
         if dry_run:
             stdout.print(_jobs_table(prepared))
             stdout.print(f"dry run: {_job_counts(prepared)}; nothing was run", highlight=False)
             return
         stderr.print(f"sweep: {_job_counts(prepared)}", highlight=False, soft_wrap=True)
-        result = sweeps.run(prepared, overrides, quiet)
+        if stacked:
+            budget = int(stack_memory * 2**20) if stack_memory else None
+            result = sweeps.run_stacked(prepared, overrides, quiet, budget)
+        else:
+            result = sweeps.run(prepared, overrides, quiet)
         _sweep_comparison(result.sweep_dir, tex)
         _sweep_outcome(result, overrides)
 
