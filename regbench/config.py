@@ -164,6 +164,7 @@ class Settings:
     seed: int = bounds(0, 2**63 - 1)
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool
+    threads: int | None = bounds(1)
     epochs: int = bounds(1)
     batch_size: int = bounds(1)
     lr: float = bounds(0)

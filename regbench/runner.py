@@ -111,6 +111,8 @@ def _prepare(
 ) -> tuple[torch.device, Study]:
     """Device, seeds, data, Study. ``load`` replaces ``data.load_data`` (the stacked launcher
     passes one that loads each data set once for all members)."""
+    import torch
+
     from regbench.data import load_data
     from regbench.loggers import check_available as check_loggers
     from regbench.models import study_class
@@ -118,6 +120,8 @@ def _prepare(
 
     check_loggers(settings.logger)
     device = resolve_device(settings.device)
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
     configure_determinism(settings.deterministic, device)
     seed_everything(settings.seed)
     data = (load or load_data)(settings.data, settings.seed)
@@ -185,14 +189,18 @@ def _write_outputs(
     from regbench.plots import loss_curve
 
     run_dir.save_model(study.state_dicts())
-    loss_curve(rows, study.loss_columns, plot_title(settings), run_dir.path / "loss_curve.png")
+    title = plot_title(settings, study.data.name)
+    loss_curve(rows, study.loss_columns, title, run_dir.path / "loss_curve.png")
     study.extra_plots(run_dir.path, rows)
-    draw_weight_plots(study.networks, run_dir, plot_title(settings))
+    draw_weight_plots(study.networks, run_dir, title)
 
 
-def plot_title(settings: Settings) -> str:
+def plot_title(settings: Settings, data_name: str | None = None) -> str:
+    """Figure title with the key settings; ``data_name`` is the source actually used (it differs
+    from the config's after a fallback)."""
     return (
-        f"{settings.model.name} on {settings.data.name}: dropout={settings.dropout:g} "
+        f"{settings.model.name} on {data_name or settings.data.name}: "
+        f"dropout={settings.dropout:g} "
         f"l1={settings.l1:g} l2={settings.l2:g} weight_decay={settings.weight_decay:g} "
         f"seed={settings.seed}"
     )

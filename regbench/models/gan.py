@@ -150,7 +150,7 @@ class GANStudy(Study):
         from regbench.plots import gan_scores, image_grid
         from regbench.runner import plot_title
 
-        title = plot_title(self.settings)
+        title = plot_title(self.settings, self.data.name)
         every = self.settings.model.sample_every
         evaluated = rows[len(rows) - len(self.samples) :]
         for i, (row, images) in enumerate(zip(evaluated, self.samples, strict=True)):

@@ -117,7 +117,7 @@ class RegressionStudy(Study):
             {k: v.cpu() for k, v in self.data.test.items()},
             (grid, prediction),
             rows,
-            plot_title(self.settings),
+            plot_title(self.settings, self.data.name),
             run_dir / PLOT_FILE,
             band=self.mc_band(),
         )

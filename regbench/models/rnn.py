@@ -166,7 +166,7 @@ class RNNStudy(Study):
         split = int(self.data.extra["test_targets"][0])
         span = max(ZOOM_PERIODS * self.settings.data.period, self.settings.data.seq_len + 1)
         zoom = (max(0.0, split - span), min(len(series["observed"]) - 0.5, split + span))
-        title = plot_title(self.settings)
+        title = plot_title(self.settings, self.data.name)
         series_predictions(
             series,
             self.predictions(),
