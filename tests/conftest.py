@@ -6,12 +6,18 @@ import os
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
+
+# The test models are tiny: one intra-op thread is faster, and far faster on shared cores (two
+# threads on two busy cores made a 500-step regression run 15x slower). Set before torch is
+# imported, so this process and every regbench subprocess the tests start get it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from regbench.cli import app
 
@@ -36,13 +42,38 @@ def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.uint8), labels.astype(np.uint8)
 
 
-def write_mnist(root: Path, folder: str = "MNIST") -> Path:
+def write_mnist(root: Path, folder: str = "MNIST", n_train: int = N_TRAIN) -> Path:
     raw = root / folder / "raw"
-    for prefix, n, seed in (("train", N_TRAIN, 1), ("t10k", N_TEST, 2)):
+    for prefix, n, seed in (("train", n_train, 1), ("t10k", N_TEST, 2)):
         images, labels = make_digits(n, seed)
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     return raw
+
+
+@pytest.fixture(scope="session")
+def fid_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One FID-classifier cache for the session's GAN runs, never the user's ~/.cache."""
+    return tmp_path_factory.mktemp("regbench-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(fid_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from regbench.models import gan_quality
+
+    monkeypatch.setenv(gan_quality.CACHE_ENV, str(fid_cache_dir))
+    return fid_cache_dir
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread in-process too (see OMP_NUM_THREADS above), whatever a test set."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

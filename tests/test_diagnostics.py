@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,15 +99,6 @@ def test_run_writes_weights_csv_gap_and_plots(cli, mnist_root: Path, tmp_path: P
         assert row["l2"] == pytest.approx(w.norm().item(), rel=1e-12)
         assert row["near_zero"] == (w.abs() < 0.01).double().mean().item()
         assert row["max_abs"] == w.abs().max().item()
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Tiny nets train many times faster on one thread when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train_regression(overrides: list[str], seed: int, out: Path) -> RunDir:

@@ -50,7 +50,8 @@ def test_bad_override_is_one_line(cli, tmp_path: Path, overrides: list[str], key
 
 def test_messages_say_what_is_allowed(cli) -> None:
     assert "must be in [0, 1)" in cli("run", "dropout=1.5").stderr
-    assert "available: mlp" in cli("run", "model=resnet").stderr
+    message = cli("run", "model=resnet").stderr
+    assert "unknown model 'resnet'; available:" in message and "mlp" in message
     assert "adam, adamw, sgd" in cli("run", "optimizer=rmsprop").stderr
 
 
@@ -113,3 +114,71 @@ def test_no_traceback_in_a_real_process(tmp_path: Path) -> None:
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     proc = run_regbench("--debug", "run", "dropout=2", cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The full matrix, generated from the schema so that every numeric key (present and future) is
+# covered: a non-number, and a value just outside each bound.
+def _numeric_keys() -> list[tuple[str, list[str], type, dict]]:
+    import dataclasses
+    import types
+    import typing
+
+    from regbench import config
+
+    def numeric(schema: type) -> list[tuple[str, type, dict]]:
+        hints = typing.get_type_hints(schema)
+        found = []
+        for f in dataclasses.fields(schema):
+            base = hints[f.name]
+            if typing.get_origin(base) in (typing.Union, types.UnionType):  # Optional[x]
+                base = next(a for a in typing.get_args(base) if a is not type(None))
+            if base in (int, float):
+                found.append((f.name, base, dict(f.metadata)))
+        return found
+
+    keys = [(name, [], base, limits) for name, base, limits in numeric(config.Settings)]
+    for model, schema in config.MODEL_SCHEMAS.items():
+        keys += [(f"model.{n}", [f"model={model}"], b, m) for n, b, m in numeric(schema)]
+    return keys
+
+
+def _bad_values() -> list[tuple[list[str], str]]:
+    cases = []
+    for key, context, base, limits in _numeric_keys():
+        cases.append(([*context, f"{key}=abc"], key))
+        cases.append(([*context, f"{key}=[1,2]"], key))
+        lo, hi = limits.get("lo"), limits.get("hi")
+        step = 1 if base is int else 0.5
+        if lo is not None:
+            cases.append(([*context, f"{key}={lo - step}"], key))
+        if hi is not None:
+            cases.append(([*context, f"{key}={hi if limits.get('hi_open') else hi + step}"], key))
+        if base is int:
+            cases.append(([*context, f"{key}=1.5"], key))
+    return cases
+
+
+@pytest.mark.parametrize(("overrides", "key"), _bad_values(), ids=lambda v: str(v))
+def test_every_numeric_key_rejects_bad_values(
+    cli, tmp_path: Path, overrides: list[str], key: str
+) -> None:
+    result = cli("run", *overrides)
+    assert result.exit_code == 2, result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error:") and key in line
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("command", ["rerun", "resume", "compare", "plot", "report"])
+@pytest.mark.parametrize("target", ["missing", "not_a_run"])
+def test_commands_on_a_folder_that_is_not_a_run(cli, tmp_path: Path, command, target) -> None:
+    folder = tmp_path / target
+    if target == "not_a_run":
+        folder.mkdir()
+        (folder / "notes.txt").write_text("hello")
+    result = cli(command, str(folder))
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    problems = ("does not exist", "is not a regbench run", "no regbench runs")
+    assert str(folder) in line and any(problem in line for problem in problems)

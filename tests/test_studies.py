@@ -11,7 +11,6 @@ import torch
 
 from regbench.models import gan_quality
 from tests.conftest import run_dirs, run_regbench
-from tests.study_fixtures import fid_cache_dir, isolated_cache, one_thread  # noqa: F401
 
 SEEDS = range(5)
 

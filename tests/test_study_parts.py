@@ -15,7 +15,6 @@ from regbench.hydra_app import load_settings
 from regbench.models import gan_quality
 from regbench.models.rnn import SineRNN
 from tests.conftest import make_digits
-from tests.study_fixtures import fid_cache_dir, isolated_cache, one_thread  # noqa: F401
 
 
 # ----------------------------------------------------------------------------- FID
