@@ -147,10 +147,12 @@ def _run_group(
         return guarded([job], lambda: [_solo(job, reporter, note)])
 
     if len(group) == 1:
-        return solo(group[0], "no other job shares its model, data and schedule")
-    data = _SharedData()
+        note = "no other job shares its model, data and schedule"
+        reporter.notice(f"stacked: a {group[0].settings.model.name} run runs alone ({note})")
+        return solo(group[0], note)
+    data, notices = _SharedData(), _NoticeOnce(reporter)
     try:
-        per_member = guarded(group, lambda: [member_bytes(group[0], reporter, data)])[0]
+        per_member = guarded(group, lambda: [member_bytes(group[0], notices, data)])[0]
     except NotStackable as exc:
         reporter.notice(
             f"stacked: {len(group)} {group[0].settings.model.name} runs cannot be stacked "
@@ -172,7 +174,7 @@ def _run_group(
         results += guarded(
             jobs,
             lambda jobs=jobs: _train_chunk(
-                [_Member.build(j, reporter, data) for j in jobs], reporter
+                [_Member.build(j, notices, data) for j in jobs], reporter
             ),
         )
     return results
@@ -290,10 +292,9 @@ class _Member:
         return self.job.settings
 
     @classmethod
-    def build(cls, job: Job, reporter: Reporter, data: _SharedData) -> _Member:
+    def build(cls, job: Job, notices: Reporter, data: _SharedData) -> _Member:
         """Exactly the solo run's start: seed, data, seed, Study (runner._prepare)."""
-        reporter = reporter if isinstance(reporter, _NoticeOnce) else _NoticeOnce(reporter)
-        _, study = runner._prepare(job.settings, reporter, load=data.load)
+        _, study = runner._prepare(job.settings, notices, load=data.load)
         mask_gen = torch.Generator(study.device)
         mask_gen.set_state(_default_generator(study.device).get_state())
         data_gen = torch.Generator().manual_seed(job.settings.seed)
@@ -715,6 +716,7 @@ class StackedOptimizer:
         self.kind, self.params, self.decayed = kind, params, decayed
         self.lr, self.weight_decay, self.step_count = list(lr), list(weight_decay), 0
         self.state: dict[str, dict[str, torch.Tensor]] = {name: {} for name in params}
+        self.columns: dict[tuple[Any, ...], torch.Tensor] = {}
         if kind == "sgd":
             self.momentum = group["momentum"]
             self.states = 1 if self.momentum else 0
@@ -766,7 +768,7 @@ class StackedOptimizer:
         for name, param in self.params.items():
             grad = grads[name]
             if name in self.decayed and any(self.weight_decay):
-                grad = grad + self._column(self.weight_decay, param) * param
+                grad = grad + self._column("weight_decay", self.weight_decay, param) * param
             if self.momentum:
                 buffer = self.state[name].get("momentum_buffer")
                 if buffer is None:
@@ -774,14 +776,16 @@ class StackedOptimizer:
                 else:
                     buffer.mul_(self.momentum).add_(grad)
                 grad = buffer
-            param.add_(self._column([-lr for lr in self.lr], param) * grad)
+            param.add_(self._column("-lr", [-lr for lr in self.lr], param) * grad)
 
-    @staticmethod
-    def _column(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+    def _column(self, key: str, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
         """Per-member scalars shaped to broadcast over ``like`` (Python floats cast to float32,
-        as torch casts its scalar hyperparameters)."""
-        column = torch.tensor(list(values), dtype=like.dtype, device=like.device)
-        return column.view(-1, *[1] * (like.dim() - 1))
+        as torch casts its scalar hyperparameters); made once per shape, not every step."""
+        cache_key = (key, like.dim(), like.dtype)
+        if cache_key not in self.columns:
+            column = torch.tensor(list(values), dtype=like.dtype, device=like.device)
+            self.columns[cache_key] = column.view(-1, *[1] * (like.dim() - 1))
+        return self.columns[cache_key]
 
     def _adam(self, grads: dict[str, torch.Tensor]) -> None:
         """torch's fused kernels (they read memory as contiguous: the gradients must be)."""
