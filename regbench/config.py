@@ -170,6 +170,7 @@ class Settings:
     lr: float = bounds(0)
     optimizer: Literal["adam", "adamw", "sgd"]
     momentum: float = bounds(0, 1, hi_open=True)
+    adam_beta1: float = bounds(0, 1, hi_open=True)
     dropout: float = bounds(0, 1, hi_open=True)
     dropout_impl: Literal["inverted", "vanilla", "torch"]
     dropout_schedule: Literal["constant", "ramp"]

@@ -74,7 +74,8 @@ def make_optimizer(
     if settings.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=settings.momentum)
     optimizer_class = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_class(groups, lr=lr)
+    # beta2 stays torch's 0.999; only beta1 is a knob (GANs train better with 0.5, see gan.yaml).
+    return optimizer_class(groups, lr=lr, betas=(settings.adam_beta1, 0.999))
 
 
 def dropout_layer(settings: Settings, p: float | None = None) -> nn.Module:

@@ -10,6 +10,7 @@ from torch import nn
 
 from regbench.hydra_app import load_settings
 from regbench.regularize import (
+    NO_PENALTY,
     PenalizedObjective,
     Penalty,
     make_optimizer,
@@ -118,3 +119,40 @@ def test_dropout_is_inverted_and_off_in_eval() -> None:
     assert out.mean().item() == pytest.approx(1.0, abs=0.01)
     dropout.eval()
     assert torch.equal(dropout(x), x)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "beta1"),
+    [
+        (["optimizer=adam"], 0.9),  # torch's default for every model but the GAN
+        (["optimizer=adamw", "adam_beta1=0.7"], 0.7),
+        (["model=gan"], 0.5),  # the GAN's own default (configs/model/gan.yaml)
+    ],
+)
+def test_adam_beta1_reaches_the_optimizer(overrides: list[str], beta1: float) -> None:
+    settings = load_settings(overrides)
+    optimizer = make_optimizer([small_net()], settings, Penalty())
+    assert all(g["betas"] == (beta1, 0.999) for g in optimizer.param_groups)
+
+
+def test_adam_beta1_changes_the_updates() -> None:
+    """Same data, same start: a different beta1 gives different weights after a few steps."""
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+    finals = []
+    for beta1 in (0.9, 0.5):
+        net = small_net()
+        settings = load_settings([f"adam_beta1={beta1}", "lr=0.1"])
+        objective = PenalizedObjective(
+            [net], make_optimizer([net], settings, NO_PENALTY), NO_PENALTY
+        )
+        for _ in range(3):
+            objective.step(nn.functional.mse_loss(net(x), y))
+        finals.append(net[0].weight.detach().clone())
+    assert not torch.allclose(finals[0], finals[1])
+
+
+def test_adam_beta1_must_be_below_one() -> None:
+    from regbench.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"adam_beta1=1.0 is out of range; .* in \[0, 1\)"):
+        load_settings(["adam_beta1=1.0"])
