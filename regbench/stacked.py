@@ -118,6 +118,8 @@ def run_stacked(
     reporter = reporter or Reporter()
     results: dict[int, runner.RunResult | None] = {}
     for indices in group_jobs(jobs):
+        # Members with an l1 (an l2) penalty side by side: penalties cost a slice of the stack.
+        indices.sort(key=lambda i: (jobs[i].settings.l1 > 0, jobs[i].settings.l2 > 0))
         group = [jobs[i] for i in indices]
         outcome = _run_group(group, reporter, memory_budget, on_failure)
         results.update(zip(indices, outcome, strict=True))
@@ -452,8 +454,8 @@ class _Stack:
         self.orders: dict[str, tuple[int, ...]] | None = None
         self.l1 = self._per_member(lambda s: s.l1)
         self.l2 = self._per_member(lambda s: s.l2)
-        self.any_l1 = any(m.settings.l1 > 0 for m in members)
-        self.any_l2 = any(m.settings.l2 > 0 for m in members)
+        self.l1_runs = _runs([m.settings.l1 > 0 for m in members])
+        self.l2_runs = _runs([m.settings.l2 > 0 for m in members])
         self.optimizer = StackedOptimizer(
             settings.optimizer,
             study.optimizers[NETWORK].param_groups[0],
@@ -497,17 +499,18 @@ class _Stack:
         finally:
             for module in self.dropouts:
                 module.mask = module.keep = None
-        l1_term, l2_term = self._penalties()
-        total = data_loss + l1_term + l2_term
         # Members are independent: each parameter slice gets its own member's gradient. grad
         # rather than backward: accumulating into .grad would copy each gradient once more.
         leaves = list(self.leaves.values())
-        grads = dict(zip(self.leaves, torch.autograd.grad(total.sum(), leaves), strict=True))
+        grads = dict(zip(self.leaves, torch.autograd.grad(data_loss.sum(), leaves), strict=True))
         if self.orders is None:
             grads = self._adopt_layouts(grads)
+        data_loss = data_loss.detach()
+        l1_term, l2_term = self._penalties(grads)
+        total = data_loss + l1_term + l2_term
         self.optimizer.update(grads)
         return {
-            "train_loss": data_loss.detach(),
+            "train_loss": data_loss,
             "l1_penalty": l1_term.detach(),
             "l2_penalty": l2_term.detach(),
             "total_loss": total.detach(),
@@ -538,16 +541,28 @@ class _Stack:
         self.optimizer.relayout(self.leaves)
         return grads
 
-    def _penalties(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """l1 * sum|w| and l2 * sum w^2 over each member's penalized parameters, summed in the
-        solo path's order (exact zeros for strength 0, like the solo path)."""
-        weights = [self.leaves[name].flatten(1) for name in self.penalized]
-        zero = self.l1.new_zeros(self.k)
-        if not weights:
-            return zero, zero
-        l1 = self.l1 * sum(w.abs().sum(1) for w in weights) if self.any_l1 else zero
-        l2 = self.l2 * sum(w.pow(2).sum(1) for w in weights) if self.any_l2 else zero
-        return l1, l2  # type: ignore[return-value]
+    @torch.no_grad()
+    def _penalties(self, grads: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """l1 * sum|w| and l2 * sum w^2 over each member's penalized parameters, and their
+        gradients l1 * sign(w) and 2 * l2 * w added to ``grads`` (what autograd adds in the
+        solo path), for the members that have them only: a stack mixing penalized and
+        unpenalized members would otherwise pay for all. Exact zeros for strength 0."""
+        l1_term, l2_term = self.l1.new_zeros(self.k), self.l2.new_zeros(self.k)
+        for run in self.l1_runs:
+            strength, total = self.l1[run], 0
+            for name in self.penalized:
+                weight = self.leaves[name][run]
+                total = total + weight.flatten(1).abs().sum(1)  # torch's sum: solo's rounding
+                grads[name][run].addcmul_(weight.sign(), _broadcast(strength, weight))
+            l1_term[run] = strength * total
+        for run in self.l2_runs:
+            strength, total = self.l2[run], 0
+            for name in self.penalized:
+                weight = self.leaves[name][run]
+                total = total + weight.flatten(1).pow(2).sum(1)
+                grads[name][run].addcmul_(weight, _broadcast(2 * strength, weight))
+            l2_term[run] = strength * total
+        return l1_term, l2_term
 
     # ------------------------------------------------------------------ dropout
     def set_epoch(self, epoch: int) -> None:
@@ -657,6 +672,23 @@ class _Stack:
             state = self.optimizer.state_of(k, name, (self.orders or {}).get(name))
             if state:
                 optimizer.state[param] = state
+
+
+def _runs(flags: Sequence[bool]) -> list[slice]:
+    """Slices of the consecutive True entries of ``flags``."""
+    runs, start = [], None
+    for i, flag in enumerate([*flags, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append(slice(start, i))
+            start = None
+    return runs
+
+
+def _broadcast(column: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-member values [k] shaped to broadcast over ``like`` [k, ...]."""
+    return column.view(-1, *[1] * (like.dim() - 1))
 
 
 def _inverse(order: Sequence[int]) -> tuple[int, ...]:
