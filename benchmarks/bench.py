@@ -12,8 +12,9 @@
    (regbench.stacked), for each stackable study: the speed-up.
 4. peak memory of one run and of a stacked sweep (each in a fresh child process).
 
-Timings alternate between the contenders (A B A B ...) and report medians, so a machine shared
-with other work slows both sides alike. Every ratio is printed with its target.
+Timings alternate between the contenders (A B A B ...) and keep each one's best round, so a
+machine shared with other work slows both sides alike and its noise only adds time. Every ratio
+is printed with its target.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import struct
 import subprocess
 import sys
@@ -84,15 +84,16 @@ def write_mnist_files(root: Path, n_train: int, n_test: int) -> Path:
 
 # ----------------------------------------------------------------------------- timing
 def alternate(contenders: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median seconds of each contender, run in turn ``rounds`` times (A B A B ...); the median
-    drops the first round's one-off costs (lazy imports, allocator growth) and outliers."""
+    """Best seconds of each contender, run in turn ``rounds`` times (A B A B ...): on a shared
+    machine other work only ever adds time, so the fastest round is the closest to each
+    contender's own cost (and it drops the first round's lazy imports and allocator growth)."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, job in contenders.items():
             start = time.perf_counter()
             job()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: min(values) for name, values in times.items()}
 
 
 def report(tag: str, what: str, value: str, target: str, ok: bool, detail: str) -> None:
