@@ -69,7 +69,11 @@ FALLBACK_BUDGET = 4 * 2**30  # when the available memory cannot be read
 # Optimizer options whose maths the stacked optimizer does not implement, at their plain values.
 PLAIN_OPTIMIZER = {"amsgrad": False, "maximize": False, "nesterov": False, "dampening": 0}
 ACTIVATION_FACTOR = 2  # saved activations, plus as much again for their gradients
-OPTIMIZER_TEMPORARIES = 3  # [K, P] temporaries an update allocates (decayed grad, denom, step)
+# Parameter-sized tensors a member holds besides its optimizer state (counted twice: the stack's
+# and the copy exported to the member's own optimizer): the stacked leaf, its gradient, the
+# member's own network, and a penalty temporary.
+PARAMETER_COPIES = 4
+SAFETY = 1.5  # allocator slack and what the estimate leaves out (measured: benchmarks/bench.py)
 
 
 @dataclass(frozen=True)
@@ -654,10 +658,10 @@ class _Stack:
         calls, saved = self._probe(batch_size)
         self.calls[batch_size] = calls
         params = sum(p[0].numel() * p.element_size() for p in self.leaves.values())
-        states = self.optimizer.states + OPTIMIZER_TEMPORARIES + 3  # + solo copy, stack, grad
+        copies = PARAMETER_COPIES + 2 * self.optimizer.states
         masks = sum(math.prod(call.shape) * 4 for call in calls)
         batch = sum(t[:batch_size].numel() * t.element_size() for t in self.data.tensors.values())
-        return params * states + ACTIVATION_FACTOR * saved + masks + batch
+        return int(SAFETY * (params * copies + ACTIVATION_FACTOR * saved + masks + batch))
 
     # ------------------------------------------------------------------ members
     @torch.no_grad()
