@@ -292,6 +292,7 @@ class _Member:
     summary: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"
+    started: float = 0.0  # when its stack started (time.time())
 
     @property
     def settings(self) -> Settings:
@@ -894,11 +895,10 @@ def _train_chunk(members: list[_Member], reporter: Reporter) -> list[runner.RunR
         raise
     finally:
         reporter.stop()
-        wall = time.time() - started
         for member in members:
             if member.status == "running":
                 member.status = status
-                _close_run(member, wall)
+                _close_run(member)
     return [runner.RunResult(m.run_dir, m.summary, m.rows) for m in members]
 
 
@@ -911,23 +911,25 @@ def _open_run(member: _Member, k: int, size: int, started: float) -> None:
     member.summary = runner._summary(
         settings, member.study, member.run_dir, member.job.overrides, started
     )
+    member.started = started
     member.summary.update(stacked=True, stack={"size": size, "member": k})
     member.run_dir.write_summary(member.summary)
     member.loggers = build_loggers(settings)
     member.loggers.start(member.run_dir.path, settings.to_dict())
 
 
-def _close_run(member: _Member, chunk_wall: float) -> None:
-    """The final summary; wall_seconds is the member's share of the chunk's time."""
+def _close_run(member: _Member) -> None:
+    """The final summary; wall_seconds is the member's share of the stack's time so far."""
     assert member.run_dir is not None
     rows = member.rows or member.run_dir.read_metrics()
+    stack_wall = time.time() - member.started
     member.summary.update(
         runner._results(member.study, rows),
         status=member.status,
         finished_at=runner._now(),
-        wall_seconds=chunk_wall / member.summary["stack"]["size"],
+        wall_seconds=stack_wall / member.summary["stack"]["size"],
     )
-    member.summary["stack"]["wall_seconds"] = chunk_wall
+    member.summary["stack"]["wall_seconds"] = stack_wall
     member.run_dir.write_summary(member.summary)
     if member.loggers is not None:
         member.loggers.finish(member.run_dir.path, member.status)
@@ -977,7 +979,7 @@ def _check(members: list[_Member], sums: dict[str, torch.Tensor], steps: int, ep
         except Diverged as exc:
             member.status = "diverged"
             member.summary.update(error=str(exc), diverged_epoch=exc.epoch)
-            _close_run(member, 0.0)
+            _close_run(member)
 
 
 def _record(

@@ -199,6 +199,19 @@ def test_jobs_that_cannot_be_stacked_run_alone_with_a_note(
     assert any("cannot be stacked" in note for note in notes.notes)
 
 
+def test_a_diverging_member_stops_alone(mnist_root: Path, tmp_path: Path) -> None:
+    jobs = [
+        settings(mnist_root, tmp_path, "epochs=3", "optimizer=sgd", f"lr={lr}", "seed=1")
+        for lr in (0.01, 1e4)
+    ]
+    fine, diverged = run_stacked(jobs)
+    assert fine.summary["status"] == "completed" and len(fine.rows) == 3
+    assert diverged.summary["status"] == "diverged"
+    assert "diverged at epoch" in diverged.summary["error"]
+    assert diverged.summary["diverged_epoch"] == 1
+    assert not (diverged.run_dir.path / "model.pt").exists()  # as a diverged solo run
+
+
 def test_sweep_stacked_writes_job_folders_like_a_sweep(cli, mnist_root: Path, tmp_path: Path):
     """`regbench sweep --stacked` as users type it; run again, every job is skipped; a grown
     grid stacks only the new jobs."""
