@@ -41,6 +41,16 @@ class Study(ABC):
         """Number of training examples the loop batches over."""
         return self.data.n_train
 
+    def train_one_network(self, net: nn.Module) -> None:
+        """The common case: one network (``"model"``) trained with the settings' penalties."""
+        from regbench.regularize import PenalizedObjective, Penalty, make_optimizer
+
+        penalty = Penalty.from_settings(self.settings)
+        optimizer = make_optimizer([net], self.settings, penalty)
+        self.objective = PenalizedObjective([net], optimizer, penalty)
+        self.networks = {"model": net}
+        self.optimizers = {"model": optimizer}
+
     def train_mode(self, training: bool) -> None:
         for net in self.networks.values():
             net.train(training)

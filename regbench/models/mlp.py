@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from regbench.models.base import Study
-from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
+from regbench.regularize import dropout_layer
 from regbench.uncertainty import classifier_metrics, mc_dropout, mc_moments
 
 if TYPE_CHECKING:
@@ -50,11 +50,7 @@ class MLPStudy(Study):
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)
         self.net = MLP(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
-        penalty = Penalty.from_settings(settings)
-        optimizer = make_optimizer([self.net], settings, penalty)
-        self.objective = PenalizedObjective([self.net], optimizer, penalty)
-        self.networks = {"model": self.net}
-        self.optimizers = {"model": optimizer}
+        self.train_one_network(self.net)
 
     def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         x = standardize(self.data.train["x"][batch])

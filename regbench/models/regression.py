@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from regbench.models.base import Study
-from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
-from regbench.uncertainty import mc_dropout, mc_moments, regression_metrics
+from regbench.models.mse import MSEStudy
+from regbench.regularize import dropout_layer
 
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
-    from regbench.models.base import Forward
 
 GRID_POINTS = 400  # dense x grid for the fitted curve
 GRID_MARGIN = 0.1  # the curve extends this fraction of the data's x range beyond it
@@ -46,46 +43,13 @@ class Regressor(nn.Module):
         return self.layers(x)
 
 
-class RegressionStudy(Study):
-    """Metrics: ``train_loss`` (training-mode MSE, dropout on, mean over the steps since the last
-    row), ``train_eval_loss`` (MSE on the training points in eval mode) and ``test_loss`` (test
-    MSE, eval mode)."""
-
-    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
+class RegressionStudy(MSEStudy):
+    """The classic overfitting demo: 20 noisy points, full batch; metrics as MSEStudy's."""
 
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)
         self.net = Regressor(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
-        penalty = Penalty.from_settings(settings)
-        optimizer = make_optimizer([self.net], settings, penalty)
-        self.objective = PenalizedObjective([self.net], optimizer, penalty)
-        self.networks = {"model": self.net}
-        self.optimizers = {"model": optimizer}
-
-    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = F.mse_loss(self.net(self.data.train["x"][batch]), self.data.train["y"][batch])
-        return self.objective.step(loss)
-
-    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
-        """train_step's loss, for the stacked launcher (regbench/stacked.py)."""
-        return lambda forward, batch: F.mse_loss(forward(batch["x"]), batch["y"])
-
-    def evaluate(self) -> dict[str, float]:
-        train, test = self.data.train, self.data.test
-        metrics = {
-            "train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item(),
-            "test_loss": F.mse_loss(self.net(test["x"]), test["y"]).item(),
-        }
-        if self.settings.mc_samples:
-            mean, std = self.mc_predict(test["x"])
-            metrics.update(regression_metrics(mean, std, test["y"]))
-        return metrics
-
-    def mc_predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """MC dropout: mean and std of ``mc_samples`` predictions at ``x`` with dropout on."""
-        self.train_mode(False)
-        with torch.no_grad(), mc_dropout([self.net], self.device):
-            return mc_moments(lambda: self.net(x), self.settings.mc_samples)
+        self.train_one_network(self.net)
 
     def _grid(self) -> torch.Tensor:
         xs = torch.cat([self.data.train["x"], self.data.test["x"]])

@@ -19,20 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.models.base import Study
-from regbench.regularize import PenalizedObjective, Penalty, dropout_layer, make_optimizer
-from regbench.uncertainty import mc_dropout, mc_moments, regression_metrics
+from regbench.models.mse import MSEStudy
+from regbench.regularize import dropout_layer
 
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
-    from regbench.models.base import Forward
 
 PLOT_FILE = "predictions.png"
 ZOOM_PERIODS = 2  # the detail panel shows this many sine periods each side of the split
@@ -96,11 +94,9 @@ def variational_layer(
     return torch.stack(outputs, dim=1)
 
 
-class RNNStudy(Study):
+class RNNStudy(MSEStudy):
     """Metrics: ``train_loss`` (training-mode MSE, mean over the steps since the last row),
     ``train_eval_loss`` (MSE on all training windows, eval mode), ``test_loss`` (test MSE)."""
-
-    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
 
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)
@@ -108,36 +104,7 @@ class RNNStudy(Study):
         self.net = SineRNN(
             model.hidden_size, model.num_layers, model.rnn_dropout, lambda: dropout_layer(settings)
         ).to(device)
-        penalty = Penalty.from_settings(settings)
-        optimizer = make_optimizer([self.net], settings, penalty)
-        self.objective = PenalizedObjective([self.net], optimizer, penalty)
-        self.networks = {"model": self.net}
-        self.optimizers = {"model": optimizer}
-
-    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = F.mse_loss(self.net(self.data.train["x"][batch]), self.data.train["y"][batch])
-        return self.objective.step(loss)
-
-    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
-        """train_step's loss, for the stacked launcher (regbench/stacked.py)."""
-        return lambda forward, batch: F.mse_loss(forward(batch["x"]), batch["y"])
-
-    def evaluate(self) -> dict[str, float]:
-        train, test = self.data.train, self.data.test
-        metrics = {
-            "train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item(),
-            "test_loss": F.mse_loss(self.net(test["x"]), test["y"]).item(),
-        }
-        if self.settings.mc_samples:
-            mean, std = self.mc_predict(test["x"])
-            metrics.update(regression_metrics(mean, std, test["y"]))
-        return metrics
-
-    def mc_predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """MC dropout: mean and std of ``mc_samples`` predictions for windows ``x``."""
-        self.train_mode(False)
-        with torch.no_grad(), mc_dropout([self.net], self.device):
-            return mc_moments(lambda: self.net(x), self.settings.mc_samples)
+        self.train_one_network(self.net)
 
     def mc_bands(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
         """Part name -> (target indices, MC mean, MC std) on the CPU; None without MC."""

@@ -1,0 +1,53 @@
+"""What the two MSE studies (toy regression, sine RNN) share: one network trained on (x, y)
+tensors with MSE, evaluated on the train and test points in eval mode, with MC dropout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+
+from regbench.models.base import Study
+from regbench.uncertainty import mc_dropout, mc_moments, regression_metrics
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from regbench.models.base import Forward
+
+
+class MSEStudy(Study):
+    """Metrics: ``train_loss`` (training-mode MSE, dropout on, mean over the steps since the last
+    row), ``train_eval_loss`` (MSE on the training points in eval mode) and ``test_loss`` (test
+    MSE, eval mode); with ``mc_samples`` also the MC-dropout metrics. Subclasses build
+    ``self.net`` and call ``train_one_network``."""
+
+    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
+    net: nn.Module
+
+    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = F.mse_loss(self.net(self.data.train["x"][batch]), self.data.train["y"][batch])
+        return self.objective.step(loss)
+
+    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
+        """train_step's loss, for the stacked launcher (regbench/stacked.py)."""
+        return lambda forward, batch: F.mse_loss(forward(batch["x"]), batch["y"])
+
+    def evaluate(self) -> dict[str, float]:
+        train, test = self.data.train, self.data.test
+        metrics = {
+            "train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item(),
+            "test_loss": F.mse_loss(self.net(test["x"]), test["y"]).item(),
+        }
+        if self.settings.mc_samples:
+            mean, std = self.mc_predict(test["x"])
+            metrics.update(regression_metrics(mean, std, test["y"]))
+        return metrics
+
+    def mc_predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MC dropout: mean and std of ``mc_samples`` predictions at ``x`` with dropout on."""
+        self.train_mode(False)
+        with torch.no_grad(), mc_dropout([self.net], self.device):
+            return mc_moments(lambda: self.net(x), self.settings.mc_samples)
