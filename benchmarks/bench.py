@@ -51,11 +51,12 @@ class Scale:
     n_test: int
     rounds: int  # alternating repetitions per contender
     sweep_members: int
+    sweep_train: int  # MNIST training images in the MLP sweep of [3] (2,000 test images)
     sweep_epochs: int | None  # None: each study's own (bench [3]); tiny runs shorten them
 
 
-FULL = Scale(n_train=60_000, n_test=10_000, rounds=3, sweep_members=8, sweep_epochs=None)
-TINY = Scale(n_train=512, n_test=256, rounds=1, sweep_members=2, sweep_epochs=2)
+FULL = Scale(60_000, 10_000, rounds=3, sweep_members=8, sweep_train=20_000, sweep_epochs=None)
+TINY = Scale(512, 256, rounds=1, sweep_members=2, sweep_train=256, sweep_epochs=2)
 
 
 # ----------------------------------------------------------------------------- data
@@ -235,7 +236,7 @@ def bench_loops(scale: Scale, root: Path, out: Path, which: set[str]) -> None:
 # Per study: the overrides of the K-member sweep (the study's own defaults otherwise) and the CPU
 # target for the stacked launcher's speed-up.
 SWEEPS: dict[str, tuple[list[str], float]] = {
-    "mlp": (["model=mlp", "epochs=1"], 1.0),  # one epoch over the benchmark's MNIST files
+    "mlp": (["model=mlp", "epochs=1"], 1.0),  # one epoch over Scale.sweep_train images
     "regression": (["model=regression"], 5.0),
     "rnn": (["model=rnn", "epochs=50"], 5.0),  # half its default epochs: the time limit
 }
@@ -415,7 +416,8 @@ def main(argv: list[str] | None = None) -> None:
         if which & {"1", "2"}:
             bench_loops(scale, root, out, which)
         if "3" in which:
-            bench_sweeps(scale, root, out, args.models.split(","))
+            sweep_root = write_mnist_files(Path(tmp) / "sweep", scale.sweep_train, 2000)
+            bench_sweeps(scale, sweep_root, out, args.models.split(","))
         if "4" in which:
             bench_memory(scale, root, out)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
