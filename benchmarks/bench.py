@@ -288,10 +288,10 @@ def bench_sweeps(scale: Scale, root: Path, out: Path, models: list[str]) -> None
     """Benchmark 3: K configurations one after another vs stacked, per study."""
     for model in models:
         jobs = sweep_settings(model, scale, root, out)
-        # Warm-up (untimed): lazy imports and first-call costs of both paths.
-        warm = [dataclasses_replace(s, epochs=1, eval_every=1) for s in jobs[:2]]
-        sweep_seconds(warm[:1], stacked=False)
-        sweep_seconds(warm, stacked=True)
+        if scale.rounds > 1:  # warm-up (untimed): lazy imports, first-call costs of both paths
+            warm = [dataclasses_replace(s, epochs=1, eval_every=1) for s in jobs[:2]]
+            sweep_seconds(warm[:1], stacked=False)
+            sweep_seconds(warm, stacked=True)
         sequential_wall, sequential_loops = sweep_seconds(jobs, stacked=False)
         stacked_wall, stacked_loops = sweep_seconds(jobs, stacked=True)
         speedup = sequential_loops / stacked_loops
