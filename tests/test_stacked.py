@@ -135,7 +135,7 @@ def test_with_dropout_members_agree_with_solo_runs_over_seeds(dropout_sweeps: di
     assert len(set(solo_losses)) == len(DROPOUT_SEEDS)  # seeds matter: the test has power
     assert stats.ttest_ind(stacked_losses, solo_losses).pvalue > 0.05
     for solo, member in zip(dropout_sweeps["solo"], dropout_sweeps["stacked"], strict=True):
-        assert_close_rows(metrics(solo), metrics(member), 1e-4)
+        assert_close_rows(metrics(solo), metrics(member), RTOL)
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,7 @@ def test_a_stacked_members_checkpoint_resumes_like_its_solo_run(
     full = execute(
         settings(mnist_root, tmp_path / "solo", "epochs=3", *member, "seed=5"), [], Reporter()
     )
-    assert_close_rows(metrics(full.run_dir.path), metrics(cut), 1e-4)
+    assert_close_rows(metrics(full.run_dir.path), metrics(cut), RTOL)
 
 
 def test_jobs_that_cannot_be_stacked_run_alone_with_a_note(
