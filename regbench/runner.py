@@ -93,7 +93,7 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     summary = run_dir.read_summary()
     if summary.get("status") == "completed":
         raise UsageError(f"{run_dir} already completed; use `regbench rerun` to run it again")
-    if summary.get("status") == "running" and _alive(summary.get("pid")):
+    if summary.get("status") == "running" and process_alive(summary.get("pid")):
         raise UsageError(f"{run_dir} is still running (pid {summary['pid']}); stop it first")
     settings = saved_settings(run_dir)
     _, study = _prepare(settings, reporter)
@@ -255,7 +255,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _alive(pid: Any) -> bool:
+def process_alive(pid: Any) -> bool:
+    """Whether a process with this pid exists (anything but an int: no)."""
     if not isinstance(pid, int):
         return False
     try:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
 from regbench.rundir import CONFIG, SUMMARY, RunDir
+from regbench.runner import process_alive
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -348,7 +349,7 @@ def _lock(sweep_dir: Path) -> Iterator[None]:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             pid = _read_pid(lock)
-            if pid is not None and _alive(pid):
+            if process_alive(pid):
                 raise UsageError(
                     f"another regbench sweep (pid {pid}) is running in {sweep_dir}; wait for it"
                 ) from None
@@ -370,16 +371,6 @@ def _read_pid(lock: Path) -> int | None:
         return int(lock.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ----------------------------------------------------------------------------- sweep.json

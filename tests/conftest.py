@@ -22,6 +22,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from regbench.cli import app
 
 N_TRAIN, N_TEST = 192, 64
+# The files every completed run folder holds, whatever made it (run, sweep, resume).
+RUN_FILES = (
+    "config.yaml",
+    "overrides.yaml",
+    "metrics.csv",
+    "summary.json",
+    "loss_curve.png",
+    "model.pt",
+    "checkpoint.pt",
+)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

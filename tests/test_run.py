@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import N_TEST, N_TRAIN, run_dirs, run_regbench, write_mnist
+from tests.conftest import N_TEST, N_TRAIN, RUN_FILES, run_dirs, run_regbench, write_mnist
 
 EXPECTED_COLUMNS = [
     "epoch",
@@ -34,15 +34,7 @@ def test_run_writes_every_output(cli, mnist_root: Path, tmp_path: Path) -> None:
     (run,) = run_dirs(tmp_path / "outputs")
     assert run.parent == tmp_path / "outputs" / "mlp"
     assert f"outputs in {Path('outputs') / 'mlp' / run.name}" in result.stdout
-    for name in (
-        "config.yaml",
-        "overrides.yaml",
-        "metrics.csv",
-        "summary.json",
-        "loss_curve.png",
-        "model.pt",
-        "checkpoint.pt",
-    ):
+    for name in RUN_FILES:
         assert (run / name).is_file(), name
 
     rows = read_csv(run / "metrics.csv")

@@ -13,20 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_dirs, run_regbench, write_mnist
+from tests.conftest import RUN_FILES, run_dirs, run_regbench, write_mnist
 from tests.test_compare import direct_paired, direct_stats, final_values, read_csv
 
 # A 2 x 2 grid; the seeds are added per test. Small MLP, two epochs: fast, and curves have bands.
 GRID = ("model=mlp", "dropout=0,0.5", "weight_decay=0,1e-3", "epochs=2", "model.hidden=[16]")
-RUN_FILES = (
-    "config.yaml",
-    "overrides.yaml",
-    "metrics.csv",
-    "summary.json",
-    "loss_curve.png",
-    "model.pt",
-    "checkpoint.pt",
-)
 KEY = re.compile(r"[0-9a-f]{10}-seed=\d+")
 
 
