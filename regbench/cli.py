@@ -61,6 +61,8 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         stderr.print("interrupted", style="bold red")
         raise typer.Exit(INTERRUPTED_EXIT) from None
+    except typer.Exit:  # a command's own exit code (e.g. rerun --check): not an error to report
+        raise
     except Exception as exc:  # a bug or an unforeseen failure: still one line, unless --debug
         if State.debug:
             raise
@@ -159,15 +161,8 @@ def _show_check(original, result) -> bool:
 
     from regbench import reproduce
 
-    exact = result.summary["device"] == "cpu"
+    exact, rule = reproduce.check_rule(original.read_summary(), result.summary)
     checks = reproduce.compare_metrics(original.read_metrics(), result.rows, exact=exact)
-    rule = (
-        "bitwise identical (CPU)"
-        if exact
-        else (
-            f"|diff| <= {reproduce.CUDA_RTOL:g} relative or {reproduce.CUDA_ATOL:g} absolute (CUDA)"
-        )
-    )
     table = Table(title=f"rerun --check: {rule}")
     for column in ("column", "identical", "max |diff|", "verdict"):
         table.add_column(column)

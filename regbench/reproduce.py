@@ -2,6 +2,8 @@
 
 On CPU with deterministic algorithms the numbers must be bitwise identical. On CUDA, kernels may
 reorder floating-point sums between runs, so a small relative tolerance applies (and is printed).
+The same tolerance applies to a run trained by the stacked launcher (regbench/stacked.py): it is
+rerun alone, and a stacked layer's batched matrix products round differently from one member's.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ TIMING_COLUMNS = frozenset({"seconds"})
 CUDA_RTOL, CUDA_ATOL = 1e-4, 1e-6
 # Summary facts that can change a run's numbers; a difference is worth a warning.
 ENVIRONMENT_KEYS = ("torch", "threads", "deterministic", "cuda", "gpu")
+
+
+def check_rule(original: dict[str, Any], rerun: dict[str, Any]) -> tuple[bool, str]:
+    """(bitwise?, the rule in words) for comparing a rerun with its original, by summaries."""
+    tolerance = f"|diff| <= {CUDA_RTOL:g} relative or {CUDA_ATOL:g} absolute"
+    if original.get("stacked"):
+        return False, f"{tolerance} (a stacked run rerun alone: batched products round differently)"
+    if rerun.get("device") == "cpu":
+        return True, "bitwise identical (CPU)"
+    return False, f"{tolerance} (CUDA)"
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 A regularization sweep is many small runs of one architecture (grid x seeds). Run one after
 another, every run pays Python's and the dispatcher's per-step cost on its own. Stacked, each
 parameter of the K members is one ``[K, ...]`` tensor (``torch.func.stack_module_state``), and a
-training step is one forward vmapped over the members (``torch.func.functional_call`` + ``vmap``),
-one backward and one optimizer update for all members, so that cost is paid once for K.
+training step is one forward through a copy of the network whose layers run all members at once
+(regbench/stacked_net.py: batched matrix products), one backward and one optimizer update for
+all members, so that cost is paid once for K.
 
 Members may differ in ``seed``, ``dropout``, ``l1``, ``l2``, ``weight_decay`` and ``lr`` (and in
-``name``/``out_dir``); vmap cannot map over Python scalars, so these become per-member tensors.
+``name``/``out_dir``); these become per-member tensors.
 Jobs that agree on everything else (model, data, batch size, epochs, optimizer, ...) form a
 group; a group is split into chunks that fit a memory budget. A job that cannot be stacked (a
 study without a stacked form, e.g. the GAN, or a group of one) runs the normal way, with a note.
@@ -28,7 +29,6 @@ Each member behaves like its solo run:
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -39,14 +39,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from regbench import runner
-from regbench.errors import RegbenchError
 from regbench.progress import Reporter
 from regbench.rundir import RunDir
 from regbench.seeding import capture_rng, restore_rng
+from regbench.stacked_net import (
+    NotStackable,
+    StackedParameters,
+    check_forward,
+    solo_loss,
+    stacked_template,
+)
 from regbench.train import (
     FINITE_CHECK_EVERY,
     Diverged,
@@ -83,10 +88,6 @@ class Job:
     settings: Settings
     overrides: tuple[str, ...] = ()
     run_path: Path | None = None  # the run folder exactly (a sweep's job folder), else a new one
-
-
-class NotStackable(RegbenchError):
-    """A group of jobs that must run one by one; the message says why."""
 
 
 def group_key(settings: Settings) -> str:
@@ -331,92 +332,6 @@ def _default_generator(device: torch.device) -> torch.Generator:
 
 
 # ----------------------------------------------------------------------------- the stack
-class _MaskedDropout(nn.Module):
-    """Stands in for a dropout module in the stacked forward: multiplies by the member's mask,
-    drawn outside vmap from the member's generator, with the replaced module's arithmetic."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        self.mask: torch.Tensor | None = None
-        self.keep: torch.Tensor | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mask is None:
-            return x
-        if self.kind == "inverted":  # regbench.dropout.InvertedDropout: x * mask / (1 - p)
-            return x * self.mask / self.keep
-        return x * self.mask  # vanilla: unscaled; torch: the mask already holds 1/(1-p)
-
-
-class _UnrolledRNN(nn.RNN):
-    """One tanh ``nn.RNN`` layer step by step (vmap has no batching rule for the fused kernel),
-    in the fused CPU kernel's order: all input projections first, then
-    h_t = tanh((b_hh + h_{t-1} W_hh^T) + x_t W_ih^T + b_ih)."""
-
-    def forward(  # type: ignore[override]
-        self, x: torch.Tensor, h0: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        projected = F.linear(x, self.weight_ih_l0, self.bias_ih_l0)
-        h = x.new_zeros(x.shape[0], self.hidden_size) if h0 is None else h0[0]
-        outputs = []
-        # unbind, not projected[:, t]: the backward of T slices would zero T full-size tensors.
-        for x_t in projected.unbind(1):
-            h = torch.tanh(F.linear(h, self.weight_hh_l0, self.bias_hh_l0) + x_t)
-            outputs.append(h)
-        return torch.stack(outputs, dim=1), h.unsqueeze(0)
-
-
-def _dropout_kind(module: nn.Module) -> str | None:
-    from regbench import dropout
-
-    kinds = {
-        dropout.InvertedDropout: "inverted",
-        dropout.VanillaDropout: "vanilla",
-        dropout.TorchDropout: "torch",
-        nn.Dropout: "torch",
-    }
-    return kinds.get(type(module))
-
-
-def _template(net: nn.Module) -> tuple[nn.Module, dict[str, _MaskedDropout]]:
-    """A copy of ``net`` whose dropout and nn.RNN modules work under vmap, or NotStackable."""
-    from regbench import dropout
-
-    template = copy.deepcopy(net)
-    masked: dict[str, _MaskedDropout] = {}
-    for name, module in list(template.named_modules()):
-        kind = _dropout_kind(module)
-        if kind is not None:
-            masked[name] = _MaskedDropout(kind)
-            _replace(template, name, masked[name])
-        elif isinstance(module, dropout.STOCHASTIC):
-            raise NotStackable(f"{type(module).__name__} has no stacked form")
-        elif isinstance(module, nn.RNNBase):
-            _replace(template, name, _unrolled(module))
-    return template, masked
-
-
-def _unrolled(rnn: nn.RNNBase) -> _UnrolledRNN:
-    plain = (
-        type(rnn) is nn.RNN
-        and rnn.nonlinearity == "tanh"
-        and rnn.num_layers == 1
-        and rnn.bias
-        and rnn.batch_first
-        and not rnn.bidirectional
-        and rnn.proj_size == 0
-    )
-    if not plain:
-        raise NotStackable(f"{type(rnn).__name__} is supported only as one tanh batch_first layer")
-    return _UnrolledRNN(rnn.input_size, rnn.hidden_size, batch_first=True)
-
-
-def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, module)
-
-
 @dataclass(frozen=True)
 class _Call:
     """One dropout call of a training forward: which module, and its mask's shape and strides
@@ -429,10 +344,11 @@ class _Call:
 
 class _Stack:
     """K members' network as stacked parameters (``stack_module_state``: one [K, ...] leaf per
-    parameter), the vmapped loss, per-member dropout masks, penalties and optimizer."""
+    parameter), the stacked forward and loss (regbench/stacked_net.py), per-member dropout
+    masks, penalties and optimizer."""
 
     def __init__(self, members: list[_Member]) -> None:
-        from torch.func import stack_module_state, vmap
+        from torch.func import stack_module_state
 
         from regbench.regularize import split_parameters
 
@@ -445,10 +361,9 @@ class _Stack:
         if set(study.networks) != {NETWORK} or set(study.optimizers) != {NETWORK}:
             raise NotStackable("it trains more than one network")
         net = study.networks[NETWORK]
-        if any(True for _ in net.buffers()):
-            raise NotStackable("its network has buffers")
         self.loss = loss
-        self.template, masked = _template(net)
+        self.params = StackedParameters()
+        self.template, masked = stacked_template(net, self.params)
         self.dropouts = list(masked.values())
         self.dropout_names = list(masked)
         penalized, _ = split_parameters([net], settings.penalize)
@@ -457,6 +372,8 @@ class _Stack:
         # The optimizer's tensors; the network sees them through ``views`` (see _adopt_layouts).
         self.leaves, _ = stack_module_state([m.study.networks[NETWORK] for m in members])
         self.orders: dict[str, tuple[int, ...]] | None = None
+        self.data = _StackedData(members)
+        self._check_forward()
         self.l1 = self._per_member(lambda s: s.l1)
         self.l2 = self._per_member(lambda s: s.l2)
         self.l1_runs = _runs([m.settings.l1 > 0 for m in members])
@@ -469,39 +386,35 @@ class _Stack:
             self.leaves,
             set(self.penalized),
         )
-        self.data = _StackedData(members)
         self.calls: dict[int, list[_Call]] = {}
         self.active: list[int] = []
-        self.active_calls: list[int] = []
         self.p: list[list[float]] = []
         self.keep: list[torch.Tensor] = []
-        self.vmapped = vmap(self._member_loss, randomness="error")
 
     def _per_member(self, value: Callable[[Settings], float]) -> torch.Tensor:
         return torch.tensor([value(m.settings) for m in self.members], device=self.device)
 
+    def _check_forward(self) -> None:
+        """The stacked loss equals each member's solo loss on a first batch (stacked_net)."""
+        size = min(self.members[0].settings.batch_size, self.data.n)
+        rows = torch.arange(size, device=self.device).expand(self.k, size)
+        self.params.tensors = self.leaves
+        try:
+            networks = [m.study.networks[NETWORK] for m in self.members]
+            check_forward(self.loss, self.template, networks, self.data.batch(rows))
+        finally:
+            self.params.tensors = {}
+
     # ------------------------------------------------------------------ the step
-    def _member_loss(
-        self,
-        params: dict[str, torch.Tensor],
-        batch: dict[str, torch.Tensor],
-        masks: list[torch.Tensor],
-        keeps: list[torch.Tensor],
-    ) -> torch.Tensor:
-        """One member's data loss (called under vmap: every tensor here is one member's)."""
-        from torch.func import functional_call
-
-        for index, mask, keep in zip(self.active_calls, masks, keeps, strict=True):
-            self.dropouts[index].mask, self.dropouts[index].keep = mask, keep
-        return self.loss(lambda x: functional_call(self.template, params, (x,)), batch)
-
     def step(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimization step of every member on its batch ``indices[k]``; [K] loss terms."""
         batch = self.data.batch(indices)
-        masks, keeps = self._masks(indices.shape[1])
+        self._set_masks(indices.shape[1])
+        self.params.tensors = self.views()
         try:
-            data_loss = self.vmapped(self.views(), batch, masks, keeps)
+            data_loss = self.loss(self.template, batch)
         finally:
+            self.params.tensors = {}
             for module in self.dropouts:
                 module.mask = module.keep = None
         # Members are independent: each parameter slice gets its own member's gradient. grad
@@ -531,9 +444,10 @@ class _Stack:
         }
 
     def _adopt_layouts(self, grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Store each parameter in the memory order its gradient arrives in (vmap's backward
-        hands a linear layer's weight gradient over transposed), so that every later gradient
-        is contiguous like its leaf: the fused optimizer would otherwise copy it, every step."""
+        """Store each parameter in the memory order its gradient arrives in (a stacked linear
+        layer multiplies by its weight transposed, so the weight's gradient arrives transposed),
+        so that every later gradient is contiguous like its leaf: the fused optimizer would
+        otherwise copy it, every step."""
         self.orders = {}
         for name, grad in grads.items():
             order = tuple(sorted(range(grad.dim()), key=lambda d: -grad.stride()[d]))
@@ -584,14 +498,14 @@ class _Stack:
             for ps in self.p
         ]
 
-    def _masks(self, batch_size: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _set_masks(self, batch_size: int) -> None:
         """Each member's masks from its own generator, in the order the forward uses them and
         laid out as the solo run's (``empty_like(x).bernoulli_(1 - p)`` fills memory in x's
         memory order); no draw when p is 0, as in the solo run."""
-        masks, keeps, self.active_calls = [], [], []
         for call in self._calls(batch_size):
             if call.index not in self.active:
                 continue
+            module = self.dropouts[call.index]
             mask = torch.empty_strided(
                 (self.k, *call.shape), (math.prod(call.shape), *call.stride), device=self.device
             )
@@ -601,12 +515,10 @@ class _Stack:
                     mask[k].fill_(1.0)
                     continue
                 mask[k].bernoulli_(1.0 - p, generator=member.mask_gen)
-                if self.dropouts[call.index].kind == "torch":
+                if module.kind == "torch":
                     mask[k].div_(1.0 - p)
-            masks.append(mask)
-            keeps.append(self.keep[call.index])
-            self.active_calls.append(call.index)
-        return masks, keeps
+            module.mask = mask
+            module.keep = self.keep[call.index].view(-1, *[1] * len(call.shape))
 
     def _calls(self, batch_size: int) -> list[_Call]:
         if batch_size not in self.calls:
@@ -641,7 +553,7 @@ class _Stack:
                 torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
             ):
                 net.train(True)
-                self.loss(net, self.data.first(batch_size))
+                solo_loss(self.loss, net, self.data.first(batch_size), 0)
         finally:
             net.train(was_training)
             for hook in hooks:
@@ -728,7 +640,8 @@ class _StackedData:
         return {key: t[rows] for key, t in self.tensors.items()}
 
     def first(self, batch_size: int) -> dict[str, torch.Tensor]:
-        return {key: t[:batch_size] for key, t in self.tensors.items()}
+        """Member 0's first ``batch_size`` examples, as a stack of one [1, batch_size, ...]."""
+        return {key: t[None, :batch_size] for key, t in self.tensors.items()}
 
 
 class StackedOptimizer:

@@ -51,6 +51,7 @@ def test_rerun_check_fails_when_numbers_differ(cli, mnist_root: Path, tmp_path: 
     result = cli("rerun", str(original), "--check", "-q")
     assert result.exit_code == 1
     assert "DIFFERS" in result.stdout and "NOT reproduced" in result.stdout
+    assert "error" not in result.stderr  # a verdict, not a failure of the command
 
 
 def start_run(tmp_path: Path, root: Path, name: str, epochs: int) -> subprocess.Popen:

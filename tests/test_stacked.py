@@ -230,6 +230,12 @@ def test_sweep_stacked_writes_job_folders_like_a_sweep(cli, mnist_root: Path, tm
     assert again.stderr.count("skipped (already completed)") == 4
     assert "sweep done: 6 completed" in again.stdout
 
+    # A stacked member (dropout 0.5) rerun alone reproduces it, to rounding: the check says so.
+    member = next(job for job in jobs if "dropout: 0.5" in (job / "config.yaml").read_text())
+    check = cli("rerun", str(member), "--check", "-q")
+    assert check.exit_code == 0, check.stdout + check.stderr
+    assert "a stacked run rerun alone" in check.stdout and "reproduced" in check.stdout
+
 
 def test_sweep_stacked_refuses_another_launcher(cli, tmp_path: Path) -> None:
     result = cli("sweep", "--stacked", "seed=1,2", "hydra/launcher=joblib")

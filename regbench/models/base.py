@@ -67,10 +67,12 @@ class Study(ABC):
         """Study-specific figures beyond the loss curve (none by default)."""
 
     def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor] | None:
-        """The stacked launcher's hook (regbench/stacked.py): ``loss(forward, batch)``, the data
-        loss of one training batch as in ``train_step``, given the study's one network as a
-        function ``forward(x)`` and the batch's tensors by data key. It runs under vmap, once
-        per member. None (the default): this study is never stacked."""
+        """The stacked launcher's hook (regbench/stacked.py): ``loss(forward, batch)``, each
+        member's data loss [K] on its training batch as in ``train_step``, given the batch's
+        tensors [K, B, ...] by data key and the stacked network as a function ``forward(x)``
+        (x [K, B, ...]). The network's own forward must treat leading dimensions as batch
+        dimensions; the launcher checks that it does. None (the default): this study is never
+        stacked."""
         return None
 
     def state_dicts(self) -> dict[str, Any]:

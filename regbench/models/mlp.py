@@ -35,13 +35,14 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities of the 10 classes for flattened, standardized images."""
-        return F.log_softmax(self.layers(x), dim=1)
+        """Log-probabilities of the 10 classes for flattened, standardized images (any leading
+        dimensions are batch dimensions: the stacked launcher adds one)."""
+        return F.log_softmax(self.layers(x), dim=-1)
 
 
 def standardize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images [N, 28, 28] -> float [N, 784], standardized with MNIST's statistics."""
-    return (images.reshape(len(images), -1).float().div_(255) - MNIST_MEAN).div_(MNIST_STD)
+    """uint8 images [..., 28, 28] -> float [..., 784], standardized with MNIST's statistics."""
+    return (images.flatten(-2).float().div_(255) - MNIST_MEAN).div_(MNIST_STD)
 
 
 class MLPStudy(Study):
@@ -58,8 +59,15 @@ class MLPStudy(Study):
         return self.objective.step(loss)
 
     def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
-        """train_step's loss, for the stacked launcher."""
-        return lambda forward, batch: F.nll_loss(forward(standardize(batch["x"])), batch["y"])
+        """train_step's loss per member, for the stacked launcher: x [K, B, 28, 28], y [K, B]."""
+
+        def loss(forward: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            log_probs = forward(standardize(batch["x"]))
+            labels = batch["y"]
+            per_example = F.nll_loss(log_probs.flatten(0, 1), labels.flatten(), reduction="none")
+            return per_example.view(labels.shape).mean(dim=-1)
+
+        return loss
 
     def evaluate(self) -> dict[str, float]:
         images, labels = self.data.test["x"], self.data.test["y"]

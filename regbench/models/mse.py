@@ -32,8 +32,14 @@ class MSEStudy(Study):
         return self.objective.step(loss)
 
     def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
-        """train_step's loss, for the stacked launcher (regbench/stacked.py)."""
-        return lambda forward, batch: F.mse_loss(forward(batch["x"]), batch["y"])
+        """train_step's loss per member, for the stacked launcher (regbench/stacked.py): the
+        batch's tensors are [K, B, ...]."""
+
+        def loss(forward: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            per_value = F.mse_loss(forward(batch["x"]), batch["y"], reduction="none")
+            return per_value.flatten(1).mean(dim=1)
+
+        return loss
 
     def evaluate(self) -> dict[str, float]:
         train, test = self.data.train, self.data.test

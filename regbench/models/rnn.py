@@ -31,6 +31,7 @@ from regbench.regularize import dropout_layer
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
+    from regbench.models.base import Forward
 
 PLOT_FILE = "predictions.png"
 ZOOM_PERIODS = 2  # the detail panel shows this many sine periods each side of the split
@@ -62,7 +63,8 @@ class SineRNN(nn.Module):
         self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[batch, seq_len, 1] windows -> [batch, 1] next values."""
+        """[batch, seq_len, 1] windows -> [batch, 1] next values (any leading dimensions are
+        batch dimensions: the stacked launcher adds one)."""
         for i, rnn in enumerate(self.layers):
             if i > 0:
                 x = self.between[i](x)
@@ -70,7 +72,7 @@ class SineRNN(nn.Module):
                 x = variational_layer(rnn, x, self.input_masks[i], self.hidden_masks[i])
             else:
                 x, _ = rnn(x)
-        return self.head(self.output_dropout(x[:, -1]))
+        return self.head(self.output_dropout(x[..., -1, :]))
 
 
 def variational_layer(
@@ -105,6 +107,13 @@ class RNNStudy(MSEStudy):
             model.hidden_size, model.num_layers, model.rnn_dropout, lambda: dropout_layer(settings)
         ).to(device)
         self.train_one_network(self.net)
+
+    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
+        if self.settings.model.rnn_dropout == "variational":
+            from regbench.stacked_net import NotStackable
+
+            raise NotStackable("variational dropout (one mask per sequence) has no stacked form")
+        return super().stack_loss()
 
     def mc_bands(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
         """Part name -> (target indices, MC mean, MC std) on the CPU; None without MC."""
