@@ -9,7 +9,10 @@
 2. the same regbench epoch vs the classic tutorial loop (torchvision's MNIST class with
    ToTensor + Normalize, a DataLoader of batch 64): the speed-up.
 3. a sweep of K configurations (dropout, l1, weight_decay, seed) run one after another vs stacked
-   (regbench.stacked), for each stackable study: the speed-up.
+   (regbench.stacked), for each stackable study: the speed-up. Where the target is a speed-up,
+   also the ceiling no stack size can pass on this machine: a stack of 2K members is timed
+   too, and the marginal cost of one more member (its arithmetic, its masks, its evaluation)
+   is set against the cost of one more solo run.
 4. peak memory of one run and of a stacked sweep (each in a fresh child process).
 
 Timings alternate between the contenders (A B A B ...) and keep each one's best round, so a
@@ -242,14 +245,16 @@ SWEEPS: dict[str, tuple[list[str], float]] = {
 }
 
 
-def sweep_settings(model: str, scale: Scale, root: Path, out: Path) -> list[Any]:
-    """K configurations differing in dropout, l1, weight_decay and seed."""
+def sweep_settings(
+    model: str, scale: Scale, root: Path, out: Path, members: int | None = None
+) -> list[Any]:
+    """K configurations differing in dropout, l1, weight_decay and seed (K: the scale's)."""
     from regbench.hydra_app import load_settings
 
     base, _ = SWEEPS[model]
     base = [*base, f"data.root={root}"] if model == "mlp" else base
     jobs = []
-    for i in range(scale.sweep_members):
+    for i in range(members or scale.sweep_members):
         member = [f"seed={i}", f"dropout={[0.0, 0.1, 0.2, 0.3][i % 4]}"]
         member += [f"l1={[0.0, 1e-5][i // 4 % 2]}", f"weight_decay={[0.0, 1e-4][i // 2 % 2]}"]
         jobs.append(load_settings([*base, *member, "device=cpu", f"out_dir={out / model}"]))
@@ -308,6 +313,25 @@ def bench_sweeps(scale: Scale, root: Path, out: Path, models: list[str]) -> None
             f"{sequential_wall / stacked_wall:.2f}x; {settings.epochs} epochs, batch "
             f"{settings.batch_size}, data {settings.data.name})",
         )
+        if target > 1:
+            bench_ceiling(model, scale, root, out, sequential_loops, stacked_loops)
+
+
+def bench_ceiling(
+    model: str, scale: Scale, root: Path, out: Path, sequential: float, stacked: float
+) -> None:
+    """What one more stacked member costs against one more solo run: the speed-up no stack
+    size can pass here (the stack's shared per-step cost vanishes as K grows; each member's
+    own arithmetic, masks and evaluation do not)."""
+    k = scale.sweep_members
+    _, doubled = sweep_seconds(sweep_settings(model, scale, root, out, 2 * k), stacked=True)
+    solo, marginal = sequential / k, max(doubled - stacked, 1e-9) / k
+    print(
+        f"[3] {model}: one more stacked member costs {marginal:.3f} s of loop time, one more "
+        f"solo run {solo:.3f} s: no stack size passes {solo / marginal:.1f}x here "
+        f"({2 * k} stacked: {doubled:.1f} s)",
+        flush=True,
+    )
 
 
 # ----------------------------------------------------------------------------- memory

@@ -29,6 +29,10 @@ def configure_determinism(enabled: bool, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
     # warn_only on CUDA: an op without a deterministic kernel warns rather than kills the run.
     torch.use_deterministic_algorithms(enabled, warn_only=device.type == "cuda")
+    # In deterministic mode torch also fills every new uninitialized tensor with NaN, a guard
+    # against code that reads memory before writing it. No torch kernel does, and neither does
+    # regbench; the fills were 4-9% of a stacked RNN step in a profile (benchmarks/bench.py).
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def capture_rng(data_generator: torch.Generator) -> dict[str, Any]:

@@ -30,4 +30,6 @@ def test_benchmark_script_prints_each_ratio_with_its_target(tmp_path: Path) -> N
     ):
         (line,) = [line for line in lines if line.startswith(f"[{tag}] {what}")]
         assert re.search(r"\(target [^:]+: (meets|MISSES) target\)", line), line
+    ceiling = [line for line in lines if line.startswith("[3] regression: one more stacked")]
+    assert len(ceiling) == 1 and re.search(r"no stack size passes [\d.]+x here", ceiling[0])
     assert not list(tmp_path.iterdir())  # everything went to a temporary folder

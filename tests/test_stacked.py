@@ -199,6 +199,30 @@ def test_jobs_that_cannot_be_stacked_run_alone_with_a_note(
     assert any("cannot be stacked" in note for note in notes.notes)
 
 
+def test_a_forward_that_mixes_up_the_stack_dimension_runs_alone(
+    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launcher checks the stacked loss against each member's own network first: a forward
+    that normalizes over dim 1 (the batch, once a stack dimension leads) is never stacked."""
+    import torch.nn.functional as F
+
+    from regbench.models.mlp import MLP
+
+    monkeypatch.setattr(MLP, "forward", lambda self, x: F.log_softmax(self.layers(x), dim=1))
+    jobs = [settings(mnist_root, tmp_path, "epochs=1", f"seed={s}") for s in (0, 1)]
+    results = run_stacked(jobs, Notes())
+    assert [r.summary["stacked"] for r in results] == [False, False]
+    assert "leading dimensions as batch dimensions" in results[0].summary["stack_note"]
+
+
+def test_variational_rnn_dropout_runs_alone_with_a_note(tmp_path: Path) -> None:
+    rnn = ("model=rnn", "model.rnn_dropout=variational", "data=sine_tiny", "epochs=1")
+    jobs = [load_settings([*rnn, f"seed={s}", f"out_dir={tmp_path}"]) for s in (0, 1)]
+    results = run_stacked(jobs, Notes())
+    assert all(r.summary["status"] == "completed" for r in results)
+    assert "variational dropout" in results[0].summary["stack_note"]
+
+
 def test_a_diverging_member_stops_alone(mnist_root: Path, tmp_path: Path) -> None:
     jobs = [
         settings(mnist_root, tmp_path, "epochs=3", "optimizer=sgd", f"lr={lr}", "seed=1")
