@@ -72,7 +72,8 @@ class Study(ABC):
         tensors [K, B, ...] by data key and the stacked network as a function ``forward(x)``
         (x [K, B, ...]). The network's own forward must treat leading dimensions as batch
         dimensions; the launcher checks that it does. None (the default): this study is never
-        stacked."""
+        stacked; a study that cannot stack only some settings raises
+        ``regbench.stacked_net.NotStackable`` saying why (those jobs then run alone)."""
         return None
 
     def state_dicts(self) -> dict[str, Any]:
