@@ -84,15 +84,7 @@ class RunDir:
     # ------------------------------------------------------------------ metrics
     def append_metrics(self, row: dict[str, Any]) -> None:
         """Append one row (header on the first) and flush it to disk at once."""
-        target = self.path / METRICS
-        new = not target.exists()
-        with target.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow({k: _csv_value(v) for k, v in row.items()})
-            f.flush()
-            os.fsync(f.fileno())
+        self._append_csv(METRICS, [row])
 
     def rewrite_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace metrics.csv by ``rows`` (a resumed run drops rows past its checkpoint)."""
@@ -101,18 +93,27 @@ class RunDir:
             self.append_metrics(row)
 
     def read_metrics(self) -> list[dict[str, float]]:
-        target = self.path / METRICS
-        if not target.exists():
-            return []
-        with target.open(newline="") as f:
-            return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return self._read_csv(METRICS)
 
     # ------------------------------------------------------------------ weights
     def append_weights(self, rows: Sequence[dict[str, Any]]) -> None:
         """Append one metrics row's per-layer weight statistics (long form) and flush."""
-        if not rows:
-            return
-        target = self.path / WEIGHTS
+        if rows:
+            self._append_csv(WEIGHTS, rows)
+
+    def read_weights(self) -> list[dict[str, Any]]:
+        return self._read_csv(WEIGHTS)
+
+    def truncate_weights(self, last_epoch: int) -> None:
+        """Drop weights.csv rows past ``last_epoch`` (a resumed run redoes those epochs)."""
+        rows = [row for row in self.read_weights() if row["epoch"] <= last_epoch]
+        (self.path / WEIGHTS).unlink(missing_ok=True)
+        self.append_weights(rows)
+
+    def _append_csv(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Append ``rows`` to a CSV file (its header first when new), fsynced: a crash loses at
+        most the row being written."""
+        target = self.path / name
         new = not target.exists()
         with target.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -122,18 +123,12 @@ class RunDir:
             f.flush()
             os.fsync(f.fileno())
 
-    def read_weights(self) -> list[dict[str, Any]]:
-        target = self.path / WEIGHTS
+    def _read_csv(self, name: str) -> list[dict[str, Any]]:
+        target = self.path / name
         if not target.exists():
             return []
         with target.open(newline="") as f:
             return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-    def truncate_weights(self, last_epoch: int) -> None:
-        """Drop weights.csv rows past ``last_epoch`` (a resumed run redoes those epochs)."""
-        rows = [row for row in self.read_weights() if row["epoch"] <= last_epoch]
-        (self.path / WEIGHTS).unlink(missing_ok=True)
-        self.append_weights(rows)
 
     # ------------------------------------------------------------------ summary
     def write_summary(self, summary: dict[str, Any]) -> None:
