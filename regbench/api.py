@@ -2,7 +2,7 @@
 
 >>> import regbench
 >>> result = regbench.run(["model=regression", "dropout=0.5", "seed=1"])
->>> result.run_dir, result.summary["final"]["test_loss"]
+>>> result.run_dir, result.summary.final["test_loss"]
 >>> table = regbench.load_runs("outputs")          # one row per run and epoch (pandas)
 >>> table.groupby("dropout")["test_loss"].mean()
 """
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def run(overrides: Sequence[str] = (), *, quiet: bool = True) -> RunResult:
     """Train one model, exactly like ``regbench run OVERRIDES...``.
 
-    Returns a RunResult: ``run_dir`` (a RunDir; ``.path`` is the folder), ``summary`` (the dict in
+    Returns a RunResult: ``run_dir`` (a RunDir; ``.path`` is the folder), ``summary`` (the typed
     summary.json) and ``rows`` (the metrics rows). Bad overrides raise ``regbench.ConfigError``.
     """
     from regbench.hydra_app import load_settings

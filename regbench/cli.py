@@ -86,8 +86,8 @@ def _show_result(result, quiet: bool) -> None:
     from regbench.progress import metrics_table
 
     if not quiet and result.rows:
-        stdout.print(metrics_table(result.rows, f"{result.summary['name']} metrics"))
-    stdout.print(f"run {result.summary['status']}: outputs in {result.run_dir}", highlight=False)
+        stdout.print(metrics_table(result.rows, f"{result.summary.name} metrics"))
+    stdout.print(f"run {result.summary.status}: outputs in {result.run_dir}", highlight=False)
 
 
 @app.command(context_settings=EXTRA_ARGS)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.errors import UsageError
-from regbench.rundir import CONFIG, SUMMARY, RunDir
+from regbench.rundir import RunDir
 
 DEFAULT_METRICS = ("test_loss", "test_acc")
 # Shown by default when a penalty varies across groups (from weights.csv).
@@ -57,21 +57,7 @@ class Run:
 
 def find_runs(paths: Sequence[Path]) -> list[Run]:
     """Every run folder at or under ``paths`` (run folders, sweep folders, or any folder)."""
-    found: dict[Path, None] = {}
-    for path in paths:
-        path = Path(path).expanduser()
-        if not path.exists():
-            raise UsageError(f"{path} does not exist; give run or sweep folders")
-        folders = [path] if _is_run(path) else sorted(p.parent for p in path.rglob(SUMMARY))
-        folders = [f for f in folders if _is_run(f)]
-        if not folders:
-            raise UsageError(f"no regbench runs in {path} (no folder with {CONFIG} and {SUMMARY})")
-        found.update(dict.fromkeys(f.resolve() for f in folders))
-    return [load_run(folder) for folder in found]
-
-
-def _is_run(path: Path) -> bool:
-    return (path / CONFIG).is_file() and (path / SUMMARY).is_file()
+    return [load_run(run_dir.path) for run_dir in RunDir.find(paths)]
 
 
 def load_run(folder: Path) -> Run:
@@ -79,7 +65,7 @@ def load_run(folder: Path) -> Run:
 
     run_dir = RunDir.open(folder)
     config = flatten(run_dir.read_config() or {})
-    status = run_dir.read_summary().get("status", "unknown")
+    status = run_dir.read_summary().status.value
     # weights.csv's sparsity and norm summaries become metric columns of the same epochs.
     weights = weight_columns_by_epoch(run_dir.read_weights())
     rows = [{**row, **weights.get(int(row["epoch"]), {})} for row in run_dir.read_metrics()]

@@ -11,7 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from regbench.rundir import Summary
 
 # Columns that measure the machine, not the maths.
 TIMING_COLUMNS = frozenset({"seconds"})
@@ -20,12 +23,12 @@ CUDA_RTOL, CUDA_ATOL = 1e-4, 1e-6
 ENVIRONMENT_KEYS = ("torch", "threads", "deterministic", "cuda", "gpu")
 
 
-def check_rule(original: dict[str, Any], rerun: dict[str, Any]) -> tuple[bool, str]:
+def check_rule(original: Summary, rerun: Summary) -> tuple[bool, str]:
     """(bitwise?, the rule in words) for comparing a rerun with its original, by summaries."""
     tolerance = f"|diff| <= {CUDA_RTOL:g} relative or {CUDA_ATOL:g} absolute"
-    if original.get("stacked"):
+    if original.stacked:
         return False, f"{tolerance} (a stacked run rerun alone: batched products round differently)"
-    if rerun.get("device") == "cpu":
+    if rerun.device == "cpu":
         return True, "bitwise identical (CPU)"
     return False, f"{tolerance} (CUDA)"
 
@@ -81,18 +84,18 @@ def _close(a: Any, b: Any) -> bool:
         return False
 
 
-def environment_differences(original: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
+def environment_differences(original: Summary, rerun: Summary) -> list[str]:
     """Human-readable differences in device, data and environment between two summaries."""
     notes = []
-    if original.get("device") != rerun.get("device"):
-        notes.append(f"device: {original.get('device')} -> {rerun.get('device')}")
-    old_data, new_data = original.get("data", {}), rerun.get("data", {})
+    if original.device != rerun.device:
+        notes.append(f"device: {original.device} -> {rerun.device}")
+    old_data, new_data = original.data or {}, rerun.data or {}
     if (old_data.get("name"), old_data.get("source")) != (
         new_data.get("name"),
         new_data.get("source"),
     ):
         notes.append(f"data: {old_data.get('source')} -> {new_data.get('source')}")
-    old_env, new_env = original.get("environment", {}), rerun.get("environment", {})
+    old_env, new_env = original.environment or {}, rerun.environment or {}
     for key in ENVIRONMENT_KEYS:
         if old_env.get(key) != new_env.get(key):
             notes.append(f"{key}: {old_env.get(key)} -> {new_env.get(key)}")

@@ -19,12 +19,15 @@ written atomically (temp file + rename), so a crash never leaves half a file.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,80 @@ from regbench.errors import RegbenchError, UsageError
 CONFIG, OVERRIDES, METRICS, SUMMARY = "config.yaml", "overrides.yaml", "metrics.csv", "summary.json"
 CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
 WEIGHTS = "weights.csv"  # per-layer weight statistics, one row per layer per metrics row
+LOSS_CURVE = "loss_curve.png"
+WEIGHT_HIST, WEIGHT_NORMS = "weight_hist.png", "weight_norms.png"
+# Every file a completed run of any study holds (a study adds its own figures: Study.figures).
+ARTIFACTS = (
+    CONFIG, OVERRIDES, METRICS, WEIGHTS, SUMMARY, CHECKPOINT, MODEL,
+    LOSS_CURVE, WEIGHT_HIST, WEIGHT_NORMS,
+)  # fmt: skip
+
+
+class Status(str, Enum):
+    """A run's ``status`` in summary.json. Only COMPLETED means the run's files are whole."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class Summary:
+    """summary.json, typed. Optional fields left at None are not written, so a summary has the
+    keys it always had; keys this version does not know are kept in ``extra`` and written back."""
+
+    status: Status
+    name: str
+    model: str
+    seed: int
+    overrides: list[str] = field(default_factory=list)
+    pid: int | None = None
+    host: str | None = None
+    run_dir: str | None = None
+    epochs: int | None = None
+    device: str | None = None
+    data: dict[str, Any] | None = None
+    started_at: str | None = None
+    environment: dict[str, Any] | None = None
+    stacked: bool | None = None
+    stack_note: str | None = None
+    stack: dict[str, Any] | None = None
+    rerun_of: str | None = None
+    resumed_from_epoch: int | None = None
+    epochs_completed: int | None = None
+    final: dict[str, Any] | None = None
+    best: dict[str, Any] | None = None
+    finished_at: str | None = None
+    wall_seconds: float | None = None
+    error: str | None = None
+    diverged_epoch: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def completed(self) -> bool:
+        return self.status is Status.COMPLETED
+
+    def to_json(self) -> dict[str, Any]:
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        extra = plain.pop("extra")
+        plain["status"] = Status(self.status).value
+        return {**{k: v for k, v in plain.items() if v is not None}, **extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Summary:
+        """A summary read from disk; ValueError when it is not one (no or unknown status)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        values["status"] = Status(data.get("status"))
+        for key in ("name", "model", "seed"):
+            values.setdefault(key, None)
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**values, extra=extra)
 
 
 class RunDir:
@@ -61,9 +138,32 @@ class RunDir:
         path = Path(path).expanduser()
         if not path.exists():
             raise UsageError(f"{path} does not exist; give a run folder (one holding {CONFIG})")
-        if not (path / CONFIG).is_file() or not (path / SUMMARY).is_file():
+        if not cls.is_run(path):
             raise UsageError(f"{path} is not a regbench run (no {CONFIG} and {SUMMARY})")
         return cls(path)
+
+    @staticmethod
+    def is_run(path: Path) -> bool:
+        """What makes a folder a run: its config and its summary."""
+        return (path / CONFIG).is_file() and (path / SUMMARY).is_file()
+
+    @classmethod
+    def find(cls, paths: Iterable[str | Path]) -> list[RunDir]:
+        """Every run at or under ``paths`` (run folders, sweep folders, any folder), each once,
+        in order; a UsageError for a path that does not exist or holds no run."""
+        found: dict[Path, None] = {}
+        for given in paths:
+            path = Path(given).expanduser()
+            if not path.exists():
+                raise UsageError(f"{path} does not exist; give run or sweep folders")
+            under = [path] if cls.is_run(path) else sorted(p.parent for p in path.rglob(SUMMARY))
+            folders = [f for f in under if cls.is_run(f)]
+            if not folders:
+                raise UsageError(
+                    f"no regbench runs in {path} (no folder with {CONFIG} and {SUMMARY})"
+                )
+            found.update(dict.fromkeys(f.resolve() for f in folders))
+        return [cls(folder) for folder in found]
 
     def __str__(self) -> str:
         return str(self.path)
@@ -131,14 +231,24 @@ class RunDir:
             return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
     # ------------------------------------------------------------------ summary
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        self._atomic_text(SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
+    def write_summary(self, summary: Summary) -> None:
+        text = json.dumps(summary.to_json(), indent=2, default=str) + "\n"
+        self._atomic_text(SUMMARY, text)
 
-    def read_summary(self) -> dict[str, Any]:
+    def read_summary(self) -> Summary:
+        """The run's summary; a UsageError when it is missing, unreadable or not a summary."""
         try:
-            return json.loads((self.path / SUMMARY).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            return Summary.from_json(json.loads((self.path / SUMMARY).read_text()))
+        except (OSError, json.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
             raise UsageError(f"cannot read {self.path / SUMMARY}: {exc}") from exc
+
+    def summary_or_none(self) -> Summary | None:
+        """The summary, or None where there is none yet or it cannot be read (a job folder
+        killed before its summary was written)."""
+        try:
+            return self.read_summary()
+        except UsageError:
+            return None
 
     # ------------------------------------------------------------------ tensors
     def save_checkpoint(self, state: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench.errors import UsageError
 from regbench.progress import Reporter
-from regbench.rundir import RunDir
+from regbench.rundir import RunDir, Status, Summary
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 @dataclass
 class RunResult:
     run_dir: RunDir
-    summary: dict[str, Any]
+    summary: Summary
     rows: list[dict[str, Any]]
 
 
@@ -91,10 +91,10 @@ def saved_settings(run_dir: RunDir) -> Settings:
 def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     """Continue ``run_dir`` from its last checkpoint (from the start when it has none)."""
     summary = run_dir.read_summary()
-    if summary.get("status") == "completed":
+    if summary.status is Status.COMPLETED:
         raise UsageError(f"{run_dir} already completed; use `regbench rerun` to run it again")
-    if summary.get("status") == "running" and process_alive(summary.get("pid")):
-        raise UsageError(f"{run_dir} is still running (pid {summary['pid']}); stop it first")
+    if summary.status is Status.RUNNING and process_alive(summary.pid):
+        raise UsageError(f"{run_dir} is still running (pid {summary.pid}); stop it first")
     settings = saved_settings(run_dir)
     _, study = _prepare(settings, reporter)
     checkpoint = run_dir.load_checkpoint()
@@ -145,11 +145,12 @@ def _train_and_finish(
 
     started = time.time()
     summary = _summary(settings, study, run_dir, overrides, started)
-    summary.update(extra_summary or {})
+    for key, value in (extra_summary or {}).items():
+        setattr(summary, key, value)
     if checkpoint is not None:
-        summary["resumed_from_epoch"] = checkpoint["epoch"]
+        summary.resumed_from_epoch = checkpoint["epoch"]
     run_dir.write_summary(summary)
-    status, rows = "failed", []
+    status, rows = Status.FAILED, []
     loggers = build_loggers(settings)
     try:
         loggers.start(run_dir.path, settings.to_dict())
@@ -157,26 +158,23 @@ def _train_and_finish(
             rows = train(study, settings, run_dir, reporter, checkpoint, loggers)
         reporter.stop()
         _write_outputs(settings, study, run_dir, rows)
-        status = "completed"
+        status = Status.COMPLETED
     except Diverged as exc:
-        status = "diverged"
-        summary.update(error=str(exc), diverged_epoch=exc.epoch)
+        status = Status.DIVERGED
+        summary.error, summary.diverged_epoch = str(exc), exc.epoch
         raise
     except KeyboardInterrupt:
-        status = "interrupted"
+        status = Status.INTERRUPTED
         raise
     except Exception as exc:
-        summary["error"] = f"{type(exc).__name__}: {exc}"
+        summary.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         reporter.stop()
         rows = rows or run_dir.read_metrics()
-        summary.update(
-            _results(study, rows),
-            status=status,
-            finished_at=_now(),
-            wall_seconds=time.time() - started,
-        )
+        set_results(summary, study, rows)
+        summary.status, summary.finished_at = status, _now()
+        summary.wall_seconds = time.time() - started
         run_dir.write_summary(summary)
         loggers.finish(run_dir.path, status)
     return RunResult(run_dir, summary, rows)
@@ -208,23 +206,23 @@ def plot_title(settings: Settings, data_name: str | None = None) -> str:
 
 def _summary(
     settings: Settings, study: Study, run_dir: RunDir, overrides: Sequence[str], started: float
-) -> dict[str, Any]:
+) -> Summary:
     import torch
 
     on_cuda = study.device.type == "cuda"
-    return {
-        "status": "running",
-        "pid": os.getpid(),
-        "run_dir": str(run_dir.path),
-        "name": settings.run_name,
-        "model": settings.model.name,
-        "seed": settings.seed,
-        "epochs": settings.epochs,
-        "device": str(study.device),
-        "data": study.data.describe(),
-        "overrides": list(overrides),
-        "started_at": _now(started),
-        "environment": {
+    return Summary(
+        status=Status.RUNNING,
+        pid=os.getpid(),
+        run_dir=str(run_dir.path),
+        name=settings.run_name,
+        model=settings.model.name,
+        seed=settings.seed,
+        epochs=settings.epochs,
+        device=str(study.device),
+        data=study.data.describe(),
+        overrides=list(overrides),
+        started_at=_now(started),
+        environment={
             "python": platform.python_version(),
             "torch": torch.__version__,
             "regbench": _version(),
@@ -235,7 +233,7 @@ def _summary(
             "gpu": torch.cuda.get_device_name(study.device) if on_cuda else None,
             "argv": sys.argv,
         },
-    }
+    )
 
 
 @contextmanager
@@ -268,15 +266,15 @@ def process_alive(pid: Any) -> bool:
     return True
 
 
-def _results(study: Study, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    if not rows:
-        return {"epochs_completed": 0, "final": {}, "best": {}}
+def set_results(summary: Summary, study: Study, rows: list[dict[str, Any]]) -> None:
+    """Epochs completed, the last row and the best value of each of the study's goals."""
     best = {}
-    for metric, goal in study.goals.items():
+    for metric, goal in study.goals.items() if rows else ():
         pick = min if goal == "min" else max
         row = pick(rows, key=lambda r, m=metric: r[m])
         best[metric] = {"value": row[metric], "epoch": row["epoch"]}
-    return {"epochs_completed": rows[-1]["epoch"], "final": rows[-1], "best": best}
+    summary.epochs_completed = rows[-1]["epoch"] if rows else 0
+    summary.final, summary.best = (rows[-1] if rows else {}), best
 
 
 def _now(at: float | None = None) -> str:

@@ -43,7 +43,7 @@ from torch import nn
 
 from regbench import runner
 from regbench.progress import Reporter
-from regbench.rundir import RunDir
+from regbench.rundir import RunDir, Status
 from regbench.seeding import capture_rng, restore_rng
 from regbench.stacked_net import (
     NotStackable,
@@ -290,9 +290,9 @@ class _Member:
     guard: DivergenceGuard
     run_dir: RunDir | None = None
     loggers: Any = None  # the run's loggers (TensorBoard, MLflow: regbench/loggers.py)
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: Any = None  # its Summary, once its run folder is open
     rows: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "running"
+    status: Status = Status.RUNNING
     started: float = 0.0  # when its stack started (time.time())
 
     @property
@@ -786,30 +786,30 @@ def _train_chunk(members: list[_Member], reporter: Reporter) -> list[runner.RunR
     started = time.time()
     for k, member in enumerate(members):
         _open_run(member, k, len(members), started)
-    status = "failed"
+    status = Status.FAILED
     try:
         with runner._sigterm_as_interrupt():
             _loop(stack, reporter)
         reporter.stop()
         for k, member in enumerate(members):
-            if member.status == "running":
+            if member.status == Status.RUNNING:
                 stack.load_member(k)
                 with member.own_rng():
                     runner._write_outputs(
                         member.settings, member.study, member.run_dir, member.rows
                     )
-        status = "completed"
+        status = Status.COMPLETED
     except KeyboardInterrupt:
-        status = "interrupted"
+        status = Status.INTERRUPTED
         raise
     except Exception as exc:
         for member in members:
-            member.summary["error"] = f"{type(exc).__name__}: {exc}"
+            member.summary.error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
         reporter.stop()
         for member in members:
-            if member.status == "running":
+            if member.status == Status.RUNNING:
                 member.status = status
                 _close_run(member)
     return [runner.RunResult(m.run_dir, m.summary, m.rows) for m in members]
@@ -825,7 +825,7 @@ def _open_run(member: _Member, k: int, size: int, started: float) -> None:
         settings, member.study, member.run_dir, member.job.overrides, started
     )
     member.started = started
-    member.summary.update(stacked=True, stack={"size": size, "member": k})
+    member.summary.stacked, member.summary.stack = True, {"size": size, "member": k}
     member.run_dir.write_summary(member.summary)
     member.loggers = build_loggers(settings)
     member.loggers.start(member.run_dir.path, settings.to_dict())
@@ -836,13 +836,10 @@ def _close_run(member: _Member) -> None:
     assert member.run_dir is not None
     rows = member.rows or member.run_dir.read_metrics()
     stack_wall = time.time() - member.started
-    member.summary.update(
-        runner._results(member.study, rows),
-        status=member.status,
-        finished_at=runner._now(),
-        wall_seconds=stack_wall / member.summary["stack"]["size"],
-    )
-    member.summary["stack"]["wall_seconds"] = stack_wall
+    runner.set_results(member.summary, member.study, rows)
+    member.summary.status, member.summary.finished_at = member.status, runner._now()
+    member.summary.wall_seconds = stack_wall / member.summary.stack["size"]
+    member.summary.stack["wall_seconds"] = stack_wall
     member.run_dir.write_summary(member.summary)
     if member.loggers is not None:
         member.loggers.finish(member.run_dir.path, member.status)
@@ -872,12 +869,12 @@ def _loop(stack: _Stack, reporter: Reporter) -> None:
         if epoch % settings.eval_every and epoch != settings.epochs:
             continue
         _check(members, sums, steps, epoch)
-        if not any(m.status == "running" for m in members):
+        if not any(m.status == Status.RUNNING for m in members):
             return
         share = (time.perf_counter() - window_start) / len(members)
         means = {key: (v / steps).tolist() for key, v in sums.items()}
         for k, member in enumerate(members):
-            if member.status == "running":
+            if member.status == Status.RUNNING:
                 _record(stack, k, {key: v[k] for key, v in means.items()}, epoch, share, reporter)
         sums, steps, window_start = {}, 0, time.perf_counter()
 
@@ -885,13 +882,13 @@ def _loop(stack: _Stack, reporter: Reporter) -> None:
 def _check(members: list[_Member], sums: dict[str, torch.Tensor], steps: int, epoch: int) -> None:
     """The solo divergence check, member by member; a diverged member stops there alone."""
     for k, member in enumerate(members):
-        if member.status != "running":
+        if member.status != Status.RUNNING:
             continue
         try:
             member.guard.check({key: v[k] for key, v in sums.items()}, steps, epoch)
         except Diverged as exc:
-            member.status = "diverged"
-            member.summary.update(error=str(exc), diverged_epoch=exc.epoch)
+            member.status = Status.DIVERGED
+            member.summary.error, member.summary.diverged_epoch = str(exc), exc.epoch
             _close_run(member)
 
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
-from regbench.rundir import CONFIG, SUMMARY, RunDir
+from regbench.rundir import CONFIG, SUMMARY, RunDir, Status, Summary
 from regbench.runner import process_alive
 
 if TYPE_CHECKING:
@@ -98,11 +98,8 @@ def job_state(folder: Path) -> str:
         _check_key(folder)
     if not (folder / SUMMARY).is_file():
         return "partial"
-    try:
-        status = json.loads((folder / SUMMARY).read_text()).get("status")
-    except (OSError, json.JSONDecodeError):
-        return "partial"
-    return status if status in ACTIONS else "partial"
+    summary = RunDir(folder).summary_or_none()
+    return summary.status.value if summary else "partial"
 
 
 def _check_key(folder: Path) -> None:
@@ -318,10 +315,10 @@ def run_stacked(
 
             results = stacked.run_stacked(todo, reporter, memory_budget, on_failure=failed)
             for say, job, result in zip(announce, todo, results, strict=True):
-                summary = result.summary if result else _read_summary(job.run_path)
-                final = summary.get("final", {})
+                summary = result.summary if result else RunDir(job.run_path).summary_or_none()
+                final = (summary.final if summary else None) or {}
                 shown = [f"  {m} {final[m]:.4g}" for m in ("test_loss", "test_acc") if m in final]
-                say(summary.get("status", "failed") + "".join(shown))
+                say(str(summary.status if summary else Status.FAILED) + "".join(shown))
         finally:
             prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
     return prepared
@@ -430,20 +427,13 @@ def _finish(sweep_dir: Path, record: dict[str, Any], jobs: Sequence[Job]) -> dic
     statuses = {}
     for job in jobs:
         folder = sweep_dir / job.key
-        summary = _read_summary(folder)
-        statuses[job.key] = summary.get("status", "not run")
-        record["jobs"][job.key].update(status=statuses[job.key], error=summary.get("error"))
+        summary = RunDir(folder).summary_or_none()
+        statuses[job.key] = summary.status.value if summary else "not run"
+        record["jobs"][job.key].update(status=statuses[job.key], error=summary and summary.error)
     record.pop("current", None)
     record["invocations"][-1].update(finished_at=_now(), outcome=_count(statuses.values()))
     write_record(sweep_dir, record)
     return statuses
-
-
-def _read_summary(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / SUMMARY).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -525,9 +515,9 @@ def _attempt(
             result = runner.execute(settings, overrides, reporter, run_path=folder)
     except Exception as exc:  # any failure of one job is recorded; the sweep goes on
         return _record_failure(settings, overrides, folder, exc), f": {_one_line(exc)}"
-    final = result.summary.get("final", {})
+    final = result.summary.final or {}
     shown = [f"  {m} {final[m]:.4g}" for m in ("test_loss", "test_acc") if m in final]
-    return result.summary["status"], "".join(shown)
+    return result.summary.status.value, "".join(shown)
 
 
 def _record_failure(
@@ -536,26 +526,26 @@ def _record_failure(
     """The status the job's folder now holds; a job that failed before its run folder existed
     (bad data, no device) gets a folder with its config and a failed summary, so the table and
     the next invocation see it."""
-    summary = _read_summary(folder)
-    if summary.get("status") in ("failed", "diverged", "interrupted"):
-        return summary["status"]
+    summary = RunDir(folder).summary_or_none()
+    if summary and summary.status in (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED):
+        return summary.status.value
     if summary:  # e.g. resume refused: leave the folder as it is
-        return "failed"
+        return Status.FAILED.value
     folder.mkdir(parents=True, exist_ok=True)
     run_dir = RunDir(folder)
     run_dir.write_config(settings.to_dict(), overrides)
     run_dir.write_summary(
-        {
-            "status": "failed",
-            "error": _one_line(exc),
-            "name": settings.run_name,
-            "model": settings.model.name,
-            "seed": settings.seed,
-            "overrides": list(overrides),
-            "finished_at": _now(),
-        }
+        Summary(
+            status=Status.FAILED,
+            error=_one_line(exc),
+            name=settings.run_name,
+            model=settings.model.name,
+            seed=settings.seed,
+            overrides=list(overrides),
+            finished_at=_now(),
+        )
     )
-    return "failed"
+    return Status.FAILED.value
 
 
 def _one_line(exc: Exception) -> str:

@@ -15,9 +15,9 @@ def test_run_returns_the_run_folder_and_summary(mnist_root: Path, tmp_path: Path
         ["epochs=2", "model.hidden=[16]", f"data.root={mnist_root}", f"out_dir={tmp_path}/o"]
     )
     assert result.run_dir.path.parent == tmp_path / "o" / "mlp"
-    assert result.summary["status"] == "completed"
+    assert result.summary.status == "completed"
     on_disk = json.loads((result.run_dir.path / "summary.json").read_text())
-    assert on_disk["final"] == result.summary["final"]
+    assert on_disk["final"] == result.summary.final
     assert [row["epoch"] for row in result.rows] == [1, 2]
 
 

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from regbench import compare
-from regbench.rundir import RunDir
+from regbench.rundir import RunDir, Status, Summary
 
 EPOCHS = 3
 
@@ -51,7 +51,7 @@ def make_run(
                 "seconds": 0.1,
             }
         )
-    run_dir.write_summary({"status": status})
+    run_dir.write_summary(Summary(Status(status), name=path.name, model="mlp", seed=0))
     return path
 
 

@@ -74,10 +74,10 @@ def test_without_dropout_each_member_equals_its_solo_run(mnist_root: Path, tmp_p
     results = run_stacked([Job(s, m) for s, m in zip(jobs, MEMBERS, strict=True)], notes, budget)
 
     assert any("2 chunks" in note for note in notes.notes), notes.notes
-    sizes = [r.summary["stack"]["size"] for r in results]
+    sizes = [r.summary.stack["size"] for r in results]
     assert sorted(sizes) == [1, 2, 2]
     for alone, member in zip(solo, results, strict=True):
-        assert member.summary["stacked"] is True and member.summary["status"] == "completed"
+        assert member.summary.stacked is True and member.summary.status == "completed"
         assert_close_rows(metrics(alone.run_dir.path), metrics(member.run_dir.path), RTOL)
         # The same files, so compare/rerun/resume/plot cannot tell them apart.
         assert sorted(p.name for p in alone.run_dir.path.iterdir()) == sorted(
@@ -156,7 +156,7 @@ def test_regression_and_rnn_members_match_their_solo_runs(study: tuple, tmp_path
     results = run_stacked([load_settings(args("stacked", m)) for m in members])
     for member, result in zip(members, results, strict=True):
         solo = execute(load_settings(args("solo", member)), [], Reporter())
-        assert result.summary["stacked"] is True
+        assert result.summary.stacked is True
         assert_close_rows(metrics(solo.run_dir.path), metrics(result.run_dir.path), RTOL)
 
 
@@ -192,10 +192,10 @@ def test_jobs_that_cannot_be_stacked_run_alone_with_a_note(
     jobs.append(settings(mnist_root, tmp_path, "epochs=1", "batch_size=32"))  # a group of one
     notes = Notes()
     results = run_stacked(jobs, notes)
-    assert [r.summary["status"] for r in results] == ["completed"] * 3
-    assert all(r.summary["stacked"] is False for r in results)
-    assert "has no stacked form" in results[0].summary["stack_note"]
-    assert "no other job" in results[2].summary["stack_note"]
+    assert [r.summary.status for r in results] == ["completed"] * 3
+    assert all(r.summary.stacked is False for r in results)
+    assert "has no stacked form" in results[0].summary.stack_note
+    assert "no other job" in results[2].summary.stack_note
     assert any("cannot be stacked" in note for note in notes.notes)
 
 
@@ -211,16 +211,16 @@ def test_a_forward_that_mixes_up_the_stack_dimension_runs_alone(
     monkeypatch.setattr(MLP, "forward", lambda self, x: F.log_softmax(self.layers(x), dim=1))
     jobs = [settings(mnist_root, tmp_path, "epochs=1", f"seed={s}") for s in (0, 1)]
     results = run_stacked(jobs, Notes())
-    assert [r.summary["stacked"] for r in results] == [False, False]
-    assert "leading dimensions as batch dimensions" in results[0].summary["stack_note"]
+    assert [r.summary.stacked for r in results] == [False, False]
+    assert "leading dimensions as batch dimensions" in results[0].summary.stack_note
 
 
 def test_variational_rnn_dropout_runs_alone_with_a_note(tmp_path: Path) -> None:
     rnn = ("model=rnn", "model.rnn_dropout=variational", "data=sine_tiny", "epochs=1")
     jobs = [load_settings([*rnn, f"seed={s}", f"out_dir={tmp_path}"]) for s in (0, 1)]
     results = run_stacked(jobs, Notes())
-    assert all(r.summary["status"] == "completed" for r in results)
-    assert "variational dropout" in results[0].summary["stack_note"]
+    assert all(r.summary.status == "completed" for r in results)
+    assert "variational dropout" in results[0].summary.stack_note
 
 
 def test_a_diverging_member_stops_alone(mnist_root: Path, tmp_path: Path) -> None:
@@ -229,10 +229,10 @@ def test_a_diverging_member_stops_alone(mnist_root: Path, tmp_path: Path) -> Non
         for lr in (0.01, 1e4)
     ]
     fine, diverged = run_stacked(jobs)
-    assert fine.summary["status"] == "completed" and len(fine.rows) == 3
-    assert diverged.summary["status"] == "diverged"
-    assert "diverged at epoch" in diverged.summary["error"]
-    assert diverged.summary["diverged_epoch"] == 1
+    assert fine.summary.status == "completed" and len(fine.rows) == 3
+    assert diverged.summary.status == "diverged"
+    assert "diverged at epoch" in diverged.summary.error
+    assert diverged.summary.diverged_epoch == 1
     assert not (diverged.run_dir.path / "model.pt").exists()  # as a diverged solo run
 
 
