@@ -176,29 +176,29 @@ class RegbenchLoop:
     def __init__(self, root: Path, out: Path, progress: bool = False) -> None:
         from regbench.hydra_app import load_settings
         from regbench.progress import Reporter, RichReporter
-        from regbench.runner import _prepare
+        from regbench.runner import prepare
 
         overrides = [f"data.root={root}", "device=cpu", "epochs=1", f"out_dir={out}"]
         self.settings = load_settings(overrides)
         self.reporter_class = RichReporter if progress else Reporter
-        _, self.study = _prepare(self.settings, Reporter())
+        _, self.study = prepare(self.settings, Reporter())
         self.out = out
 
     def epoch(self) -> float:
         from rich.console import Console
 
-        from regbench.rundir import RunDir
-        from regbench.train import train
+        from regbench.session import RunSession
+        from regbench.train import SoloTrainer
 
-        run_dir = RunDir.create(self.out, "bench")
-        run_dir.write_config(self.settings.to_dict(), [])
         console = Console(file=open(os.devnull, "w"), force_terminal=True)  # noqa: SIM115
         reporter = self.reporter_class(console)
+        trainer = SoloTrainer(self.study, self.settings)
+        session = RunSession.open_run(self.settings, self.study, [], reporter, trainer.state)
         try:
-            rows = train(self.study, self.settings, run_dir, reporter)
+            trainer.train(session, reporter)
         finally:
             reporter.stop()  # rich's live display redirects stdout until stopped
-        return rows[-1]["test_acc"]
+        return session.rows[-1]["test_acc"]
 
 
 def bench_loops(scale: Scale, root: Path, out: Path, which: set[str]) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from regbench.runner import RunResult
+    from regbench.session import RunResult
 
 
 def run(overrides: Sequence[str] = (), *, quiet: bool = True) -> RunResult:

@@ -84,7 +84,7 @@ def redraw_run(folder: Path) -> Path:
     from regbench.config import ConfigError, validate
     from regbench.models import study_class
     from regbench.plots import loss_curve
-    from regbench.runner import plot_title
+    from regbench.titles import plot_title
 
     run_dir = RunDir.open(folder)
     try:

@@ -17,3 +17,11 @@ class UsageError(RegbenchError):
 
 class DataError(RegbenchError):
     """Data that is missing, unreadable or corrupt."""
+
+
+class Diverged(RegbenchError):
+    """The loss became NaN, infinite, or exploded."""
+
+    def __init__(self, epoch: int, what: str) -> None:
+        super().__init__(f"diverged at epoch {epoch}: {what} (try a smaller lr)")
+        self.epoch = epoch

@@ -20,9 +20,11 @@ PRIMARY_CONFIG = "config"
 
 
 def config_dir() -> Path:
-    """The config tree: top-level ``configs/`` in a checkout, else the copy inside the wheel."""
+    """The config tree: the copy inside an installed wheel, else the top-level ``configs/`` of
+    the checkout an editable install runs from. The wheel's copy is looked for first: next to
+    an installed package is site-packages, where a ``configs/`` could belong to anyone."""
     package = Path(__file__).resolve().parent
-    for candidate in (package.parent / "configs", package / "_configs"):
+    for candidate in (package / "_configs", package.parent / "configs"):
         if (candidate / f"{PRIMARY_CONFIG}.yaml").is_file():
             return candidate
     raise ConfigError(f"regbench's configs were not found next to {package}; reinstall regbench")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ class Logger:
     def start(self, run_dir: Path, config: dict[str, Any]) -> None:
         pass
 
-    def log_row(self, row: dict[str, Any], networks: dict[str, nn.Module]) -> None:
+    def log_row(self, row: dict[str, Any], networks: Mapping[str, nn.Module]) -> None:
         pass
 
     def finish(self, run_dir: Path, status: str) -> None:
@@ -60,7 +60,7 @@ class Loggers(Logger):
         for logger in self.loggers:
             logger.start(run_dir, config)
 
-    def log_row(self, row: dict[str, Any], networks: dict[str, nn.Module]) -> None:
+    def log_row(self, row: dict[str, Any], networks: Mapping[str, nn.Module]) -> None:
         for logger in self.loggers:
             logger.log_row(row, networks)
 
@@ -110,7 +110,7 @@ class TensorBoardLogger(Logger):
         self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
         self.writer.add_text("config", "```\n" + _yaml(config) + "\n```", 0)
 
-    def log_row(self, row: dict[str, Any], networks: dict[str, nn.Module]) -> None:
+    def log_row(self, row: dict[str, Any], networks: Mapping[str, nn.Module]) -> None:
         step = int(row["epoch"])
         for key, value in numeric_metrics(row).items():
             self.writer.add_scalar(key, value, step)
@@ -154,7 +154,7 @@ class MLflowLogger(Logger):
         params = [Param(k, str(v)) for k, v in flatten(config).items()]
         self.client.log_batch(self.run_id, params=params)
 
-    def log_row(self, row: dict[str, Any], networks: dict[str, nn.Module]) -> None:
+    def log_row(self, row: dict[str, Any], networks: Mapping[str, nn.Module]) -> None:
         import time
 
         from mlflow.entities import Metric

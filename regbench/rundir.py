@@ -303,6 +303,11 @@ class RunDir:
             raise RegbenchError(f"cannot load {self.path / name}: {exc}") from exc
 
 
+def timestamp(at: float | None = None) -> str:
+    """The time format of every summary and sweep record (local time with its offset)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
+
+
 def _csv_value(value: Any) -> Any:
     # repr of a float round-trips exactly, so two runs compare bitwise through the CSV.
     return repr(value) if isinstance(value, float) else value

@@ -1,27 +1,20 @@
-"""One run end to end: settings -> device, seeds, data -> study -> run folder -> loop -> outputs.
+"""One run end to end: settings -> device, seeds, data -> study -> run session -> loop.
 
 Everything that can be checked (settings, device, data) is checked before the run folder is
-created, so bad input never leaves a folder behind; once the folder exists, its summary's
-``status`` always says what really happened.
+created, so bad input never leaves a folder behind; once the folder exists, its session
+(session.py) makes sure its summary's ``status`` says what really happened.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import platform
-import signal
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from regbench.errors import UsageError
-from regbench.progress import Reporter
-from regbench.rundir import RunDir, Status, Summary
+from regbench.rundir import RunDir, Status, timestamp
+from regbench.session import RunResult, RunSession, closing, new_summary
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,14 +23,8 @@ if TYPE_CHECKING:
 
     from regbench.config import Settings
     from regbench.data import DataBundle
-    from regbench.models.base import Study
-
-
-@dataclass
-class RunResult:
-    run_dir: RunDir
-    summary: Summary
-    rows: list[dict[str, Any]]
+    from regbench.progress import Reporter
+    from regbench.studies.base import Study
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -61,12 +48,8 @@ def execute(
 ) -> RunResult:
     """A new run of ``settings`` in a new run folder (``extra_summary`` lands in its summary);
     ``run_path`` names the folder exactly (a sweep's job folder) instead of out_dir/name/stamp."""
-    _, study = _prepare(settings, reporter)
-    run_dir = RunDir.create(settings.out_dir, settings.run_name, path=run_path)
-    run_dir.write_config(settings.to_dict(), overrides)
-    return _train_and_finish(
-        settings, study, run_dir, overrides, reporter, extra_summary=extra_summary
-    )
+    _, study = prepare(settings, reporter)
+    return train_run(settings, study, overrides, reporter, folder=run_path, extra=extra_summary)
 
 
 def rerun(original: RunDir, reporter: Reporter) -> RunResult:
@@ -96,17 +79,68 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     if summary.status is Status.RUNNING and process_alive(summary.pid):
         raise UsageError(f"{run_dir} is still running (pid {summary.pid}); stop it first")
     settings = saved_settings(run_dir)
-    _, study = _prepare(settings, reporter)
+    _, study = prepare(settings, reporter)
     checkpoint = run_dir.load_checkpoint()
     # Rows written after the last checkpoint (if killed between the two writes) are redone.
     run_dir.rewrite_metrics(checkpoint["rows"] if checkpoint else [])
     run_dir.truncate_weights(checkpoint["epoch"] if checkpoint else 0)
-    return _train_and_finish(
-        settings, study, run_dir, run_dir.read_overrides(), reporter, checkpoint
+    overrides = run_dir.read_overrides()
+    return train_run(settings, study, overrides, reporter, resume=run_dir, checkpoint=checkpoint)
+
+
+def train_run(
+    settings: Settings,
+    study: Study,
+    overrides: Sequence[str],
+    reporter: Reporter,
+    *,
+    folder: Path | None = None,
+    resume: RunDir | None = None,
+    checkpoint: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> RunResult:
+    """The solo life cycle: open the run's session, train it, close it."""
+    from regbench.train import SoloTrainer
+
+    session = RunSession.open_run(
+        settings,
+        study,
+        overrides,
+        reporter,
+        lambda: trainer.state(),
+        folder=folder,
+        resume=resume,
+        checkpoint=checkpoint,
+        extra=extra,
     )
+    with closing([session], reporter):
+        trainer = SoloTrainer(study, settings, checkpoint)
+        trainer.train(session, reporter)
+        reporter.stop()
+        session.complete()
+    return session.result
 
 
-def _prepare(
+def record_failure(
+    settings: Settings, overrides: Sequence[str], folder: Path, error: str
+) -> Status:
+    """The status ``folder`` holds after its job failed with ``error``. A job that failed before
+    its run folder existed (bad data, no device) gets one, with its config and a failed summary,
+    so that tables and the next invocation of its sweep see it."""
+    run_dir = RunDir(folder)
+    summary = run_dir.summary_or_none()
+    ended = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED)
+    if summary is not None:  # the run recorded its own end, or e.g. its resume was refused
+        return summary.status if summary.status in ended else Status.FAILED
+    folder.mkdir(parents=True, exist_ok=True)
+    run_dir.write_config(settings.to_dict(), overrides)
+    summary = new_summary(settings, overrides)
+    summary.status, summary.error, summary.finished_at = Status.FAILED, error, timestamp()
+    run_dir.write_summary(summary)
+    return Status.FAILED
+
+
+def prepare(
     settings: Settings, reporter: Reporter, load: Callable[..., DataBundle] | None = None
 ) -> tuple[torch.device, Study]:
     """Device, seeds, data, Study. ``load`` replaces ``data.load_data`` (the stacked launcher
@@ -131,128 +165,6 @@ def _prepare(
     return device, study_class(settings.model.name)(settings, data.to(device), device)
 
 
-def _train_and_finish(
-    settings: Settings,
-    study: Study,
-    run_dir: RunDir,
-    overrides: Sequence[str],
-    reporter: Reporter,
-    checkpoint: dict[str, Any] | None = None,
-    extra_summary: dict[str, Any] | None = None,
-) -> RunResult:
-    from regbench.loggers import build_loggers
-    from regbench.train import Diverged, train
-
-    started = time.time()
-    summary = _summary(settings, study, run_dir, overrides, started)
-    for key, value in (extra_summary or {}).items():
-        setattr(summary, key, value)
-    if checkpoint is not None:
-        summary.resumed_from_epoch = checkpoint["epoch"]
-    run_dir.write_summary(summary)
-    status, rows = Status.FAILED, []
-    loggers = build_loggers(settings)
-    try:
-        loggers.start(run_dir.path, settings.to_dict())
-        with _sigterm_as_interrupt():
-            rows = train(study, settings, run_dir, reporter, checkpoint, loggers)
-        reporter.stop()
-        _write_outputs(settings, study, run_dir, rows)
-        status = Status.COMPLETED
-    except Diverged as exc:
-        status = Status.DIVERGED
-        summary.error, summary.diverged_epoch = str(exc), exc.epoch
-        raise
-    except KeyboardInterrupt:
-        status = Status.INTERRUPTED
-        raise
-    except Exception as exc:
-        summary.error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        reporter.stop()
-        rows = rows or run_dir.read_metrics()
-        set_results(summary, study, rows)
-        summary.status, summary.finished_at = status, _now()
-        summary.wall_seconds = time.time() - started
-        run_dir.write_summary(summary)
-        loggers.finish(run_dir.path, status)
-    return RunResult(run_dir, summary, rows)
-
-
-def _write_outputs(
-    settings: Settings, study: Study, run_dir: RunDir, rows: list[dict[str, Any]]
-) -> None:
-    from regbench.diagnostics import draw_weight_plots
-    from regbench.plots import loss_curve
-
-    run_dir.save_model(study.state_dicts())
-    title = plot_title(settings, study.data.name)
-    loss_curve(rows, study.loss_columns, title, run_dir.path / "loss_curve.png")
-    study.extra_plots(run_dir.path, rows)
-    draw_weight_plots(study.networks, run_dir, title)
-
-
-def plot_title(settings: Settings, data_name: str | None = None) -> str:
-    """Figure title with the key settings; ``data_name`` is the source actually used (it differs
-    from the config's after a fallback)."""
-    return (
-        f"{settings.model.name} on {data_name or settings.data.name}: "
-        f"dropout={settings.dropout:g} "
-        f"l1={settings.l1:g} l2={settings.l2:g} weight_decay={settings.weight_decay:g} "
-        f"seed={settings.seed}"
-    )
-
-
-def _summary(
-    settings: Settings, study: Study, run_dir: RunDir, overrides: Sequence[str], started: float
-) -> Summary:
-    import torch
-
-    on_cuda = study.device.type == "cuda"
-    return Summary(
-        status=Status.RUNNING,
-        pid=os.getpid(),
-        run_dir=str(run_dir.path),
-        name=settings.run_name,
-        model=settings.model.name,
-        seed=settings.seed,
-        epochs=settings.epochs,
-        device=str(study.device),
-        data=study.data.describe(),
-        overrides=list(overrides),
-        started_at=_now(started),
-        environment={
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "regbench": _version(),
-            "platform": platform.platform(),
-            "threads": torch.get_num_threads(),
-            "deterministic": settings.deterministic,
-            "cuda": torch.version.cuda if on_cuda else None,
-            "gpu": torch.cuda.get_device_name(study.device) if on_cuda else None,
-            "argv": sys.argv,
-        },
-    )
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (kill, a scheduler's preemption) ends the run like Ctrl-C: status interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def process_alive(pid: Any) -> bool:
     """Whether a process with this pid exists (anything but an int: no)."""
     if not isinstance(pid, int):
@@ -264,27 +176,3 @@ def process_alive(pid: Any) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def set_results(summary: Summary, study: Study, rows: list[dict[str, Any]]) -> None:
-    """Epochs completed, the last row and the best value of each of the study's goals."""
-    best = {}
-    for metric, goal in study.goals.items() if rows else ():
-        pick = min if goal == "min" else max
-        row = pick(rows, key=lambda r, m=metric: r[m])
-        best[metric] = {"value": row[metric], "epoch": row["epoch"]}
-    summary.epochs_completed = rows[-1]["epoch"] if rows else 0
-    summary.final, summary.best = (rows[-1] if rows else {}), best
-
-
-def _now(at: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("regbench")
-    except PackageNotFoundError:
-        return "unknown"

@@ -34,7 +34,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +42,11 @@ import torch
 from torch import nn
 
 from regbench import runner
+from regbench.errors import Diverged
+from regbench.jobs import Job
 from regbench.progress import Reporter
-from regbench.rundir import RunDir, Status
 from regbench.seeding import capture_rng, restore_rng
+from regbench.session import RunResult, RunSession, closing
 from regbench.stacked_net import (
     NotStackable,
     StackedParameters,
@@ -52,13 +54,7 @@ from regbench.stacked_net import (
     solo_loss,
     stacked_template,
 )
-from regbench.train import (
-    FINITE_CHECK_EVERY,
-    Diverged,
-    DivergenceGuard,
-    _accumulate,
-    _checkpoint,
-)
+from regbench.train import DivergenceGuard, Sums, checkpoint_state, evaluate, run_epochs
 
 if TYPE_CHECKING:
     from regbench.config import DataConfig, Settings
@@ -79,15 +75,6 @@ ACTIVATION_FACTOR = 2  # saved activations, plus as much again for their gradien
 # member's own network, and a penalty temporary.
 PARAMETER_COPIES = 4
 SAFETY = 1.5  # allocator slack and what the estimate leaves out (measured: benchmarks/bench.py)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run of a sweep: validated settings and the overrides that produced them."""
-
-    settings: Settings
-    overrides: tuple[str, ...] = ()
-    run_path: Path | None = None  # the run folder exactly (a sweep's job folder), else a new one
 
 
 def group_key(settings: Settings) -> str:
@@ -111,7 +98,7 @@ def run_stacked(
     reporter: Reporter | None = None,
     memory_budget: int | None = None,
     on_failure: Callable[[Job, Exception], None] | None = None,
-) -> list[runner.RunResult | None]:
+) -> list[RunResult | None]:
     """Run ``jobs`` stacked where they can be, one by one where not; results in job order.
 
     ``memory_budget`` (bytes) bounds what one stacked chunk may allocate; by default half the
@@ -121,7 +108,7 @@ def run_stacked(
     """
     jobs = [job if isinstance(job, Job) else Job(job) for job in jobs]
     reporter = reporter or Reporter()
-    results: dict[int, runner.RunResult | None] = {}
+    results: dict[int, RunResult | None] = {}
     for indices in group_jobs(jobs):
         # Members with an l1 (an l2) penalty side by side: penalties cost a slice of the stack.
         indices.sort(key=lambda i: (jobs[i].settings.l1 > 0, jobs[i].settings.l2 > 0))
@@ -137,7 +124,7 @@ def _run_group(
     reporter: Reporter,
     memory_budget: int | None,
     on_failure: Callable[[Job, Exception], None] | None,
-) -> list[runner.RunResult | None]:
+) -> list[RunResult | None]:
     def guarded(jobs: list[Job], work: Callable[[], list[Any]]) -> list[Any]:
         if on_failure is None:
             return work()
@@ -150,7 +137,7 @@ def _run_group(
                 on_failure(job, exc)
             return [None] * len(jobs)
 
-    def solo(job: Job, note: str) -> list[runner.RunResult]:
+    def solo(job: Job, note: str) -> list[RunResult]:
         return guarded([job], lambda: [_solo(job, reporter, note)])
 
     if len(group) == 1:
@@ -175,7 +162,7 @@ def _run_group(
             f"stacked: {len(group)} runs in {len(chunks)} chunks (about {per_member / 2**20:.1f} "
             f"MiB a member, memory budget {budget / 2**20:.0f} MiB)"
         )
-    results: list[runner.RunResult | None] = []
+    results: list[RunResult | None] = []
     for chunk in chunks:
         jobs = [group[i] for i in chunk]
         results += guarded(
@@ -196,11 +183,11 @@ def member_bytes(
     return _Stack([member]).bytes_per_member()
 
 
-def _solo(job: Job, reporter: Reporter, note: str) -> runner.RunResult:
+def _solo(job: Job, reporter: Reporter, note: str) -> RunResult:
     """The normal path, with the reason it was not stacked in the summary."""
     extra = {"stacked": False, "stack_note": note}
     return runner.execute(
-        job.settings, list(job.overrides), reporter, extra_summary=extra, run_path=job.run_path
+        job.settings, list(job.overrides), reporter, extra_summary=extra, run_path=job.folder
     )
 
 
@@ -288,12 +275,7 @@ class _Member:
     mask_gen: torch.Generator
     rng: dict[str, Any]
     guard: DivergenceGuard
-    run_dir: RunDir | None = None
-    loggers: Any = None  # the run's loggers (TensorBoard, MLflow: regbench/loggers.py)
-    summary: Any = None  # its Summary, once its run folder is open
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    status: Status = Status.RUNNING
-    started: float = 0.0  # when its stack started (time.time())
+    session: RunSession | None = None  # its run, once the stack trains
 
     @property
     def settings(self) -> Settings:
@@ -301,8 +283,8 @@ class _Member:
 
     @classmethod
     def build(cls, job: Job, notices: Reporter, data: _SharedData) -> _Member:
-        """Exactly the solo run's start: seed, data, seed, Study (runner._prepare)."""
-        _, study = runner._prepare(job.settings, notices, load=data.load)
+        """Exactly the solo run's start: seed, data, seed, Study (runner.prepare)."""
+        _, study = runner.prepare(job.settings, notices, load=data.load)
         mask_gen = torch.Generator(study.device)
         mask_gen.set_state(_default_generator(study.device).get_state())
         data_gen = torch.Generator().manual_seed(job.settings.seed)
@@ -323,6 +305,28 @@ class _Member:
         finally:
             self.mask_gen.set_state(device_gen.get_state())
             self.rng = capture_rng(self.data_gen)
+
+    def open_session(self, k: int, size: int, reporter: Reporter) -> RunSession:
+        """Member k's run folder, written like a solo run's; its summary says it was stacked."""
+        self.session = RunSession.open_run(
+            self.settings,
+            self.study,
+            self.job.overrides,
+            reporter,
+            self.checkpoint_state,
+            folder=self.job.folder,
+            extra={"stacked": True, "stack": {"size": size, "member": k}},
+            row_label={"member": f"{k + 1}/{size}"},
+        )
+        return self.session
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        assert self.session is not None
+        return checkpoint_state(self.study, self.data_gen, self.session.rows, self.guard)
+
+    @property
+    def running(self) -> bool:
+        return self.session is not None and self.session.open
 
 
 def _default_generator(device: torch.device) -> torch.Generator:
@@ -780,144 +784,73 @@ class StackedOptimizer:
 
 
 # ----------------------------------------------------------------------------- training
-def _train_chunk(members: list[_Member], reporter: Reporter) -> list[runner.RunResult]:
-    """Train one chunk stacked; every member's run folder written as a solo run's."""
+def _train_chunk(members: list[_Member], reporter: Reporter) -> list[RunResult]:
+    """Train one chunk stacked, each member in its own run session (session.py)."""
     stack = _Stack(members)
-    started = time.time()
-    for k, member in enumerate(members):
-        _open_run(member, k, len(members), started)
-    status = Status.FAILED
-    try:
-        with runner._sigterm_as_interrupt():
-            _loop(stack, reporter)
+    sessions: list[RunSession] = []
+    with closing(sessions, reporter):
+        for k, member in enumerate(members):
+            sessions.append(member.open_session(k, len(members), reporter))
+            # The stack's time is shared: each member's wall_seconds is its share.
+            sessions[-1].share_time(sessions[0].started, len(members))
+        run_epochs(_StackTrainer(stack), members[0].settings, reporter)
         reporter.stop()
         for k, member in enumerate(members):
-            if member.status == Status.RUNNING:
+            if member.running:
                 stack.load_member(k)
                 with member.own_rng():
-                    runner._write_outputs(
-                        member.settings, member.study, member.run_dir, member.rows
-                    )
-        status = Status.COMPLETED
-    except KeyboardInterrupt:
-        status = Status.INTERRUPTED
-        raise
-    except Exception as exc:
-        for member in members:
-            member.summary.error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        reporter.stop()
-        for member in members:
-            if member.status == Status.RUNNING:
-                member.status = status
-                _close_run(member)
-    return [runner.RunResult(m.run_dir, m.summary, m.rows) for m in members]
+                    sessions[k].complete()
+    return [session.result for session in sessions]
 
 
-def _open_run(member: _Member, k: int, size: int, started: float) -> None:
-    from regbench.loggers import build_loggers
+class _StackTrainer:
+    """The stack as train.run_epochs drives it: one step for all members, each member's
+    divergence check, evaluation and metrics row through its own study and session."""
 
-    settings = member.settings
-    member.run_dir = RunDir.create(settings.out_dir, settings.run_name, path=member.job.run_path)
-    member.run_dir.write_config(settings.to_dict(), list(member.job.overrides))
-    member.summary = runner._summary(
-        settings, member.study, member.run_dir, member.job.overrides, started
-    )
-    member.started = started
-    member.summary.stacked, member.summary.stack = True, {"size": size, "member": k}
-    member.run_dir.write_summary(member.summary)
-    member.loggers = build_loggers(settings)
-    member.loggers.start(member.run_dir.path, settings.to_dict())
+    def __init__(self, stack: _Stack) -> None:
+        self.stack, self.members = stack, stack.members
+        self.batch_size = self.members[0].settings.batch_size
+        self.batches_per_epoch = math.ceil(stack.data.n / self.batch_size)
+        self.observed = False
 
+    def epoch_batches(self, epoch: int) -> Iterator[torch.Tensor]:
+        self.stack.set_epoch(epoch)
+        n = self.stack.data.n
+        order = torch.stack([torch.randperm(n, generator=m.data_gen) for m in self.members])
+        return iter(order.to(self.stack.device).split(self.batch_size, dim=1))
 
-def _close_run(member: _Member) -> None:
-    """The final summary; wall_seconds is the member's share of the stack's time so far."""
-    assert member.run_dir is not None
-    rows = member.rows or member.run_dir.read_metrics()
-    stack_wall = time.time() - member.started
-    runner.set_results(member.summary, member.study, rows)
-    member.summary.status, member.summary.finished_at = member.status, runner._now()
-    member.summary.wall_seconds = stack_wall / member.summary.stack["size"]
-    member.summary.stack["wall_seconds"] = stack_wall
-    member.run_dir.write_summary(member.summary)
-    if member.loggers is not None:
-        member.loggers.finish(member.run_dir.path, member.status)
+    def step(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = self.stack.step(indices)
+        if not self.observed:
+            for k, member in enumerate(self.members):
+                member.guard.observe_first({key: v[k] for key, v in terms.items()})
+            self.observed = True
+        return terms
 
+    def check(self, sums: Sums, steps: int, epoch: int) -> None:
+        """The solo divergence check, member by member; a diverged member stops there alone."""
+        for k, member in enumerate(self.members):
+            if not member.running:
+                continue
+            try:
+                member.guard.check({key: v[k] for key, v in sums.items()}, steps, epoch)
+            except Diverged as exc:
+                assert member.session is not None
+                member.session.fail(exc)
 
-def _loop(stack: _Stack, reporter: Reporter) -> None:
-    members = stack.members
-    settings = members[0].settings
-    n, batch_size = stack.data.n, settings.batch_size
-    reporter.start(settings.epochs, math.ceil(n / batch_size))
-    sums: dict[str, torch.Tensor] = {}
-    steps, window_start = 0, time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
-        stack.set_epoch(epoch)
-        order = torch.stack([torch.randperm(n, generator=m.data_gen) for m in members])
-        for indices in order.to(stack.device).split(batch_size, dim=1):
-            terms = stack.step(indices)
-            if steps == 0:
-                for k, member in enumerate(members):
-                    member.guard.observe_first({key: v[k] for key, v in terms.items()})
-            _accumulate(sums, terms)
-            steps += 1
-            if steps % FINITE_CHECK_EVERY == 0:
-                _check(members, sums, steps, epoch)
-            reporter.batch_done()
-        reporter.epoch_done(epoch)
-        if epoch % settings.eval_every and epoch != settings.epochs:
-            continue
-        _check(members, sums, steps, epoch)
-        if not any(m.status == Status.RUNNING for m in members):
-            return
-        share = (time.perf_counter() - window_start) / len(members)
+    def active(self) -> bool:
+        return any(member.running for member in self.members)
+
+    def record(self, epoch: int, sums: Sums, steps: int, window_start: float) -> None:
+        share = (time.perf_counter() - window_start) / len(self.members)
         means = {key: (v / steps).tolist() for key, v in sums.items()}
-        for k, member in enumerate(members):
-            if member.status == Status.RUNNING:
-                _record(stack, k, {key: v[k] for key, v in means.items()}, epoch, share, reporter)
-        sums, steps, window_start = {}, 0, time.perf_counter()
-
-
-def _check(members: list[_Member], sums: dict[str, torch.Tensor], steps: int, epoch: int) -> None:
-    """The solo divergence check, member by member; a diverged member stops there alone."""
-    for k, member in enumerate(members):
-        if member.status != Status.RUNNING:
-            continue
-        try:
-            member.guard.check({key: v[k] for key, v in sums.items()}, steps, epoch)
-        except Diverged as exc:
-            member.status = Status.DIVERGED
-            member.summary.error, member.summary.diverged_epoch = str(exc), exc.epoch
-            _close_run(member)
-
-
-def _record(
-    stack: _Stack,
-    k: int,
-    means: dict[str, float],
-    epoch: int,
-    train_share: float,
-    reporter: Reporter,
-) -> None:
-    """Member k's metrics row, weights rows and checkpoint, as train.train writes them."""
-    from regbench.diagnostics import add_gap, weight_rows
-
-    member = stack.members[k]
-    study, settings, run_dir = member.study, member.settings, member.run_dir
-    assert run_dir is not None
-    start = time.perf_counter()
-    stack.load_member(k)
-    row: dict[str, Any] = {"epoch": epoch, **means}
-    with member.own_rng():
-        study.train_mode(False)
-        with torch.no_grad():
-            row.update(study.evaluate())
-        add_gap(row)
-        row["seconds"] = train_share + time.perf_counter() - start
-        member.rows.append(row)
-        run_dir.append_weights(weight_rows(epoch, study.networks, settings.weight_threshold))
-        run_dir.append_metrics(row)
-        run_dir.save_checkpoint(_checkpoint(study, member.data_gen, member.rows, member.guard))
-    reporter.row({"epoch": epoch, "member": f"{k + 1}/{stack.k}", **row})
-    member.loggers.log_row(row, study.networks)
+        for k, member in enumerate(self.members):
+            if not member.running:
+                continue
+            assert member.session is not None
+            start = time.perf_counter()
+            self.stack.load_member(k)
+            row: dict[str, Any] = {"epoch": epoch, **{key: v[k] for key, v in means.items()}}
+            with member.own_rng():
+                row.update(evaluate(member.study))
+                member.session.record(row, share + time.perf_counter() - start)

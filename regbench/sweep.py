@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
+from regbench.jobs import Job as RunJob
 from regbench.rundir import CONFIG, SUMMARY, RunDir, Status, Summary
 from regbench.runner import process_alive
 
@@ -292,7 +293,7 @@ def run_stacked(
     with _lock(sweep_dir):
         record = _begin(sweep_dir, prepared, overrides, quiet)
         try:
-            todo: list[stacked.Job] = []
+            todo: list[RunJob] = []
             announce: list[Any] = []
             for job in prepared.jobs:
                 state, folder = prepared.states[job.key], sweep_dir / job.key
@@ -306,16 +307,16 @@ def run_stacked(
                     say(f"{_verb(state)} stacked -> {folder}")
                     if folder.exists():
                         shutil.rmtree(folder)  # a failed/partial attempt: retried from scratch
-                    todo.append(stacked.Job(settings, job.overrides, run_path=folder))
+                    todo.append(RunJob(settings, job.overrides, folder=folder))
                     announce.append(say)
 
-            def failed(job: stacked.Job, exc: Exception) -> None:
-                assert job.run_path is not None
-                _record_failure(job.settings, job.overrides, job.run_path, exc)
+            def failed(job: RunJob, exc: Exception) -> None:
+                assert job.folder is not None
+                _record_failure(job.settings, job.overrides, job.folder, exc)
 
             results = stacked.run_stacked(todo, reporter, memory_budget, on_failure=failed)
             for say, job, result in zip(announce, todo, results, strict=True):
-                summary = result.summary if result else RunDir(job.run_path).summary_or_none()
+                summary = result.summary if result else RunDir(job.folder).summary_or_none()
                 final = (summary.final if summary else None) or {}
                 shown = [f"  {m} {final[m]:.4g}" for m in ("test_loss", "test_acc") if m in final]
                 say(str(summary.status if summary else Status.FAILED) + "".join(shown))

@@ -1,39 +1,86 @@
-"""The training loop, written once for every study.
+"""The training loop, written once for every study and for stacked sweeps.
+
+``run_epochs`` is the loop: epochs of batches, a divergence check every few batches, and at each
+evaluation a metrics row. What a step, a check and a row mean is the trainer's: ``SoloTrainer``
+trains one study into one run session; the stacked launcher's trainer (stacked.py) trains K
+members at once into K sessions.
 
 Batches are shuffled indices drawn from a seeded generator over tensors already on the device (no
 per-sample Dataset/DataLoader). Loss terms are summed on the device and read once per metrics row,
-so the hot loop does not wait on the host; a finiteness check every few batches catches divergence.
+so the hot loop does not wait on the host.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from regbench.diagnostics import add_gap, weight_rows
 from regbench.dropout import apply_schedule
-from regbench.errors import RegbenchError
+from regbench.errors import Diverged
 from regbench.seeding import capture_rng, restore_rng
 
 if TYPE_CHECKING:
     from regbench.config import Settings
-    from regbench.loggers import Logger
-    from regbench.models.base import Study
     from regbench.progress import Reporter
-    from regbench.rundir import RunDir
+    from regbench.session import RunSession
+    from regbench.studies.base import Study
 
 FINITE_CHECK_EVERY = 25  # batches between divergence checks (each one is a host sync)
+Sums = dict[str, torch.Tensor]
 
 
-class Diverged(RegbenchError):
-    """The loss became NaN, infinite, or exploded."""
+class Trainer(Protocol):
+    """What ``run_epochs`` drives."""
 
-    def __init__(self, epoch: int, what: str) -> None:
-        super().__init__(f"diverged at epoch {epoch}: {what} (try a smaller lr)")
-        self.epoch = epoch
+    batches_per_epoch: int
+
+    def epoch_batches(self, epoch: int) -> Iterable[torch.Tensor]:
+        """Set up ``epoch`` (dropout schedule, train mode) and give its batches' indices."""
+
+    def step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimization step; the logged loss terms, on the device."""
+
+    def check(self, sums: Sums, steps: int, epoch: int) -> None:
+        """Stop (or stop the members) whose mean terms so far diverged."""
+
+    def active(self) -> bool:
+        """Whether anything is still training."""
+
+    def record(self, epoch: int, sums: Sums, steps: int, window_start: float) -> None:
+        """Evaluate and write the metrics row of ``epoch`` (terms: ``sums`` / ``steps``)."""
+
+
+def run_epochs(
+    trainer: Trainer, settings: Settings, reporter: Reporter, first_epoch: int = 1
+) -> None:
+    """Epochs ``first_epoch``..``settings.epochs``, a row every ``eval_every`` and at the last."""
+    reporter.start(settings.epochs, trainer.batches_per_epoch, done=first_epoch - 1)
+    sums: Sums = {}
+    steps, window_start = 0, time.perf_counter()
+    for epoch in range(first_epoch, settings.epochs + 1):
+        for batch in trainer.epoch_batches(epoch):
+            accumulate(sums, trainer.step(batch))
+            steps += 1
+            if steps % FINITE_CHECK_EVERY == 0:
+                trainer.check(sums, steps, epoch)
+            reporter.batch_done()
+        reporter.epoch_done(epoch)
+        if epoch % settings.eval_every and epoch != settings.epochs:
+            continue
+        trainer.check(sums, steps, epoch)
+        if not trainer.active():
+            return
+        trainer.record(epoch, sums, steps, window_start)
+        sums, steps, window_start = {}, 0, time.perf_counter()
+
+
+def accumulate(sums: Sums, terms: dict[str, torch.Tensor]) -> None:
+    for key, value in terms.items():
+        sums[key] = sums[key] + value if key in sums else value.clone()
 
 
 class DivergenceGuard:
@@ -49,7 +96,7 @@ class DivergenceGuard:
         if self.reference is None:
             self.reference = {k: max(abs(float(v)), 1.0) for k, v in terms.items()}
 
-    def check(self, sums: dict[str, torch.Tensor], steps: int, epoch: int) -> None:
+    def check(self, sums: Sums, steps: int, epoch: int) -> None:
         if not sums:
             return
         means = torch.stack([v / steps for v in sums.values()])
@@ -81,68 +128,20 @@ def shuffled_batches(
     return torch.randperm(n, generator=generator).to(device).split(batch_size)
 
 
-def train(
+def evaluate(study: Study) -> dict[str, float]:
+    """The study's held-out metrics, in eval mode and without gradients."""
+    study.train_mode(False)
+    with torch.no_grad():
+        return study.evaluate()
+
+
+def checkpoint_state(
     study: Study,
-    settings: Settings,
-    run_dir: RunDir,
-    reporter: Reporter,
-    checkpoint: dict[str, Any] | None = None,
-    logger: Logger | None = None,
-) -> list[dict[str, Any]]:
-    """Train ``study`` for ``settings.epochs``, writing a metrics row and a checkpoint at each
-    evaluation (and telling ``logger``); continue from ``checkpoint`` when given. Returns all
-    metrics rows."""
-    generator = torch.Generator().manual_seed(settings.seed)
-    rows: list[dict[str, Any]] = []
-    guard = DivergenceGuard(settings.diverge_factor)
-    if checkpoint is not None:
-        rows = _restore(study, generator, checkpoint)
-        guard.reference = checkpoint.get("divergence_reference")
-    first_epoch = rows[-1]["epoch"] + 1 if rows else 1
-    batches_per_epoch = math.ceil(study.n_train / settings.batch_size)
-    reporter.start(settings.epochs, batches_per_epoch, done=first_epoch - 1)
-    sums: dict[str, torch.Tensor] = {}
-    steps, window_start = 0, time.perf_counter()
-    for epoch in range(first_epoch, settings.epochs + 1):
-        apply_schedule(study.networks.values(), settings, epoch)
-        study.train_mode(True)
-        for batch in shuffled_batches(study.n_train, settings.batch_size, generator, study.device):
-            terms = study.train_step(batch)
-            guard.observe_first(terms)
-            _accumulate(sums, terms)
-            steps += 1
-            if steps % FINITE_CHECK_EVERY == 0:
-                guard.check(sums, steps, epoch)
-            reporter.batch_done()
-        reporter.epoch_done(epoch)
-        if epoch % settings.eval_every and epoch != settings.epochs:
-            continue
-        guard.check(sums, steps, epoch)
-        row = {"epoch": epoch, **{k: (v / steps).item() for k, v in sums.items()}}
-        study.train_mode(False)
-        with torch.no_grad():
-            row.update(study.evaluate())
-        add_gap(row)
-        row["seconds"] = time.perf_counter() - window_start
-        rows.append(row)
-        run_dir.append_weights(weight_rows(epoch, study.networks, settings.weight_threshold))
-        run_dir.append_metrics(row)
-        run_dir.save_checkpoint(_checkpoint(study, generator, rows, guard))
-        reporter.row(row)
-        if logger is not None:
-            logger.log_row(row, study.networks)
-        sums, steps, window_start = {}, 0, time.perf_counter()
-    return rows
-
-
-def _accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> None:
-    for key, value in terms.items():
-        sums[key] = sums[key] + value if key in sums else value.clone()
-
-
-def _checkpoint(
-    study: Study, generator: torch.Generator, rows: list[dict[str, Any]], guard: DivergenceGuard
+    generator: torch.Generator,
+    rows: list[dict[str, Any]],
+    guard: DivergenceGuard,
 ) -> dict[str, Any]:
+    """Everything a resume needs: weights, optimizer states, every RNG state, rows so far."""
     return {
         "divergence_reference": guard.reference,
         "epoch": rows[-1]["epoch"],
@@ -153,12 +152,60 @@ def _checkpoint(
     }
 
 
-def _restore(
-    study: Study, generator: torch.Generator, checkpoint: dict[str, Any]
-) -> list[dict[str, Any]]:
+def restore(study: Study, generator: torch.Generator, checkpoint: dict[str, Any]) -> None:
+    """Weights, optimizer states and RNG states as ``checkpoint`` saved them."""
     for name, net in study.networks.items():
         net.load_state_dict(checkpoint["networks"][name])
     for name, optimizer in study.optimizers.items():
         optimizer.load_state_dict(checkpoint["optimizers"][name])
     restore_rng(checkpoint["rng"], generator)
-    return [dict(row) for row in checkpoint["rows"]]
+
+
+class SoloTrainer:
+    """One study into one run session; continues from ``checkpoint`` when given."""
+
+    def __init__(
+        self, study: Study, settings: Settings, checkpoint: dict[str, Any] | None = None
+    ) -> None:
+        self.study, self.settings = study, settings
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.guard = DivergenceGuard(settings.diverge_factor)
+        if checkpoint is not None:
+            restore(study, self.generator, checkpoint)
+            self.guard.reference = checkpoint.get("divergence_reference")
+        self.batches_per_epoch = math.ceil(study.n_train / settings.batch_size)
+        self.session: RunSession | None = None
+
+    def state(self) -> dict[str, Any]:
+        assert self.session is not None
+        return checkpoint_state(self.study, self.generator, self.session.rows, self.guard)
+
+    def train(self, session: RunSession, reporter: Reporter) -> None:
+        """Train into ``session`` from the epoch after its last row."""
+        self.session = session
+        first_epoch = session.rows[-1]["epoch"] + 1 if session.rows else 1
+        run_epochs(self, self.settings, reporter, first_epoch)
+
+    def epoch_batches(self, epoch: int) -> Iterable[torch.Tensor]:
+        apply_schedule(self.study.networks.values(), self.settings, epoch)
+        self.study.train_mode(True)
+        return shuffled_batches(
+            self.study.n_train, self.settings.batch_size, self.generator, self.study.device
+        )
+
+    def step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = self.study.train_step(batch)
+        self.guard.observe_first(terms)
+        return terms
+
+    def check(self, sums: Sums, steps: int, epoch: int) -> None:
+        self.guard.check(sums, steps, epoch)
+
+    def active(self) -> bool:
+        return True  # a diverged solo run stops by raising
+
+    def record(self, epoch: int, sums: Sums, steps: int, window_start: float) -> None:
+        assert self.session is not None
+        row = {"epoch": epoch, **{k: (v / steps).item() for k, v in sums.items()}}
+        row.update(evaluate(self.study))
+        self.session.record(row, time.perf_counter() - window_start)

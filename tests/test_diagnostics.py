@@ -108,16 +108,19 @@ def train_regression(overrides: list[str], seed: int, out: Path) -> RunDir:
     from regbench.models import study_class
     from regbench.progress import Reporter
     from regbench.seeding import seed_everything
-    from regbench.train import train
+    from regbench.session import RunSession
+    from regbench.train import SoloTrainer
 
     settings = load_settings(["model=regression", f"seed={seed}", *overrides])
     seed_everything(seed)
     data = load_data(settings.data, seed)
     study = study_class("regression")(settings, data, torch.device("cpu"))
-    run_dir = RunDir.create(out, "x")
-    train(study, settings, run_dir, Reporter())
-    run_dir.save_model(study.state_dicts())
-    return run_dir
+    trainer = SoloTrainer(study, settings)
+    folder = out / f"x-{len(list(out.glob('x-*')))}"
+    session = RunSession.open_run(settings, study, [], Reporter(), trainer.state, folder=folder)
+    trainer.train(session, Reporter())
+    session.run_dir.save_model(study.state_dicts())
+    return session.run_dir
 
 
 def test_l1_makes_weights_sparse_and_l2_shrinks_them(tmp_path: Path, one_thread: None) -> None:

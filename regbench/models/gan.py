@@ -148,7 +148,7 @@ class GANStudy(Study):
         (only those evaluated in this process: a resumed run has none from before the resume),
         and ``gan_scores.png``."""
         from regbench.plots import gan_scores, image_grid
-        from regbench.runner import plot_title
+        from regbench.titles import plot_title
 
         title = plot_title(self.settings, self.data.name)
         every = self.settings.model.sample_every

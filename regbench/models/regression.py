@@ -73,7 +73,7 @@ class RegressionStudy(MSEStudy):
 
     def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
         from regbench.plots import regression_fit
-        from regbench.runner import plot_title
+        from regbench.titles import plot_title
 
         grid, prediction = self.fitted_curve()
         regression_fit(

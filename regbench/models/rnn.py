@@ -136,7 +136,7 @@ class RNNStudy(MSEStudy):
 
     def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
         from regbench.plots import series_predictions
-        from regbench.runner import plot_title
+        from regbench.titles import plot_title
 
         series = {"observed": self.data.extra["series"], "clean": self.data.extra["clean"]}
         split = int(self.data.extra["test_targets"][0])

@@ -1,0 +1,268 @@
+"""One run's life cycle, written once: open its folder, record its metrics rows, close it.
+
+Solo runs, resumed runs and each member of a stacked sweep go through the same three steps:
+
+- ``RunSession.open`` creates the run folder (or reopens one to resume), writes config.yaml,
+  overrides.yaml and a ``running`` summary, and starts the row writers;
+- ``record`` hands each metrics row to the writers (weights.csv, metrics.csv, checkpoint.pt, the
+  progress reporter, the optional loggers), in that order, so that a crash between two of them
+  leaves a folder that resumes correctly (resume truncates to the last checkpoint);
+- ``complete`` writes the final outputs (model.pt, figures) and closes the run as completed;
+  ``fail`` closes it with the status an exception means. Either way summary.json ends with the
+  status that really happened, and the loggers hear it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from regbench.errors import Diverged
+from regbench.loggers import Logger, Loggers, build_loggers
+from regbench.rundir import LOSS_CURVE, RunDir, Status, Summary, timestamp
+from regbench.writers import CheckpointFile, MetricsFile, ReporterRows, WeightsFile
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from regbench.config import Settings
+    from regbench.progress import Reporter
+    from regbench.studies.base import Study
+
+
+@dataclass
+class RunResult:
+    run_dir: RunDir
+    summary: Summary
+    rows: list[dict[str, Any]]
+
+
+class RunSession:
+    """An open run folder: its summary, its metrics rows so far and its row writers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        study: Study,
+        run_dir: RunDir,
+        summary: Summary,
+        writers: Loggers,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        self.settings, self.study, self.run_dir = settings, study, run_dir
+        self.summary, self.writers, self.rows = summary, writers, rows
+        self.started = time.time()
+        self.shared_by = 1  # runs trained together in this process (a stack's members)
+        self.open = True
+
+    @classmethod
+    def open_run(
+        cls,
+        settings: Settings,
+        study: Study,
+        overrides: Sequence[str],
+        reporter: Reporter,
+        checkpoint_state: Callable[[], dict[str, Any]],
+        *,
+        folder: Path | None = None,
+        resume: RunDir | None = None,
+        checkpoint: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+        row_label: dict[str, Any] | None = None,
+    ) -> RunSession:
+        """A new run folder (exactly ``folder`` when given), or ``resume``'s folder continued
+        from ``checkpoint``. ``checkpoint_state`` builds what checkpoint.pt holds after a row;
+        ``extra`` lands in the summary; ``row_label`` prefixes the reporter's row lines."""
+        if resume is None:
+            run_dir = RunDir.create(settings.out_dir, settings.run_name, path=folder)
+            run_dir.write_config(settings.to_dict(), overrides)
+        else:
+            run_dir = resume
+        summary = new_summary(settings, overrides, study=study, run_dir=run_dir)
+        for key, value in (extra or {}).items():
+            setattr(summary, key, value)
+        if checkpoint is not None:
+            summary.resumed_from_epoch = checkpoint["epoch"]
+        run_dir.write_summary(summary)
+        writers: list[Logger] = [
+            WeightsFile(run_dir, settings.weight_threshold),
+            MetricsFile(run_dir),
+            CheckpointFile(run_dir, checkpoint_state),
+            ReporterRows(reporter, row_label or {}),
+            *build_loggers(settings).loggers,
+        ]
+        rows = [dict(row) for row in checkpoint["rows"]] if checkpoint else []
+        session = cls(settings, study, run_dir, summary, Loggers(writers), rows)
+        try:
+            session.writers.start(run_dir.path, settings.to_dict())
+        except Exception as exc:
+            session.fail(exc)
+            raise
+        return session
+
+    def record(self, row: dict[str, Any], seconds: float) -> None:
+        """One metrics row (the train-loss means and the evaluation): add the gap and the
+        time it took, and hand it to every writer."""
+        from regbench.diagnostics import add_gap
+
+        add_gap(row)
+        row["seconds"] = seconds
+        self.rows.append(row)
+        self.writers.log_row(row, self.study.networks)
+
+    def share_time(self, started: float, runs: int) -> None:
+        """This run trains together with others (a stack): its wall time is its share of the
+        time since ``started``; the summary's ``stack`` keeps the whole."""
+        self.started, self.shared_by = started, runs
+
+    def complete(self) -> None:
+        """Write the final outputs and close as completed (as failed if writing them fails)."""
+        try:
+            self.write_outputs()
+        except Exception as exc:
+            self.fail(exc)
+            raise
+        self.close(Status.COMPLETED)
+
+    def fail(self, exc: BaseException) -> None:
+        """Close with the status ``exc`` means: diverged, interrupted (Ctrl-C, SIGTERM) or
+        failed, with its cause in the summary."""
+        if isinstance(exc, Diverged):
+            self.summary.error, self.summary.diverged_epoch = str(exc), exc.epoch
+            self.close(Status.DIVERGED)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close(Status.INTERRUPTED)
+        else:
+            self.summary.error = f"{type(exc).__name__}: {exc}"
+            self.close(Status.FAILED)
+
+    def close(self, status: Status) -> None:
+        """The final summary (results, status, times) and the loggers' end; once only."""
+        if not self.open:
+            return
+        self.open = False
+        set_results(self.summary, self.study.goals, self.rows)
+        self.summary.status, self.summary.finished_at = status, timestamp()
+        wall = time.time() - self.started
+        self.summary.wall_seconds = wall / self.shared_by
+        if self.summary.stack is not None:
+            self.summary.stack["wall_seconds"] = wall
+        self.run_dir.write_summary(self.summary)
+        self.writers.finish(self.run_dir.path, status.value)
+
+    def write_outputs(self) -> None:
+        """model.pt, the loss curve, the study's own figures and the weight figures."""
+        from regbench.diagnostics import draw_weight_plots
+        from regbench.plots import loss_curve
+        from regbench.titles import plot_title
+
+        study, path = self.study, self.run_dir.path
+        self.run_dir.save_model(study.state_dicts())
+        title = plot_title(self.settings, study.data.name)
+        loss_curve(self.rows, study.loss_columns, title, path / LOSS_CURVE)
+        study.extra_plots(path, self.rows)
+        draw_weight_plots(study.networks, self.run_dir, title)
+
+    @property
+    def result(self) -> RunResult:
+        return RunResult(self.run_dir, self.summary, self.rows)
+
+
+@contextmanager
+def closing(sessions: Sequence[RunSession], reporter: Reporter) -> Iterator[None]:
+    """Train inside this: SIGTERM counts as Ctrl-C, and an exception closes every session still
+    open with the status it means before it propagates."""
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except BaseException as exc:
+        reporter.stop()
+        for session in sessions:
+            session.fail(exc)
+        raise
+    finally:
+        reporter.stop()
+
+
+def new_summary(
+    settings: Settings,
+    overrides: Sequence[str],
+    study: Study | None = None,
+    run_dir: RunDir | None = None,
+) -> Summary:
+    """A ``running`` summary of a run of ``settings``; without a study (a job that failed before
+    its run could be built) it holds what the settings say."""
+    summary = Summary(
+        status=Status.RUNNING,
+        name=settings.run_name,
+        model=settings.model.name,
+        seed=settings.seed,
+        overrides=list(overrides),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        run_dir=str(run_dir.path) if run_dir else None,
+        epochs=settings.epochs,
+        started_at=timestamp(),
+    )
+    if study is not None:
+        summary.device = str(study.device)
+        summary.data = study.data.describe()
+        summary.environment = environment(settings, study)
+    return summary
+
+
+def environment(settings: Settings, study: Study) -> dict[str, Any]:
+    """What, besides the config, can change a run's numbers (rerun --check compares these)."""
+    import torch
+
+    from regbench.version import regbench_version
+
+    on_cuda = study.device.type == "cuda"
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "regbench": regbench_version(),
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "deterministic": settings.deterministic,
+        "cuda": torch.version.cuda if on_cuda else None,
+        "gpu": torch.cuda.get_device_name(study.device) if on_cuda else None,
+        "argv": sys.argv,
+    }
+
+
+def set_results(summary: Summary, goals: dict[str, str], rows: Sequence[dict[str, Any]]) -> None:
+    """Epochs completed, the last row, and the best value of each goal ("min" or "max")."""
+    best = {}
+    for metric, goal in goals.items() if rows else ():
+        pick = min if goal == "min" else max
+        row = pick(rows, key=lambda r, m=metric: r[m])
+        best[metric] = {"value": row[metric], "epoch": row["epoch"]}
+    summary.epochs_completed = rows[-1]["epoch"] if rows else 0
+    summary.final, summary.best = (rows[-1] if rows else {}), best
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a scheduler's preemption) ends the run like Ctrl-C: status interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
