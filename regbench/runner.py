@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from regbench.errors import UsageError
 from regbench.progress import Reporter
 from regbench.rundir import RunDir
+from regbench.titles import plot_title
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from regbench.config import Settings
     from regbench.data import DataBundle
-    from regbench.models.base import Study
+    from regbench.studies.base import Study
 
 
 @dataclass
@@ -80,7 +81,8 @@ def rerun(original: RunDir, reporter: Reporter) -> RunResult:
 
 def saved_settings(run_dir: RunDir) -> Settings:
     """A run folder's config.yaml, validated like any new config."""
-    from regbench.config import ConfigError, validate
+    from regbench.config import ConfigError
+    from regbench.validation import validate
 
     try:
         return validate(run_dir.read_config() or {})
@@ -115,8 +117,8 @@ def _prepare(
 
     from regbench.data import load_data
     from regbench.loggers import check_available as check_loggers
-    from regbench.models import study_class
     from regbench.seeding import configure_determinism, seed_everything
+    from regbench.studies import study_class
 
     check_loggers(settings.logger)
     device = resolve_device(settings.device)
@@ -193,17 +195,6 @@ def _write_outputs(
     loss_curve(rows, study.loss_columns, title, run_dir.path / "loss_curve.png")
     study.extra_plots(run_dir.path, rows)
     draw_weight_plots(study.networks, run_dir, title)
-
-
-def plot_title(settings: Settings, data_name: str | None = None) -> str:
-    """Figure title with the key settings; ``data_name`` is the source actually used (it differs
-    from the config's after a fallback)."""
-    return (
-        f"{settings.model.name} on {data_name or settings.data.name}: "
-        f"dropout={settings.dropout:g} "
-        f"l1={settings.l1:g} l2={settings.l2:g} weight_decay={settings.weight_decay:g} "
-        f"seed={settings.seed}"
-    )
 
 
 def _summary(

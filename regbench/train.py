@@ -21,9 +21,9 @@ from regbench.seeding import capture_rng, restore_rng
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.loggers import Logger
-    from regbench.models.base import Study
     from regbench.progress import Reporter
     from regbench.rundir import RunDir
+    from regbench.studies.base import Study
 
 FINITE_CHECK_EVERY = 25  # batches between divergence checks (each one is a host sync)
 
