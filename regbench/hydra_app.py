@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from regbench.config import ConfigError, Settings, validate
+from regbench.config import ConfigError, Settings
+from regbench.validation import validate
 
 PRIMARY_CONFIG = "config"
 
@@ -31,13 +32,19 @@ def config_dir() -> Path:
 
 
 def group_options() -> dict[str, list[str]]:
-    """Config groups and their options, e.g. {'model': ['mlp', ...], 'data': [...]}."""
+    """Config groups and their options, e.g. {'model': ['mlp', ...], 'data': [...]}: the yaml
+    files, and for ``model`` every registered study too (a study may bring its defaults in
+    ``register_study`` instead of a yaml file)."""
+    from regbench.studies import study_names
+
     root = config_dir()
-    return {
-        group.name: sorted(p.stem for p in group.glob("*.yaml"))
+    options = {
+        group.name: {p.stem for p in group.glob("*.yaml")}
         for group in sorted(root.iterdir())
         if group.is_dir() and not group.name.startswith((".", "_"))
     }
+    options.setdefault("model", set()).update(study_names())
+    return {group: sorted(names) for group, names in options.items()}
 
 
 def compose(overrides: Sequence[str]) -> dict[str, Any]:

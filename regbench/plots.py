@@ -1,4 +1,8 @@
-"""Figures, drawn from saved metrics with matplotlib's file-only (Agg) backend."""
+"""Figures, drawn from saved metrics with matplotlib's file-only (Agg) backend.
+
+The shared ones and their helpers: loss curves, weight plots, MC dropout bands. A study's own
+figures (the regression fit, the RNN's predictions, the GAN's samples) live in its module.
+"""
 
 from __future__ import annotations
 
@@ -150,145 +154,7 @@ def overlaid_weight_histograms(
     save(fig, path)
 
 
-# ----------------------------------------------------------------------------- studies
-def regression_fit(
-    train: dict[str, Any],
-    test: dict[str, Any],
-    curve: tuple[Any, Any],
-    rows: Sequence[dict[str, Any]],
-    title: str,
-    path: Path,
-    band: tuple[Any, Any] | None = None,
-) -> None:
-    """Training and test points with the fitted curve, next to the loss curves (``fit.png``).
-
-    ``train``/``test`` hold ``x`` and ``y`` [n, 1]; ``curve`` is (x, prediction) on a dense grid;
-    ``band`` is the MC dropout (mean, std) [n, 1] on the same grid, drawn as mean +- 2 std.
-    """
-    fig, axes = new_figure(ncols=2)
-    ax = axes[0, 0]
-    if band is not None:
-        draw_mc_band(ax, curve[0][:, 0], band[0][:, 0], band[1][:, 0], "tab:green")
-    ax.scatter(train["x"][:, 0], train["y"][:, 0], s=22, color="tab:blue", label="train")
-    ax.scatter(test["x"][:, 0], test["y"][:, 0], s=22, color="tab:red", marker="x", label="test")
-    ax.plot(curve[0][:, 0], curve[1][:, 0], color="black", linewidth=1.6, label="fit (eval mode)")
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title, fontsize=9)
-    draw_loss_curves(axes[0, 1], rows, ("train_loss", "train_eval_loss", "test_loss"))
-    axes[0, 1].set_yscale("log")
-    axes[0, 1].set_ylabel("MSE (log)")
-    save(fig, path)
-
-
-def series_predictions(
-    series: dict[str, Any],
-    predictions: dict[str, tuple[Any, Any]],
-    zoom: tuple[float, float],
-    rows: Sequence[dict[str, Any]],
-    title: str,
-    path: Path,
-    bands: dict[str, tuple[Any, Any, Any]] | None = None,
-) -> None:
-    """A series with the one-step-ahead predictions of its train and test parts: the whole
-    series on top; below, the t range ``zoom`` (around the train/test split) and the loss curves
-    (``predictions.png``).
-
-    ``series`` holds ``observed`` (what the model saw) and ``clean`` values over t = 0..n-1;
-    ``predictions`` maps a part name to (target indices, predicted values); ``bands`` maps a
-    part to (target indices, MC dropout mean, std), drawn as mean +- 2 std.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig = plt.figure(figsize=(12.8, 8.0))
-    grid = fig.add_gridspec(2, 2)
-    top, detail = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0])
-    for ax in (top, detail):
-        _draw_series(ax, series, predictions)
-        for part, (t, mean, std) in (bands or {}).items():
-            color = "tab:cyan" if part == "train" else "tab:orange"
-            draw_mc_band(ax, t, mean, std, color, f" ({part})")
-    top.set_title(title, fontsize=10)
-    top.legend(fontsize=8, loc="upper left", ncols=4)
-    detail.set_xlim(*zoom)
-    detail.set_title("around the train/test split", fontsize=9)
-    losses = fig.add_subplot(grid[1, 1])
-    draw_loss_curves(losses, rows, ("train_loss", "train_eval_loss", "test_loss"))
-    losses.set_yscale("log")
-    losses.set_ylabel("MSE (log)")
-    save(fig, path)
-
-
-FEW_POINTS = 50
-
-
-def _draw_series(ax: Any, series: dict[str, Any], predictions: dict[str, tuple[Any, Any]]) -> None:
-    ax.plot(series["observed"], color="0.65", linewidth=0.8, label="observed")
-    ax.plot(series["clean"], color="black", linewidth=0.8, linestyle="--", label="true sine")
-    colors = {"train": "tab:blue", "test": "tab:red"}
-    for part, (t, values) in predictions.items():
-        marker = "o" if len(t) <= FEW_POINTS else None  # a lone point draws no line
-        ax.plot(
-            t,
-            values,
-            color=colors.get(part),
-            linewidth=1.1,
-            marker=marker,
-            label=f"predicted ({part})",
-        )
-    if "test" in predictions and len(predictions["test"][0]):
-        ax.axvline(float(predictions["test"][0][0]) - 0.5, color="0.3", linewidth=0.8)
-    ax.set_xlabel("t")
-    ax.set_ylabel("value")
-    ax.grid(alpha=0.3)
-
-
-def image_grid(images: Any, title: str, path: Path) -> None:
-    """Square-ish grid of grey images [n, h, w] with values in [-1, 1] (GAN samples)."""
-    import numpy as np
-
-    images = np.asarray(images)
-    n, h, w = images.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = -(-n // cols)
-    canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), 0.0)  # grey cell borders
-    for i, image in enumerate(images):
-        r, c = divmod(i, cols)
-        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image
-    fig, axes = new_figure(width=5.0)
-    fig.set_size_inches(5.0, 5.3)
-    axes[0, 0].imshow(canvas, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-    axes[0, 0].set_axis_off()
-    axes[0, 0].set_title(title, fontsize=9)
-    save(fig, path)
-
-
-def gan_scores(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
-    """D(x) and D(G(z)) per epoch, and the FID of generated samples (``gan_scores.png``)."""
-    fig, axes = new_figure(ncols=2)
-    epochs = [row["epoch"] for row in rows]
-    ax = axes[0, 0]
-    ax.plot(epochs, [r["d_real"] for r in rows], marker="o", markersize=3, label="D(x)")
-    ax.plot(epochs, [r["d_fake"] for r in rows], marker="o", markersize=3, label="D(G(z))")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("mean discriminator output")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title, fontsize=9)
-    ax = axes[0, 1]
-    ax.plot(epochs, [r["fid"] for r in rows], marker="o", markersize=3, color="tab:green")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("FID (classifier features, lower is better)")
-    ax.grid(alpha=0.3)
-    save(fig, path)
-
-
+# ----------------------------------------------------------------------------- MC dropout
 MC_FEW_POINTS = 3  # up to this many points, MC bands are error bars
 
 

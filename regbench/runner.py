@@ -63,7 +63,8 @@ def rerun(original: RunDir, reporter: Reporter) -> RunResult:
 
 def saved_settings(run_dir: RunDir) -> Settings:
     """A run folder's config.yaml, validated like any new config."""
-    from regbench.config import ConfigError, validate
+    from regbench.config import ConfigError
+    from regbench.validation import validate
 
     try:
         return validate(run_dir.read_config() or {})
@@ -149,8 +150,8 @@ def prepare(
 
     from regbench.data import load_data
     from regbench.loggers import check_available as check_loggers
-    from regbench.models import study_class
     from regbench.seeding import configure_determinism, seed_everything
+    from regbench.studies import study_class
 
     check_loggers(settings.logger)
     device = resolve_device(settings.device)

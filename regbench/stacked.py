@@ -57,9 +57,9 @@ from regbench.stacked_net import (
 from regbench.train import DivergenceGuard, Sums, checkpoint_state, evaluate, run_epochs
 
 if TYPE_CHECKING:
-    from regbench.config import DataConfig, Settings
+    from regbench.config import Settings, SourceConfig
     from regbench.data import DataBundle
-    from regbench.models.base import Study
+    from regbench.studies.base import Study
 
 # Settings that may differ between the members of one stack; every other key must agree.
 MEMBER_KEYS = ("seed", "dropout", "l1", "l2", "weight_decay", "lr", "name", "out_dir")
@@ -228,7 +228,7 @@ class _SharedData:
         self.by_key: dict[tuple[Any, int], DataBundle] = {}
         self.distinct: list[DataBundle] = []
 
-    def load(self, config: DataConfig, seed: int) -> DataBundle:
+    def load(self, config: SourceConfig, seed: int) -> DataBundle:
         from regbench.data import load_data
 
         key = (config, seed)
@@ -359,13 +359,11 @@ class _Stack:
         study = members[0].study
         settings = members[0].settings
         self.members, self.device, self.k = members, study.device, len(members)
-        loss = study.stack_loss()
-        if loss is None:
-            raise NotStackable(f"the {settings.model.name} study has no stacked form")
+        study.check_stackable()
         if set(study.networks) != {NETWORK} or set(study.optimizers) != {NETWORK}:
             raise NotStackable("it trains more than one network")
         net = study.networks[NETWORK]
-        self.loss = loss
+        self.loss = study.batch_loss
         self.params = StackedParameters()
         self.template, masked = stacked_template(net, self.params)
         self.dropouts = list(masked.values())

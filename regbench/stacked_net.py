@@ -30,7 +30,7 @@ from torch import nn
 from regbench.errors import RegbenchError
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-# A study's stacked loss (Study.stack_loss): the forward, the batch's tensors [K, batch, ...] by
+# A study's loss (Study.batch_loss): the forward, the batch's tensors [K, batch, ...] by
 # data key -> each member's data loss [K].
 Loss = Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]
 CHECK_RTOL, CHECK_ATOL = 1e-4, 1e-5  # float32 batched vs single products, a few layers deep

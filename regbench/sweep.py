@@ -179,7 +179,7 @@ def record_plan(cfg: DictConfig) -> None:
 def _settings(cfg: DictConfig, overrides: Sequence[str]) -> Settings:
     from omegaconf import OmegaConf
 
-    from regbench.config import validate
+    from regbench.validation import validate
 
     try:
         return validate(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
@@ -284,7 +284,7 @@ def run_stacked(
     from rich.console import Console
 
     from regbench import stacked
-    from regbench.config import validate
+    from regbench.validation import validate
 
     sweep_dir = prepared.sweep_dir
     sweep_dir.mkdir(parents=True, exist_ok=True)

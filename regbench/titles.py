@@ -1,4 +1,4 @@
-"""Figure titles: the key settings of a run, in one line."""
+"""Figure titles, shared by the run's own plots and the studies' figures (a leaf module)."""
 
 from __future__ import annotations
 

@@ -69,9 +69,9 @@ def fid_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(fid_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from regbench.models import gan_quality
+    from regbench.studies import gan_fid
 
-    monkeypatch.setenv(gan_quality.CACHE_ENV, str(fid_cache_dir))
+    monkeypatch.setenv(gan_fid.CACHE_ENV, str(fid_cache_dir))
     return fid_cache_dir
 
 

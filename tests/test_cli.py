@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from regbench import config, data, models
+from regbench.studies import study_config, study_names
 
 
 def test_help_lists_commands(cli) -> None:
@@ -37,11 +37,6 @@ def test_configs_shows_groups_and_resolved_values(cli) -> None:
     assert "dropout: 0.3" in result.stdout and "hidden:" in result.stdout
 
 
-def test_registries_match_the_schema() -> None:
-    assert models.registered_names() == set(config.MODEL_SCHEMAS)
-    assert data.registered_names() == set(config.DATA_SCHEMAS)
-
-
 def test_every_config_option_validates(cli) -> None:
     from regbench.hydra_app import group_options, load_settings
 
@@ -58,4 +53,4 @@ def model_for_data(option: str) -> str:
     from regbench.hydra_app import config_dir
 
     source = yaml.safe_load((config_dir() / "data" / f"{option}.yaml").read_text())["name"]
-    return next(m for m, s in config.MODEL_SCHEMAS.items() if source in s.data_sources)
+    return next(m for m in study_names() if source in (study_config(m).data_sources or ()))

@@ -105,10 +105,10 @@ def train_regression(overrides: list[str], seed: int, out: Path) -> RunDir:
     """The regression study through the real data source and loop (no plots: speed)."""
     from regbench.data import load_data
     from regbench.hydra_app import load_settings
-    from regbench.models import study_class
     from regbench.progress import Reporter
     from regbench.seeding import seed_everything
     from regbench.session import RunSession
+    from regbench.studies import study_class
     from regbench.train import SoloTrainer
 
     settings = load_settings(["model=regression", f"seed={seed}", *overrides])

@@ -125,6 +125,7 @@ def _numeric_keys() -> list[tuple[str, list[str], type, dict]]:
     import typing
 
     from regbench import config
+    from regbench.studies import study_config, study_names
 
     def numeric(schema: type) -> list[tuple[str, type, dict]]:
         hints = typing.get_type_hints(schema)
@@ -138,7 +139,8 @@ def _numeric_keys() -> list[tuple[str, list[str], type, dict]]:
         return found
 
     keys = [(name, [], base, limits) for name, base, limits in numeric(config.Settings)]
-    for model, schema in config.MODEL_SCHEMAS.items():
+    for model in study_names():
+        schema = study_config(model)
         keys += [(f"model.{n}", [f"model={model}"], b, m) for n, b, m in numeric(schema)]
     return keys
 

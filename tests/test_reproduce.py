@@ -152,7 +152,7 @@ def test_nan_loss_is_divergence_too(cli, mnist_root: Path, tmp_path: Path) -> No
 
 
 def test_a_crash_leaves_status_failed(cli, mnist_root, tmp_path, monkeypatch) -> None:
-    from regbench.models.mlp import MLPStudy
+    from regbench.studies.mlp import MLPStudy
 
     real_step = MLPStudy.train_step
     calls = {"n": 0}

@@ -185,9 +185,11 @@ def test_a_stacked_members_checkpoint_resumes_like_its_solo_run(
 def test_jobs_that_cannot_be_stacked_run_alone_with_a_note(
     mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from regbench.models.mlp import MLPStudy
+    from regbench.studies.gan import GANStudy
+    from regbench.studies.mlp import MLPStudy
 
-    monkeypatch.setattr(MLPStudy, "stack_loss", lambda self: None)
+    # The MLP saying what the GAN says: no stacked form.
+    monkeypatch.setattr(MLPStudy, "check_stackable", GANStudy.check_stackable)
     jobs = [settings(mnist_root, tmp_path, "epochs=1", f"seed={s}") for s in (0, 1)]
     jobs.append(settings(mnist_root, tmp_path, "epochs=1", "batch_size=32"))  # a group of one
     notes = Notes()
@@ -206,7 +208,7 @@ def test_a_forward_that_mixes_up_the_stack_dimension_runs_alone(
     that normalizes over dim 1 (the batch, once a stack dimension leads) is never stacked."""
     import torch.nn.functional as F
 
-    from regbench.models.mlp import MLP
+    from regbench.studies.mlp import MLP
 
     monkeypatch.setattr(MLP, "forward", lambda self, x: F.log_softmax(self.layers(x), dim=1))
     jobs = [settings(mnist_root, tmp_path, "epochs=1", f"seed={s}") for s in (0, 1)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from regbench.models import gan_quality
+from regbench.studies import gan_fid
 from tests.conftest import run_dirs, run_regbench
 
 SEEDS = range(5)
@@ -69,8 +69,8 @@ def untrained_gan_fid(overrides: list[str]) -> float:
     """FID of the generator a run with ``overrides`` starts from (built as the runner does)."""
     from regbench.data import load_data
     from regbench.hydra_app import load_settings
-    from regbench.models.gan import GANStudy
     from regbench.seeding import seed_everything
+    from regbench.studies.gan import GANStudy
 
     settings = load_settings(overrides)
     seed_everything(settings.seed)
@@ -172,7 +172,7 @@ def test_same_seed_gives_identical_metrics(
     cli, mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str
 ) -> None:
     # A fresh cache: the first run trains the GAN's classifier, the second loads it.
-    monkeypatch.setenv(gan_quality.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(gan_fid.CACHE_ENV, str(tmp_path / "cache"))
     data = [f"data.root={mnist_root}"] if model == "gan" else []  # the tiny generated digits
     args = [*SMALL_RUNS[model], *data, "device=cpu", "-q"]
 

@@ -12,8 +12,8 @@ from torch import nn
 
 from regbench.data import load_data
 from regbench.hydra_app import load_settings
-from regbench.models import gan_quality
-from regbench.models.rnn import SineRNN
+from regbench.studies import gan_fid
+from regbench.studies.rnn import SineRNN
 from tests.conftest import make_digits
 
 
@@ -30,16 +30,16 @@ def test_frechet_distance_matches_the_sqrtm_formula() -> None:
     (mu1, s1), (mu2, s2) = random_moments(12, 1), random_moments(12, 2)
     root = sqrtm(s1.numpy() @ s2.numpy()).real
     expected = ((mu1 - mu2) ** 2).sum().item() + np.trace(s1.numpy() + s2.numpy() - 2 * root)
-    assert gan_quality.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+    assert gan_fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
 
 
 def test_frechet_distance_of_equal_and_shifted_moments() -> None:
     mu, cov = random_moments(8, 3)
-    assert gan_quality.frechet_distance(mu, cov, mu, cov) == pytest.approx(0, abs=1e-9)
+    assert gan_fid.frechet_distance(mu, cov, mu, cov) == pytest.approx(0, abs=1e-9)
     shift = torch.full_like(mu, 0.5)
-    assert gan_quality.frechet_distance(mu, cov, mu + shift, cov) == pytest.approx(8 * 0.25)
+    assert gan_fid.frechet_distance(mu, cov, mu + shift, cov) == pytest.approx(8 * 0.25)
     singular = torch.zeros_like(cov)  # e.g. a collapsed generator: every sample the same
-    assert gan_quality.frechet_distance(mu, cov, mu, singular) == pytest.approx(cov.trace().item())
+    assert gan_fid.frechet_distance(mu, cov, mu, singular) == pytest.approx(cov.trace().item())
 
 
 def fake_split(n: int, seed: int) -> dict[str, torch.Tensor]:
@@ -50,39 +50,39 @@ def fake_split(n: int, seed: int) -> dict[str, torch.Tensor]:
 def test_classifier_is_deterministic_cached_and_leaves_the_rng_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    monkeypatch.setenv(gan_quality.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(gan_fid.CACHE_ENV, str(tmp_path / "cache"))
     train, test = fake_split(300, 1), fake_split(100, 2)
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    first = gan_quality.build_scorer(train, test, "fake", torch.device("cpu"))
+    first = gan_fid.build_scorer(train, test, "fake", torch.device("cpu"))
     assert torch.equal(torch.get_rng_state(), state)  # the run's random stream is untouched
     printed = capsys.readouterr().err
     assert "FID classifier trained on 300 fake images: test accuracy" in printed
     assert first.accuracy > 0.9  # the fake digits are easy
     (cached,) = (tmp_path / "cache").glob("fid_classifier-fake-*.pt")
 
-    second = gan_quality.build_scorer(train, test, "fake", torch.device("cpu"))
+    second = gan_fid.build_scorer(train, test, "fake", torch.device("cpu"))
     assert capsys.readouterr().err == ""  # loaded, not retrained: nothing printed
     assert second.accuracy == first.accuracy
     for a, b in zip(
         first.classifier.state_dict().values(), second.classifier.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
-    retrained = gan_quality.train_classifier(train)  # same recipe, no cache: same weights
+    retrained = gan_fid.train_classifier(train)  # same recipe, no cache: same weights
     for a, b in zip(
         first.classifier.state_dict().values(), retrained.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
     # Other training data get their own file.
-    gan_quality.build_scorer(fake_split(300, 5), test, "fake", torch.device("cpu"))
+    gan_fid.build_scorer(fake_split(300, 5), test, "fake", torch.device("cpu"))
     assert len(list(cached.parent.glob("*.pt"))) == 2
 
 
 def test_real_images_score_far_better_than_noise(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(gan_quality.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(gan_fid.CACHE_ENV, str(tmp_path))
     train, test = fake_split(300, 1), fake_split(200, 2)
-    scorer = gan_quality.build_scorer(train, test, "fake", torch.device("cpu"))
-    real = gan_quality.to_unit_range(fake_split(200, 3)["x"])
+    scorer = gan_fid.build_scorer(train, test, "fake", torch.device("cpu"))
+    real = gan_fid.to_unit_range(fake_split(200, 3)["x"])
     noise = torch.rand(200, 784, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert scorer.fid(real) < 0.2 * scorer.fid(noise)
 
@@ -209,10 +209,10 @@ def copy_layers(net: SineRNN, reference: nn.RNN) -> None:
 def test_gan_regularize_picks_the_networks(
     regularize: str, on_d: bool, on_g: bool, tmp_path: Path, monkeypatch
 ) -> None:
-    from regbench.models.gan import GANStudy
     from regbench.regularize import NO_PENALTY
+    from regbench.studies.gan import GANStudy
 
-    monkeypatch.setenv(gan_quality.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(gan_fid.CACHE_ENV, str(tmp_path))
     settings = load_settings(
         [
             "model=gan",

@@ -1,19 +1,22 @@
 """Data sources: each turns its validated config into tensors, loaded once.
 
-A source returns a :class:`DataBundle` on the CPU; the runner moves it to the device once. Images
-stay uint8 (4x smaller than float32); studies convert each batch as they use it.
+A source is a function ``load(config, seed) -> DataBundle`` registered with
+``@register_source(name, config=...)`` in a module of this package, which also defines its config
+dataclass. It returns a :class:`DataBundle` on the CPU; the runner moves it to the device once.
+Images stay uint8 (4x smaller than float32); studies convert each batch as they use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from regbench.config import SourceConfig
+from regbench.registry import Registry
 
 if TYPE_CHECKING:
     import torch
-
-    from regbench.config import DataConfig
 
 
 @dataclass
@@ -52,24 +55,32 @@ class DataBundle:
 
 
 Loader = Callable[[Any, int], DataBundle]
+LoaderType = TypeVar("LoaderType", bound=Loader)
+
+SOURCES: Registry[Loader] = Registry("data", __name__, SourceConfig)
 
 
-def _registry() -> dict[str, Loader]:
-    from regbench.data import mnist, synthetic
+def register_source(name: str, *, config: type[SourceConfig]) -> Callable[[LoaderType], LoaderType]:
+    """Function decorator: the loader of ``data=name``, whose ``data.*`` keys ``config`` checks
+    (one loader may serve several names, e.g. mnist and fashion_mnist)."""
 
-    return {
-        "mnist": mnist.load_files,
-        "fashion_mnist": mnist.load_files,
-        "mnist_small": mnist.load_small,
-        "toy_regression": synthetic.load_toy_regression,
-        "sine": synthetic.load_sine,
-    }
+    def decorate(load: LoaderType) -> LoaderType:
+        SOURCES.add(name, load, config)
+        return load
+
+    return decorate
 
 
-def load_data(config: DataConfig, seed: int) -> DataBundle:
+def load_data(config: SourceConfig, seed: int) -> DataBundle:
     """Load the configured source on the CPU (``seed`` drives generated data only)."""
-    return _registry()[config.name](config, seed)
+    return SOURCES.entry(config.name)(config, seed)
 
 
-def registered_names() -> set[str]:
-    return set(_registry())
+def source_names() -> list[str]:
+    """Every registered data source, sorted."""
+    return SOURCES.names()
+
+
+def source_config(name: str) -> type[SourceConfig]:
+    """The config schema of the data source registered as ``name``."""
+    return SOURCES.config(name)

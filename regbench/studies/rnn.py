@@ -17,25 +17,48 @@ variational mask is that module applied to a tensor of ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.models.mse import MSEStudy
+from regbench.config import ConfigError, StudyConfig, bounds
 from regbench.regularize import dropout_layer
+from regbench.studies import register_study
+from regbench.studies.mse import MSEStudy
+from regbench.titles import plot_title
 
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
-    from regbench.models.base import Forward
 
 PLOT_FILE = "predictions.png"
 ZOOM_PERIODS = 2  # the detail panel shows this many sine periods each side of the split
+FEW_POINTS = 50  # up to this many predictions, each is drawn as a marker
 Placement = Literal["output", "variational", "between_layers"]
+
+
+@dataclass(frozen=True)
+class RNNConfig(StudyConfig):
+    """nn.RNN layers (tanh) + linear head on the last step; ``rnn_dropout`` places dropout."""
+
+    name: Literal["rnn"]
+    hidden_size: int = bounds(1)
+    num_layers: int = bounds(1)
+    rnn_dropout: Placement
+
+    data_sources: ClassVar[tuple[str, ...] | None] = ("sine",)
+
+    def __post_init__(self) -> None:
+        if self.rnn_dropout == "between_layers" and self.num_layers < 2:
+            raise ConfigError(
+                "model.rnn_dropout=between_layers needs model.num_layers >= 2 "
+                f"(got {self.num_layers}); use output or variational for one layer"
+            )
 
 
 class SineRNN(nn.Module):
@@ -96,6 +119,7 @@ def variational_layer(
     return torch.stack(outputs, dim=1)
 
 
+@register_study("rnn", config=RNNConfig)
 class RNNStudy(MSEStudy):
     """Metrics: ``train_loss`` (training-mode MSE, mean over the steps since the last row),
     ``train_eval_loss`` (MSE on all training windows, eval mode), ``test_loss`` (test MSE)."""
@@ -103,17 +127,16 @@ class RNNStudy(MSEStudy):
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)
         model = settings.model
-        self.net = SineRNN(
+        net = SineRNN(
             model.hidden_size, model.num_layers, model.rnn_dropout, lambda: dropout_layer(settings)
         ).to(device)
-        self.train_one_network(self.net)
+        self.train_one_network(net)
 
-    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
+    def check_stackable(self) -> None:
         if self.settings.model.rnn_dropout == "variational":
             from regbench.stacked_net import NotStackable
 
             raise NotStackable("variational dropout (one mask per sequence) has no stacked form")
-        return super().stack_loss()
 
     def mc_bands(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None:
         """Part name -> (target indices, MC mean, MC std) on the CPU; None without MC."""
@@ -135,9 +158,6 @@ class RNNStudy(MSEStudy):
             }
 
     def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
-        from regbench.plots import series_predictions
-        from regbench.titles import plot_title
-
         series = {"observed": self.data.extra["series"], "clean": self.data.extra["clean"]}
         split = int(self.data.extra["test_targets"][0])
         span = max(ZOOM_PERIODS * self.settings.data.period, self.settings.data.seq_len + 1)
@@ -152,3 +172,67 @@ class RNNStudy(MSEStudy):
             run_dir / PLOT_FILE,
             bands=self.mc_bands(),
         )
+
+
+def series_predictions(
+    series: dict[str, Any],
+    predictions: dict[str, tuple[Any, Any]],
+    zoom: tuple[float, float],
+    rows: Sequence[dict[str, Any]],
+    title: str,
+    path: Path,
+    bands: dict[str, tuple[Any, Any, Any]] | None = None,
+) -> None:
+    """A series with the one-step-ahead predictions of its train and test parts: the whole
+    series on top; below, the t range ``zoom`` (around the train/test split) and the loss curves
+    (``predictions.png``).
+
+    ``series`` holds ``observed`` (what the model saw) and ``clean`` values over t = 0..n-1;
+    ``predictions`` maps a part name to (target indices, predicted values); ``bands`` maps a
+    part to (target indices, MC dropout mean, std), drawn as mean +- 2 std.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from regbench.plots import draw_loss_curves, draw_mc_band, save
+
+    fig = plt.figure(figsize=(12.8, 8.0))
+    grid = fig.add_gridspec(2, 2)
+    top, detail = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0])
+    for ax in (top, detail):
+        draw_series(ax, series, predictions)
+        for part, (t, mean, std) in (bands or {}).items():
+            color = "tab:cyan" if part == "train" else "tab:orange"
+            draw_mc_band(ax, t, mean, std, color, f" ({part})")
+    top.set_title(title, fontsize=10)
+    top.legend(fontsize=8, loc="upper left", ncols=4)
+    detail.set_xlim(*zoom)
+    detail.set_title("around the train/test split", fontsize=9)
+    losses = fig.add_subplot(grid[1, 1])
+    draw_loss_curves(losses, rows, ("train_loss", "train_eval_loss", "test_loss"))
+    losses.set_yscale("log")
+    losses.set_ylabel("MSE (log)")
+    save(fig, path)
+
+
+def draw_series(ax: Any, series: dict[str, Any], predictions: dict[str, tuple[Any, Any]]) -> None:
+    ax.plot(series["observed"], color="0.65", linewidth=0.8, label="observed")
+    ax.plot(series["clean"], color="black", linewidth=0.8, linestyle="--", label="true sine")
+    colors = {"train": "tab:blue", "test": "tab:red"}
+    for part, (t, values) in predictions.items():
+        marker = "o" if len(t) <= FEW_POINTS else None  # a lone point draws no line
+        ax.plot(
+            t,
+            values,
+            color=colors.get(part),
+            linewidth=1.1,
+            marker=marker,
+            label=f"predicted ({part})",
+        )
+    if "test" in predictions and len(predictions["test"][0]):
+        ax.axvline(float(predictions["test"][0][0]) - 0.5, color="0.3", linewidth=0.8)
+    ax.set_xlabel("t")
+    ax.set_ylabel("value")
+    ax.grid(alpha=0.3)

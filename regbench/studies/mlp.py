@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.models.base import Study
+from regbench.config import StudyConfig
 from regbench.regularize import dropout_layer
+from regbench.studies import register_study
+from regbench.studies.base import Study
 from regbench.uncertainty import classifier_metrics, mc_dropout, mc_moments
 
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
-    from regbench.models.base import Forward
+    from regbench.studies.base import Forward
 
 PIXELS, CLASSES = 28 * 28, 10
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # standardize pixels/255 as the classic tutorial does
 EVAL_CHUNK = 4096  # test examples per forward pass: bounded memory, few Python steps
+
+
+@dataclass(frozen=True)
+class MLPConfig(StudyConfig):
+    """784-hidden...-10 classifier with ReLU and dropout after each hidden layer."""
+
+    name: Literal["mlp"]
+    hidden: tuple[int, ...]
+
+    data_sources: ClassVar[tuple[str, ...] | None] = ("mnist", "fashion_mnist", "mnist_small")
 
 
 class MLP(nn.Module):
@@ -45,29 +58,25 @@ def standardize(images: torch.Tensor) -> torch.Tensor:
     return (images.flatten(-2).float().div_(255) - MNIST_MEAN).div_(MNIST_STD)
 
 
+@register_study("mlp", config=MLPConfig)
 class MLPStudy(Study):
     goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min", "test_acc": "max"}
 
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)
-        self.net = MLP(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
-        self.train_one_network(self.net)
+        net = MLP(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
+        self.train_one_network(net)
 
-    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = standardize(self.data.train["x"][batch])
-        loss = F.nll_loss(self.net(x), self.data.train["y"][batch])
-        return self.objective.step(loss)
-
-    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
-        """train_step's loss per member, for the stacked launcher: x [K, B, 28, 28], y [K, B]."""
-
-        def loss(forward: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            log_probs = forward(standardize(batch["x"]))
-            labels = batch["y"]
-            per_example = F.nll_loss(log_probs.flatten(0, 1), labels.flatten(), reduction="none")
-            return per_example.view(labels.shape).mean(dim=-1)
-
-        return loss
+    def batch_loss(self, forward: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean NLL over each member's batch: x [..., B, 28, 28], y [..., B] -> [...]."""
+        log_probs = forward(standardize(batch["x"]))
+        labels = batch["y"]
+        if not self.member_dims(batch):
+            # A solo step: torch's own mean reduction, the op solo runs have always used (a
+            # 'none' reduction and .mean() round differently: not bitwise the same loss).
+            return F.nll_loss(log_probs, labels)
+        per_example = F.nll_loss(log_probs.flatten(0, -2), labels.flatten(), reduction="none")
+        return per_example.view(labels.shape).mean(dim=-1)
 
     def evaluate(self) -> dict[str, float]:
         images, labels = self.data.test["x"], self.data.test["y"]

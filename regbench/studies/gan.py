@@ -7,13 +7,14 @@ Each step updates D on a real and a generated batch, then G to make D call its b
 
 ``model.regularize`` (d, g or both) picks the network(s) that dropout, l1, l2 and weight_decay
 apply to; the other network has no dropout modules and no penalty. Sample quality is the FID of
-regbench's own classifier features (gan_quality.py), recorded at every evaluation.
+regbench's own classifier features (gan_fid.py), recorded at every evaluation.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -21,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.models.base import Study
-from regbench.models.gan_quality import build_scorer, to_unit_range
+from regbench.config import StudyConfig, bounds
 from regbench.regularize import (
     NO_PENALTY,
     PenalizedObjective,
@@ -30,6 +30,10 @@ from regbench.regularize import (
     dropout_layer,
     make_optimizer,
 )
+from regbench.studies import register_study
+from regbench.studies.base import Study
+from regbench.studies.gan_fid import build_scorer, to_unit_range
+from regbench.titles import plot_title
 
 if TYPE_CHECKING:
     from regbench.config import Settings
@@ -41,6 +45,22 @@ GRID = 64  # samples in each samples_epoch_XXX.png (8 x 8)
 GENERATE_CHUNK = 4096  # generated images per forward pass when scoring
 NOISE_STREAM = 0x5EED  # the fixed noise's generator differs from the data-order generator
 SCORES_FILE = "gan_scores.png"
+
+
+@dataclass(frozen=True)
+class GANConfig(StudyConfig):
+    """MNIST GAN: D 784-d_hidden-1 and G noise_dim-g_hidden-784; ``regularize`` picks which
+    network(s) dropout, l1, l2 and weight_decay apply to."""
+
+    name: Literal["gan"]
+    regularize: Literal["d", "g", "both"]
+    noise_dim: int = bounds(1)
+    d_hidden: tuple[int, ...]
+    g_hidden: tuple[int, ...]
+    sample_every: int = bounds(1)
+    fid_samples: int = bounds(2)
+
+    data_sources: ClassVar[tuple[str, ...] | None] = ("mnist", "fashion_mnist", "mnist_small")
 
 
 def mlp(
@@ -79,6 +99,7 @@ class Generator(nn.Module):
         return self.layers(noise)
 
 
+@register_study("gan", config=GANConfig)
 class GANStudy(Study):
     """Metrics: ``d_loss`` and ``g_loss`` (mean BCE), ``d_real`` = mean D(x) and ``d_fake`` =
     mean D(G(z)) over the D steps, ``l1_penalty``/``l2_penalty`` (summed over the regularized
@@ -136,6 +157,14 @@ class GANStudy(Study):
             "l2_penalty": d_terms["l2_penalty"] + g_terms["l2_penalty"],
         }
 
+    def check_stackable(self) -> None:
+        from regbench.stacked_net import NotStackable
+
+        raise NotStackable(
+            f"the {self.settings.model.name} study has no stacked form (its two networks train "
+            "against each other, each step in turn)"
+        )
+
     def generate(self, noise: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.generator(chunk) for chunk in noise.split(GENERATE_CHUNK)])
 
@@ -147,9 +176,6 @@ class GANStudy(Study):
         """``samples_epoch_XXX.png`` every ``sample_every`` epochs and at the last evaluation
         (only those evaluated in this process: a resumed run has none from before the resume),
         and ``gan_scores.png``."""
-        from regbench.plots import gan_scores, image_grid
-        from regbench.titles import plot_title
-
         title = plot_title(self.settings, self.data.name)
         every = self.settings.model.sample_every
         evaluated = rows[len(rows) - len(self.samples) :]
@@ -159,3 +185,48 @@ class GANStudy(Study):
                 path = run_dir / f"samples_epoch_{epoch:03d}.png"
                 image_grid(images.float().numpy(), f"{title}\nepoch {epoch}", path)
         gan_scores(rows, title, run_dir / SCORES_FILE)
+
+
+def image_grid(images: Any, title: str, path: Path) -> None:
+    """Square-ish grid of grey images [n, h, w] with values in [-1, 1] (GAN samples)."""
+    import numpy as np
+
+    from regbench.plots import new_figure, save
+
+    images = np.asarray(images)
+    n, h, w = images.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = -(-n // cols)
+    canvas = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1), 0.0)  # grey cell borders
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image
+    fig, axes = new_figure(width=5.0)
+    fig.set_size_inches(5.0, 5.3)
+    axes[0, 0].imshow(canvas, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+    axes[0, 0].set_axis_off()
+    axes[0, 0].set_title(title, fontsize=9)
+    save(fig, path)
+
+
+def gan_scores(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
+    """D(x) and D(G(z)) per epoch, and the FID of generated samples (``gan_scores.png``)."""
+    from regbench.plots import new_figure, save
+
+    fig, axes = new_figure(ncols=2)
+    epochs = [row["epoch"] for row in rows]
+    ax = axes[0, 0]
+    ax.plot(epochs, [r["d_real"] for r in rows], marker="o", markersize=3, label="D(x)")
+    ax.plot(epochs, [r["d_fake"] for r in rows], marker="o", markersize=3, label="D(G(z))")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean discriminator output")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    ax = axes[0, 1]
+    ax.plot(epochs, [r["fid"] for r in rows], marker="o", markersize=3, color="tab:green")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("FID (classifier features, lower is better)")
+    ax.grid(alpha=0.3)
+    save(fig, path)

@@ -7,15 +7,19 @@ fit close to the line. Full batch (``batch_size`` larger than ``data.n_train``),
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from regbench.models.mse import MSEStudy
+from regbench.config import StudyConfig
 from regbench.regularize import dropout_layer
+from regbench.studies import register_study
+from regbench.studies.mse import MSEStudy
+from regbench.titles import plot_title
 
 if TYPE_CHECKING:
     from regbench.config import Settings
@@ -24,6 +28,16 @@ if TYPE_CHECKING:
 GRID_POINTS = 400  # dense x grid for the fitted curve
 GRID_MARGIN = 0.1  # the curve extends this fraction of the data's x range beyond it
 PLOT_FILE = "fit.png"
+
+
+@dataclass(frozen=True)
+class RegressionConfig(StudyConfig):
+    """1-hidden...-1 regressor with ReLU and dropout after each hidden layer, full batch."""
+
+    name: Literal["regression"]
+    hidden: tuple[int, ...]
+
+    data_sources: ClassVar[tuple[str, ...] | None] = ("toy_regression",)
 
 
 class Regressor(nn.Module):
@@ -43,13 +57,14 @@ class Regressor(nn.Module):
         return self.layers(x)
 
 
+@register_study("regression", config=RegressionConfig)
 class RegressionStudy(MSEStudy):
     """The classic overfitting demo: 20 noisy points, full batch; metrics as MSEStudy's."""
 
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)
-        self.net = Regressor(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
-        self.train_one_network(self.net)
+        net = Regressor(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
+        self.train_one_network(net)
 
     def _grid(self) -> torch.Tensor:
         xs = torch.cat([self.data.train["x"], self.data.test["x"]])
@@ -72,9 +87,6 @@ class RegressionStudy(MSEStudy):
         return mean.cpu(), std.cpu()
 
     def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
-        from regbench.plots import regression_fit
-        from regbench.titles import plot_title
-
         grid, prediction = self.fitted_curve()
         regression_fit(
             {k: v.cpu() for k, v in self.data.train.items()},
@@ -85,3 +97,37 @@ class RegressionStudy(MSEStudy):
             run_dir / PLOT_FILE,
             band=self.mc_band(),
         )
+
+
+def regression_fit(
+    train: dict[str, Any],
+    test: dict[str, Any],
+    curve: tuple[Any, Any],
+    rows: Sequence[dict[str, Any]],
+    title: str,
+    path: Path,
+    band: tuple[Any, Any] | None = None,
+) -> None:
+    """Training and test points with the fitted curve, next to the loss curves (``fit.png``).
+
+    ``train``/``test`` hold ``x`` and ``y`` [n, 1]; ``curve`` is (x, prediction) on a dense grid;
+    ``band`` is the MC dropout (mean, std) [n, 1] on the same grid, drawn as mean +- 2 std.
+    """
+    from regbench.plots import draw_loss_curves, draw_mc_band, new_figure, save
+
+    fig, axes = new_figure(ncols=2)
+    ax = axes[0, 0]
+    if band is not None:
+        draw_mc_band(ax, curve[0][:, 0], band[0][:, 0], band[1][:, 0], "tab:green")
+    ax.scatter(train["x"][:, 0], train["y"][:, 0], s=22, color="tab:blue", label="train")
+    ax.scatter(test["x"][:, 0], test["y"][:, 0], s=22, color="tab:red", marker="x", label="test")
+    ax.plot(curve[0][:, 0], curve[1][:, 0], color="black", linewidth=1.6, label="fit (eval mode)")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    draw_loss_curves(axes[0, 1], rows, ("train_loss", "train_eval_loss", "test_loss"))
+    axes[0, 1].set_yscale("log")
+    axes[0, 1].set_ylabel("MSE (log)")
+    save(fig, path)

@@ -1,45 +1,39 @@
 """What the two MSE studies (toy regression, sine RNN) share: one network trained on (x, y)
-tensors with MSE, evaluated on the train and test points in eval mode, with MC dropout."""
+tensors with MSE, evaluated on the train and test points in eval mode, with MC dropout. Not a
+registered study itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 
-from regbench.models.base import Study
+from regbench.studies.base import Study
 from regbench.uncertainty import mc_dropout, mc_moments, regression_metrics
 
 if TYPE_CHECKING:
-    from torch import nn
-
-    from regbench.models.base import Forward
+    from regbench.studies.base import Forward
 
 
 class MSEStudy(Study):
     """Metrics: ``train_loss`` (training-mode MSE, dropout on, mean over the steps since the last
     row), ``train_eval_loss`` (MSE on the training points in eval mode) and ``test_loss`` (test
-    MSE, eval mode); with ``mc_samples`` also the MC-dropout metrics. Subclasses build
-    ``self.net`` and call ``train_one_network``."""
+    MSE, eval mode); with ``mc_samples`` also the MC-dropout metrics. Subclasses build their
+    network and call ``train_one_network``."""
 
     goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
-    net: nn.Module
 
-    def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = F.mse_loss(self.net(self.data.train["x"][batch]), self.data.train["y"][batch])
-        return self.objective.step(loss)
-
-    def stack_loss(self) -> Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor]:
-        """train_step's loss per member, for the stacked launcher (regbench/stacked.py): the
-        batch's tensors are [K, B, ...]."""
-
-        def loss(forward: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            per_value = F.mse_loss(forward(batch["x"]), batch["y"], reduction="none")
-            return per_value.flatten(1).mean(dim=1)
-
-        return loss
+    def batch_loss(self, forward: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """MSE over each member's batch: x [..., B, ...], y [..., B, 1] -> [...]."""
+        prediction, target = forward(batch["x"]), batch["y"]
+        members = self.member_dims(batch)
+        if not members:
+            # A solo step: torch's own mean reduction, the op solo runs have always used, so
+            # their metrics stay bitwise the same.
+            return F.mse_loss(prediction, target)
+        per_value = F.mse_loss(prediction, target, reduction="none")
+        return per_value.flatten(members).mean(dim=-1)
 
     def evaluate(self) -> dict[str, float]:
         train, test = self.data.train, self.data.test
