@@ -97,10 +97,10 @@ def test_a_registered_study_trains_solo_and_stacked(tiny: type[TinyStudy], tmp_p
     members = [("seed=1",), ("seed=2", "l2=1e-3")]
     jobs = [load_settings([*common, *m, f"out_dir={tmp_path / 'stacked'}"]) for m in members]
     stacked = run_stacked(jobs, Reporter())
-    assert [r.summary["stacked"] for r in stacked] == [True, True]
+    assert [r.summary.stacked for r in stacked] == [True, True]
     for member, overrides in zip(stacked, members, strict=True):
         solo_settings = load_settings([*common, *overrides, f"out_dir={tmp_path / 'solo'}"])
         solo = execute(solo_settings, list(overrides), Reporter())
-        assert solo.summary["status"] == member.summary["status"] == "completed"
+        assert solo.summary.status == member.summary.status == "completed"
         assert_close_rows(metrics(solo.run_dir.path), metrics(member.run_dir.path), 1e-5)
         assert (member.run_dir.path / "loss_curve.png").is_file()
