@@ -42,10 +42,11 @@ def load_runs(*paths: str | Path) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from regbench.compare import find_runs
+    from regbench.runs import find_runs, records
 
-    records = []
-    for found in find_runs([Path(p) for p in paths or ("outputs",)]):
-        base = {"run": str(found.path), "status": found.status, **found.config}
-        records += [{**base, **row} for row in found.rows] or [base]
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records(find_runs(_paths(paths))))
+
+
+def _paths(paths: Sequence[str | Path]) -> list[Path]:
+    # Notebooks usually sit next to outputs/, regbench's default out_dir.
+    return [Path(p) for p in paths or ("outputs",)]

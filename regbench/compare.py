@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.errors import UsageError
-from regbench.rundir import RunDir
+from regbench.runs import Run, find_runs, hashable, higher_is_better, parse_at, value_at
 
 DEFAULT_METRICS = ("test_loss", "test_acc")
 # Shown by default when a penalty varies across groups (from weights.csv).
@@ -32,58 +31,8 @@ UNGROUPED = ("seed", *BOOKKEEPING)
 REGULARIZATION = ("dropout", "l1", "l2", "weight_decay")
 CONFIDENCE = 0.95
 MIN_REPLICATES = 3
-# Metrics where higher is better; every other metric (losses, errors) is minimized.
-HIGHER_IS_BETTER = re.compile(r"acc|auc|r2|score|precision|recall|f1")
 NOT_METRICS = ("epoch", "seconds")
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
-
-
-def higher_is_better(metric: str) -> bool:
-    return bool(HIGHER_IS_BETTER.search(metric))
-
-
-# ----------------------------------------------------------------------------- runs
-@dataclass(frozen=True)
-class Run:
-    path: Path
-    config: dict[str, Any]  # flattened ("model.hidden"), values hashable (lists as tuples)
-    status: str
-    rows: list[dict[str, Any]]
-
-    @property
-    def seed(self) -> Any:
-        return self.config.get("seed")
-
-
-def find_runs(paths: Sequence[Path]) -> list[Run]:
-    """Every run folder at or under ``paths`` (run folders, sweep folders, or any folder)."""
-    return [load_run(run_dir.path) for run_dir in RunDir.find(paths)]
-
-
-def load_run(folder: Path) -> Run:
-    from regbench.diagnostics import weight_columns_by_epoch
-
-    run_dir = RunDir.open(folder)
-    config = flatten(run_dir.read_config() or {})
-    status = run_dir.read_summary().status.value
-    # weights.csv's sparsity and norm summaries become metric columns of the same epochs.
-    weights = weight_columns_by_epoch(run_dir.read_weights())
-    rows = [{**row, **weights.get(int(row["epoch"]), {})} for row in run_dir.read_metrics()]
-    return Run(folder, config, status, rows)
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = _hashable(value)
-    return flat
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(_hashable(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -179,30 +128,6 @@ def _welch(x: Any, y: Any) -> Difference:
         result = stats.ttest_ind(x, y, equal_var=False)
         ci = result.confidence_interval(CONFIDENCE)
     return Difference(value, (float(ci.low), float(ci.high)), float(result.pvalue), "Welch", len(x))
-
-
-def value_at(rows: Sequence[Mapping[str, Any]], metric: str, at: str) -> float | None:
-    """One run's ``metric`` at ``at``: final | best | epoch=N; None when the run lacks it."""
-    rows = [r for r in rows if isinstance(r.get(metric), int | float)]
-    if not rows:
-        return None
-    if at == "final":
-        return float(rows[-1][metric])
-    if at == "best":
-        pick = max if higher_is_better(metric) else min
-        return float(pick(r[metric] for r in rows))
-    epoch = parse_at(at)
-    return next((float(r[metric]) for r in rows if r.get("epoch") == epoch), None)
-
-
-def parse_at(at: str) -> int | None:
-    """Check ``--at``; the epoch for ``epoch=N``."""
-    if at in ("final", "best"):
-        return None
-    match = re.fullmatch(r"epoch=(\d+)", at)
-    if not match:
-        raise UsageError(f"--at {at!r} is not allowed; use final, best or epoch=N")
-    return int(match.group(1))
 
 
 # ----------------------------------------------------------------------------- groups
@@ -445,7 +370,7 @@ def _parse_value(text: str) -> Any:
         except ValueError:
             pass
     try:
-        return _hashable(yaml.safe_load(text))
+        return hashable(yaml.safe_load(text))
     except yaml.YAMLError:
         return text
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from regbench import compare
+from regbench import compare, runs
+from regbench.errors import UsageError
 from regbench.rundir import RunDir, Status, Summary
 
 EPOCHS = 3
@@ -120,13 +121,13 @@ def test_difference_is_paired_over_shared_seeds_else_welch() -> None:
 def test_value_at_final_best_and_epoch() -> None:
     rows = [{"epoch": 1, "loss": 0.5, "acc": 0.7}, {"epoch": 2, "loss": 0.3, "acc": 0.9}]
     rows.append({"epoch": 3, "loss": 0.4, "acc": 0.8})
-    assert compare.value_at(rows, "loss", "final") == 0.4
-    assert compare.value_at(rows, "loss", "best") == 0.3
-    assert compare.value_at(rows, "acc", "best") == 0.9
-    assert compare.value_at(rows, "acc", "epoch=1") == 0.7
-    assert compare.value_at(rows, "acc", "epoch=9") is None
-    with pytest.raises(compare.UsageError, match="final, best or epoch=N"):
-        compare.parse_at("last")
+    assert runs.value_at(rows, "loss", "final") == 0.4
+    assert runs.value_at(rows, "loss", "best") == 0.3
+    assert runs.value_at(rows, "acc", "best") == 0.9
+    assert runs.value_at(rows, "acc", "epoch=1") == 0.7
+    assert runs.value_at(rows, "acc", "epoch=9") is None
+    with pytest.raises(UsageError, match="final, best or epoch=N"):
+        runs.parse_at("last")
 
 
 # ----------------------------------------------------------------------------- whole comparisons
