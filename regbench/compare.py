@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from regbench.errors import UsageError
 from regbench.runs import Run, find_runs, hashable, higher_is_better, parse_at, value_at
+from regbench.stats import NAN, Difference, Stats, describe, difference
 
 DEFAULT_METRICS = ("test_loss", "test_acc")
 # Shown by default when a penalty varies across groups (from weights.csv).
@@ -29,105 +29,9 @@ WEIGHT_METRICS = ("weights_near_zero", "weights_l2")
 BOOKKEEPING = ("out_dir", "name")
 UNGROUPED = ("seed", *BOOKKEEPING)
 REGULARIZATION = ("dropout", "l1", "l2", "weight_decay")
-CONFIDENCE = 0.95
 MIN_REPLICATES = 3
 NOT_METRICS = ("epoch", "seconds")
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
-
-
-# ----------------------------------------------------------------------------- statistics
-@dataclass(frozen=True)
-class Stats:
-    n: int
-    mean: float
-    std: float  # sample standard deviation (ddof=1); nan for n = 1
-    ci: tuple[float, float]  # Student-t interval for the mean; nan for n = 1
-
-
-@dataclass(frozen=True)
-class Difference:
-    """A group's mean minus the baseline's, with its CI and two-sided p-value."""
-
-    value: float
-    ci: tuple[float, float]
-    p: float
-    test: str  # "paired" | "Welch" | "" (too few runs for a test)
-    n: int  # pairs for a paired test, else the group's n
-
-
-NAN = float("nan")
-
-
-def describe(values: Sequence[float]) -> Stats:
-    import numpy as np
-    from scipy import stats
-
-    x = np.asarray(values, dtype=float)
-    n, mean = len(x), float(x.mean())
-    if n < 2:
-        return Stats(n, mean, NAN, (NAN, NAN))
-    std = float(x.std(ddof=1))
-    if std == 0:
-        return Stats(n, mean, 0.0, (mean, mean))
-    low, high = stats.t.interval(CONFIDENCE, df=n - 1, loc=mean, scale=stats.sem(x))
-    return Stats(n, mean, std, (float(low), float(high)))
-
-
-def difference(
-    group: Sequence[tuple[Any, float]], baseline: Sequence[tuple[Any, float]]
-) -> Difference:
-    """``group`` and ``baseline`` are (seed, value) pairs. Paired over shared seeds (two or more,
-    each seed once per group), Welch otherwise."""
-    import numpy as np
-
-    shared = _shared_seeds(group, baseline)
-    if len(shared) >= 2:
-        a, b = dict(group), dict(baseline)
-        x = np.array([a[s] for s in shared])
-        y = np.array([b[s] for s in shared])
-        return _paired(x, y)
-    x = np.array([v for _, v in group])
-    y = np.array([v for _, v in baseline])
-    if len(x) >= 2 and len(y) >= 2:
-        return _welch(x, y)
-    return Difference(float(x.mean() - y.mean()), (NAN, NAN), NAN, "", len(x))
-
-
-def _shared_seeds(
-    group: Sequence[tuple[Any, float]], baseline: Sequence[tuple[Any, float]]
-) -> list[Any]:
-    seeds_a, seeds_b = [s for s, _ in group], [s for s, _ in baseline]
-    if len(set(seeds_a)) != len(seeds_a) or len(set(seeds_b)) != len(seeds_b):
-        return []  # a seed appears twice (e.g. pooled with --over): pairs are ambiguous
-    return [s for s in seeds_a if s in set(seeds_b)]
-
-
-def _paired(x: Any, y: Any) -> Difference:
-    from scipy import stats
-
-    d = x - y
-    if float(d.std(ddof=1)) == 0:  # t is undefined: every pair differs by the same amount
-        return Difference(float(d.mean()), (float(d.mean()),) * 2, NAN, "paired", len(d))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_rel(x, y)
-        ci = result.confidence_interval(CONFIDENCE)
-    return Difference(
-        float(d.mean()), (float(ci.low), float(ci.high)), float(result.pvalue), "paired", len(d)
-    )
-
-
-def _welch(x: Any, y: Any) -> Difference:
-    from scipy import stats
-
-    value = float(x.mean() - y.mean())
-    if float(x.std(ddof=1)) == 0 and float(y.std(ddof=1)) == 0:
-        return Difference(value, (value, value), NAN, "Welch", len(x))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_ind(x, y, equal_var=False)
-        ci = result.confidence_interval(CONFIDENCE)
-    return Difference(value, (float(ci.low), float(ci.high)), float(result.pvalue), "Welch", len(x))
 
 
 # ----------------------------------------------------------------------------- groups

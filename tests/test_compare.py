@@ -1,20 +1,19 @@
-"""`regbench compare`: grouping over seeds and its statistics, checked against a direct
+"""`regbench compare`: grouping over seeds, baselines and tables, checked against a direct
 computation with numpy/scipy, on run folders written by hand (no training: fast)."""
 
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from regbench import compare, runs
 from regbench.errors import UsageError
 from regbench.rundir import RunDir, Status, Summary
+from tests.test_stats import direct_paired, direct_stats, direct_welch
 
 EPOCHS = 3
 
@@ -59,63 +58,6 @@ def make_run(
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-# ----------------------------------------------------------------------------- direct maths
-def direct_stats(values: list[float]) -> tuple[float, float, float, float]:
-    x = np.array(values)
-    n, mean, std = len(x), x.mean(), x.std(ddof=1)
-    half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
-
-
-def direct_paired(x: list[float], y: list[float]) -> tuple[float, float, float, float]:
-    d = np.array(x) - np.array(y)
-    n, mean, se = len(d), d.mean(), d.std(ddof=1) / math.sqrt(len(d))
-    t = mean / se
-    half = stats.t.ppf(0.975, n - 1) * se
-    return mean, mean - half, mean + half, 2 * stats.t.sf(abs(t), n - 1)
-
-
-def direct_welch(x: list[float], y: list[float]) -> tuple[float, float, float, float]:
-    a, b = np.array(x), np.array(y)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    diff = a.mean() - b.mean()
-    half = stats.t.ppf(0.975, df) * se
-    return diff, diff - half, diff + half, 2 * stats.t.sf(abs(diff / se), df)
-
-
-def test_describe_matches_student_t() -> None:
-    values = [0.31, 0.35, 0.29, 0.4]
-    result = compare.describe(values)
-    mean, std, low, high = direct_stats(values)
-    assert result.n == 4
-    assert result.mean == pytest.approx(mean, rel=1e-12)
-    assert result.std == pytest.approx(std, rel=1e-12)
-    assert result.ci == pytest.approx((low, high), rel=1e-12)
-    single = compare.describe([0.5])
-    assert single.mean == 0.5 and math.isnan(single.std) and math.isnan(single.ci[0])
-
-
-def test_difference_is_paired_over_shared_seeds_else_welch() -> None:
-    group = [(1, 0.30), (2, 0.36), (3, 0.33), (4, 0.41)]
-    base = [(1, 0.35), (2, 0.38), (3, 0.39), (5, 0.30)]
-    paired = compare.difference(group, base)
-    assert paired.test == "paired" and paired.n == 3
-    expected = direct_paired([0.30, 0.36, 0.33], [0.35, 0.38, 0.39])
-    assert (paired.value, *paired.ci, paired.p) == pytest.approx(expected, rel=1e-9)
-
-    disjoint = [(7, 0.35), (8, 0.38), (9, 0.39)]
-    welch = compare.difference(group, disjoint)
-    assert welch.test == "Welch"
-    expected = direct_welch([0.30, 0.36, 0.33, 0.41], [0.35, 0.38, 0.39])
-    assert (welch.value, *welch.ci, welch.p) == pytest.approx(expected, rel=1e-9)
-
-    # A seed twice in a group (runs pooled with --over) cannot be paired.
-    pooled = [(1, 0.30), (1, 0.31), (2, 0.36)]
-    assert compare.difference(pooled, base).test == "Welch"
 
 
 def test_value_at_final_best_and_epoch() -> None:
