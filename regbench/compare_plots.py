@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbench.compare import Comparison, Group, Row, compare, show
+from regbench.comparison import Comparison, Group, Row, compare, show
 from regbench.errors import UsageError
 from regbench.plots import new_figure, save
 from regbench.rundir import CONFIG, RunDir

@@ -11,7 +11,7 @@ import html
 import time
 from pathlib import Path
 
-from regbench.compare import Comparison, compare
+from regbench.comparison import Comparison, compare
 from regbench.rundir import CONFIG
 from regbench.tables import caption, cells, header
 

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from regbench.compare import MIN_REPLICATES, Cell, Comparison, Row, show
+from regbench.comparison import MIN_REPLICATES, Cell, Comparison, Row, show
 from regbench.runs import higher_is_better
 from regbench.stats import NAN
 

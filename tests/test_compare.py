@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from regbench import compare, runs
+from regbench import runs
+from regbench.comparison import compare
 from regbench.errors import UsageError
 from regbench.rundir import RunDir, Status, Summary
 from tests.test_stats import direct_paired, direct_stats, direct_welch
@@ -143,7 +144,7 @@ def test_welch_when_no_seeds_are_shared(tmp_path: Path, base_config: dict[str, A
     for seed in (1, 2, 3):
         make_run(root, base_config, seed, dropout=0.0)
         make_run(root, base_config, seed + 10, effect=0.2, dropout=0.3)
-    comparison = compare.compare([root])
+    comparison = compare([root])
     row = next(r for r in comparison.rows if not r.is_baseline)
     values = final_values(root, "test_loss")
     expected = direct_welch(list(values[(0.3, 0.0)].values()), list(values[(0.0, 0.0)].values()))
@@ -157,7 +158,7 @@ def test_at_best_and_epoch(tmp_path: Path, base_config: dict[str, Any]) -> None:
     for seed in (1, 2, 3):
         make_run(root, base_config, seed, dropout=0.0)
     for at, pick in (("best", min), ("epoch=2", lambda v: v[1])):
-        comparison = compare.compare([root], metrics=["test_loss"], at=at)
+        comparison = compare([root], metrics=["test_loss"], at=at)
         per_run = [
             pick([float(r["test_loss"]) for r in read_csv(p / "metrics.csv")])
             for p in sorted(root.iterdir())
@@ -170,9 +171,9 @@ def test_baseline_choice(cli, tmp_path: Path, base_config: dict[str, Any]) -> No
     for seed in (1, 2):
         for dropout, wd in ((0.0, 0.0), (0.2, 0.0), (0.0, 1e-4)):
             make_run(root, base_config, seed, effect=dropout, dropout=dropout, weight_decay=wd)
-    default = compare.compare([root])
+    default = compare([root])
     assert default.baseline is not None and default.baseline.group.label.startswith("dropout=0 ")
-    chosen = compare.compare([root], baseline="dropout=0 weight_decay=1e-4")
+    chosen = compare([root], baseline="dropout=0 weight_decay=1e-4")
     assert chosen.baseline.group.config["weight_decay"] == 1e-4
     # n < 3 is warned about, in the table and on the terminal.
     assert any("fewer than 3" in note for note in chosen.notes)
@@ -192,13 +193,13 @@ def test_over_pools_a_key_and_repeats_count_once(
         make_run(first, base_config, seed, lr=0.001)
         make_run(second, base_config, seed, lr=0.01)
     make_run(second / "copy", base_config, 1, lr=0.01)  # same config and seed as one in b
-    merged = compare.compare([first, second])
+    merged = compare([first, second])
     assert [r.n for r in merged.rows] == [3, 3] and merged.varying == ["lr"]
     assert any("repeat another run" in note for note in merged.notes)
-    pooled = compare.compare([first, second], over=["lr"])
+    pooled = compare([first, second], over=["lr"])
     assert [r.n for r in pooled.rows] == [6]
-    with pytest.raises(compare.UsageError, match="no run has this key"):
-        compare.compare([first], over=["nope"])
+    with pytest.raises(UsageError, match="no run has this key"):
+        compare([first], over=["nope"])
 
 
 def test_user_errors(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
@@ -220,7 +221,7 @@ def test_plots_are_labelled_with_bands_and_legends(grid: Path) -> None:
 
     from regbench import compare_plots
 
-    comparison = compare.compare([grid])
+    comparison = compare([grid])
     curves = compare_plots.loss_curves_figure(comparison)
     for ax in curves.axes:
         assert ax.get_xlabel() == "epoch" and ax.get_ylabel() in ("train_loss", "test_loss")
@@ -237,5 +238,5 @@ def test_plots_are_labelled_with_bands_and_legends(grid: Path) -> None:
     ax = heat.axes[0]
     assert (ax.get_ylabel(), ax.get_xlabel()) == ("dropout", "weight_decay")
     assert len(ax.texts) == 4 and "mean test_loss" in heat.axes[1].get_ylabel()
-    one_key = compare.compare([grid], over=["weight_decay"])
+    one_key = compare([grid], over=["weight_decay"])
     assert compare_plots.heatmap_figure(one_key) is None
