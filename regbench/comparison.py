@@ -69,6 +69,7 @@ def group_runs(runs: Sequence[Run], over: Sequence[str] = ()) -> tuple[list[Grou
 
 
 def varying_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Keys whose value differs between ``configs`` (a key a config lacks reads as None)."""
     keys = list(dict.fromkeys(k for c in configs for k in c))
     return [k for k in keys if len({c.get(k) for c in configs}) > 1]
 

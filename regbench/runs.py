@@ -80,6 +80,7 @@ def hashable(value: Any) -> Any:
 
 # ----------------------------------------------------------------------------- metrics
 def higher_is_better(metric: str) -> bool:
+    """Whether larger values of ``metric`` are better (accuracy, AUC, R², ...), by its name."""
     return bool(HIGHER_IS_BETTER.search(metric))
 
 

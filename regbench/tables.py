@@ -37,6 +37,7 @@ def _p(p: float) -> str:
 
 
 def header(comparison: Comparison) -> list[str]:
+    """The column names of the text tables; the Δ, p and test columns only with a baseline."""
     columns = [*comparison.varying, "n"]
     for metric in comparison.metrics:
         columns += [f"{metric} mean ± std", "95% CI"]
