@@ -1,7 +1,7 @@
 """regbench: train and compare the classic neural-network regularization studies.
 
-The Python API (``run``, ``load_runs``) lives in regbench.api and is re-exported here lazily, so
-importing regbench (as ``regbench --help`` does) does not import torch.
+The Python API (``run``, ``load_runs``, ``compare``) lives in regbench.api and is re-exported here
+lazily, so importing regbench (as ``regbench --help`` does) does not import torch.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "RegbenchError", "load_runs", "run"]
+__all__ = ["ConfigError", "RegbenchError", "compare", "load_runs", "run"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run", "load_runs"):
+    if name in ("run", "load_runs", "compare"):
         from regbench import api
 
         return getattr(api, name)

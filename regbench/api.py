@@ -5,6 +5,8 @@
 >>> result.run_dir, result.summary.final["test_loss"]
 >>> table = regbench.load_runs("outputs")          # one row per run and epoch (pandas)
 >>> table.groupby("dropout")["test_loss"].mean()
+>>> comparison = regbench.compare("outputs/sweeps/x", baseline="dropout=0")  # as `regbench compare`
+>>> [(row.group.label, row.cells["test_loss"].stats.mean) for row in comparison.rows]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from regbench.comparison import Comparison
     from regbench.session import RunResult
 
 
@@ -38,14 +41,39 @@ def load_runs(*paths: str | Path) -> pd.DataFrame:
     """A tidy table of every run at or under ``paths``: one row per run and metrics row.
 
     Columns: ``run`` (folder), ``status``, every config key flattened with dots
-    (``model.name``, ``data.root``, ``dropout``, ...), then the metric columns of metrics.csv.
+    (``model.name``, ``data.root``, ``dropout``, ...), then the metric columns of metrics.csv
+    (with weights.csv's ``weights_*`` summaries where a run has them). It is the same run table
+    ``compare`` groups (regbench.runs).
     """
     import pandas as pd
 
-    from regbench.compare import find_runs
+    from regbench.runs import find_runs, records
 
-    records = []
-    for found in find_runs([Path(p) for p in paths or ("outputs",)]):
-        base = {"run": str(found.path), "status": found.status, **found.config}
-        records += [{**base, **row} for row in found.rows] or [base]
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(records(find_runs(_paths(paths))))
+
+
+def compare(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    metrics: Sequence[str] = (),
+    at: str = "final",
+    over: Sequence[str] = (),
+    baseline: str | None = None,
+) -> Comparison:
+    """The comparison ``regbench compare PATHS`` prints, as objects: groups over seeds, their
+    statistics and the baseline differences; the options are the command's (``--metric``,
+    ``--at``, ``--over``, ``--baseline``). Nothing is written or drawn, and no global state
+    (matplotlib backend, working folder) changes; ``regbench.tables`` formats the result.
+    Bad options raise ``regbench.RegbenchError`` (a UsageError) with the command's message.
+    """
+    from regbench.comparison import compare as compare_runs
+
+    given = [paths] if isinstance(paths, str | Path) else list(paths)
+    return compare_runs(
+        [Path(p) for p in given], metrics=metrics, at=at, over=over, baseline=baseline
+    )
+
+
+def _paths(paths: Sequence[str | Path]) -> list[Path]:
+    # Notebooks usually sit next to outputs/, regbench's default out_dir.
+    return [Path(p) for p in paths or ("outputs",)]

@@ -325,8 +325,8 @@ def compare(
 
 
 def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options) -> None:
-    from regbench.compare import compare as compare_runs
-    from regbench.compare import rich_table, write_tables
+    from regbench.comparison import compare as compare_runs
+    from regbench.tables import rich_table, write_tables
 
     comparison = compare_runs(paths, **options)
     stdout.print(rich_table(comparison))

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbench.compare import Comparison, Group, Row, compare, higher_is_better, show
+from regbench.comparison import Comparison, Group, Row, compare, show
 from regbench.errors import UsageError
 from regbench.plots import new_figure, save
 from regbench.rundir import CONFIG, RunDir
+from regbench.runs import higher_is_better
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -70,7 +71,7 @@ def weight_histograms_figure(comparison: Comparison, path: Path) -> Path | None:
 def redraw(path: Path) -> list[Path]:
     """``regbench plot PATH``: a run's loss curve; for a sweep (any folder of runs) every completed
     run's loss curve and the comparison figures. Only saved metrics are read."""
-    from regbench.compare import load_run
+    from regbench.runs import load_run
 
     if (path / CONFIG).is_file():
         return [redraw_run(load_run(path).path)]

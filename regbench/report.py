@@ -11,8 +11,9 @@ import html
 import time
 from pathlib import Path
 
-from regbench.compare import Comparison, caption, cells, compare, header
+from regbench.comparison import Comparison, compare
 from regbench.rundir import CONFIG
+from regbench.tables import caption, cells, header
 
 REPORT = "report.html"
 STYLE = """

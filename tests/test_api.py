@@ -1,8 +1,10 @@
-"""The Python API that notebooks use: regbench.run and regbench.load_runs."""
+"""The Python API that notebooks use: regbench.run, regbench.load_runs and regbench.compare."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,38 @@ def test_load_runs_is_one_row_per_run_and_epoch(mnist_root: Path, tmp_path: Path
     run_dir = Path(first["run"].iloc[0])
     saved = (run_dir / "metrics.csv").read_text().splitlines()[1].split(",")
     assert first["train_loss"].iloc[0] == float(saved[1])
+
+
+def test_compare_returns_the_comparison_and_leaves_global_state(tmp_path: Path) -> None:
+    from regbench.hydra_app import load_settings
+    from tests.test_compare import final_values, make_run
+    from tests.test_stats import direct_stats
+
+    base = load_settings(["model.hidden=[16]"]).to_dict()
+    root = tmp_path / "runs"
+    for seed in (1, 2, 3):
+        for dropout in (0.0, 0.5):
+            make_run(root, base, seed, effect=dropout, dropout=dropout)
+    # In a fresh interpreter, so that nothing the other tests imported hides a change; called
+    # twice, since importing regbench's modules must not shadow the function.
+    probe = (
+        "import os, sys, regbench; cwd = os.getcwd(); "
+        f"c = regbench.compare({str(root)!r}, metrics=['test_loss'], baseline='dropout=0'); "
+        f"again = regbench.compare([{str(root)!r}]); "
+        "print(type(c).__name__, c.baseline.group.label, len(again.rows), "
+        "'matplotlib' in sys.modules, os.getcwd() == cwd)"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["Comparison", "dropout=0", "2", "False", "True"]
+    assert not list(tmp_path.rglob("comparison*"))  # nothing written
+
+    comparison = regbench.compare(root, at="final")
+    values = final_values(root, "test_loss")
+    for row in comparison.rows:
+        stats = row.cells["test_loss"].stats
+        expected = direct_stats(list(values[(row.group.config["dropout"], 0.0)].values()))
+        assert (stats.mean, stats.std, *stats.ci) == pytest.approx(expected, rel=1e-9)
+    assert comparison.rows[0].is_best and comparison.baseline is comparison.rows[0]
+    with pytest.raises(regbench.RegbenchError, match="no run has this key"):
+        regbench.compare(root, over=["nope"])

@@ -1,19 +1,20 @@
-"""`regbench compare`: grouping over seeds and its statistics, checked against a direct
+"""`regbench compare`: grouping over seeds, baselines and tables, checked against a direct
 computation with numpy/scipy, on run folders written by hand (no training: fast)."""
 
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats
 
-from regbench import compare
+from regbench import runs
+from regbench.comparison import compare
+from regbench.errors import UsageError
 from regbench.rundir import RunDir, Status, Summary
+from tests.test_stats import direct_paired, direct_stats, direct_welch
 
 EPOCHS = 3
 
@@ -60,73 +61,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-# ----------------------------------------------------------------------------- direct maths
-def direct_stats(values: list[float]) -> tuple[float, float, float, float]:
-    x = np.array(values)
-    n, mean, std = len(x), x.mean(), x.std(ddof=1)
-    half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
-
-
-def direct_paired(x: list[float], y: list[float]) -> tuple[float, float, float, float]:
-    d = np.array(x) - np.array(y)
-    n, mean, se = len(d), d.mean(), d.std(ddof=1) / math.sqrt(len(d))
-    t = mean / se
-    half = stats.t.ppf(0.975, n - 1) * se
-    return mean, mean - half, mean + half, 2 * stats.t.sf(abs(t), n - 1)
-
-
-def direct_welch(x: list[float], y: list[float]) -> tuple[float, float, float, float]:
-    a, b = np.array(x), np.array(y)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    diff = a.mean() - b.mean()
-    half = stats.t.ppf(0.975, df) * se
-    return diff, diff - half, diff + half, 2 * stats.t.sf(abs(diff / se), df)
-
-
-def test_describe_matches_student_t() -> None:
-    values = [0.31, 0.35, 0.29, 0.4]
-    result = compare.describe(values)
-    mean, std, low, high = direct_stats(values)
-    assert result.n == 4
-    assert result.mean == pytest.approx(mean, rel=1e-12)
-    assert result.std == pytest.approx(std, rel=1e-12)
-    assert result.ci == pytest.approx((low, high), rel=1e-12)
-    single = compare.describe([0.5])
-    assert single.mean == 0.5 and math.isnan(single.std) and math.isnan(single.ci[0])
-
-
-def test_difference_is_paired_over_shared_seeds_else_welch() -> None:
-    group = [(1, 0.30), (2, 0.36), (3, 0.33), (4, 0.41)]
-    base = [(1, 0.35), (2, 0.38), (3, 0.39), (5, 0.30)]
-    paired = compare.difference(group, base)
-    assert paired.test == "paired" and paired.n == 3
-    expected = direct_paired([0.30, 0.36, 0.33], [0.35, 0.38, 0.39])
-    assert (paired.value, *paired.ci, paired.p) == pytest.approx(expected, rel=1e-9)
-
-    disjoint = [(7, 0.35), (8, 0.38), (9, 0.39)]
-    welch = compare.difference(group, disjoint)
-    assert welch.test == "Welch"
-    expected = direct_welch([0.30, 0.36, 0.33, 0.41], [0.35, 0.38, 0.39])
-    assert (welch.value, *welch.ci, welch.p) == pytest.approx(expected, rel=1e-9)
-
-    # A seed twice in a group (runs pooled with --over) cannot be paired.
-    pooled = [(1, 0.30), (1, 0.31), (2, 0.36)]
-    assert compare.difference(pooled, base).test == "Welch"
-
-
 def test_value_at_final_best_and_epoch() -> None:
     rows = [{"epoch": 1, "loss": 0.5, "acc": 0.7}, {"epoch": 2, "loss": 0.3, "acc": 0.9}]
     rows.append({"epoch": 3, "loss": 0.4, "acc": 0.8})
-    assert compare.value_at(rows, "loss", "final") == 0.4
-    assert compare.value_at(rows, "loss", "best") == 0.3
-    assert compare.value_at(rows, "acc", "best") == 0.9
-    assert compare.value_at(rows, "acc", "epoch=1") == 0.7
-    assert compare.value_at(rows, "acc", "epoch=9") is None
-    with pytest.raises(compare.UsageError, match="final, best or epoch=N"):
-        compare.parse_at("last")
+    assert runs.value_at(rows, "loss", "final") == 0.4
+    assert runs.value_at(rows, "loss", "best") == 0.3
+    assert runs.value_at(rows, "acc", "best") == 0.9
+    assert runs.value_at(rows, "acc", "epoch=1") == 0.7
+    assert runs.value_at(rows, "acc", "epoch=9") is None
+    with pytest.raises(UsageError, match="final, best or epoch=N"):
+        runs.parse_at("last")
 
 
 # ----------------------------------------------------------------------------- whole comparisons
@@ -200,7 +144,7 @@ def test_welch_when_no_seeds_are_shared(tmp_path: Path, base_config: dict[str, A
     for seed in (1, 2, 3):
         make_run(root, base_config, seed, dropout=0.0)
         make_run(root, base_config, seed + 10, effect=0.2, dropout=0.3)
-    comparison = compare.compare([root])
+    comparison = compare([root])
     row = next(r for r in comparison.rows if not r.is_baseline)
     values = final_values(root, "test_loss")
     expected = direct_welch(list(values[(0.3, 0.0)].values()), list(values[(0.0, 0.0)].values()))
@@ -214,7 +158,7 @@ def test_at_best_and_epoch(tmp_path: Path, base_config: dict[str, Any]) -> None:
     for seed in (1, 2, 3):
         make_run(root, base_config, seed, dropout=0.0)
     for at, pick in (("best", min), ("epoch=2", lambda v: v[1])):
-        comparison = compare.compare([root], metrics=["test_loss"], at=at)
+        comparison = compare([root], metrics=["test_loss"], at=at)
         per_run = [
             pick([float(r["test_loss"]) for r in read_csv(p / "metrics.csv")])
             for p in sorted(root.iterdir())
@@ -227,9 +171,9 @@ def test_baseline_choice(cli, tmp_path: Path, base_config: dict[str, Any]) -> No
     for seed in (1, 2):
         for dropout, wd in ((0.0, 0.0), (0.2, 0.0), (0.0, 1e-4)):
             make_run(root, base_config, seed, effect=dropout, dropout=dropout, weight_decay=wd)
-    default = compare.compare([root])
+    default = compare([root])
     assert default.baseline is not None and default.baseline.group.label.startswith("dropout=0 ")
-    chosen = compare.compare([root], baseline="dropout=0 weight_decay=1e-4")
+    chosen = compare([root], baseline="dropout=0 weight_decay=1e-4")
     assert chosen.baseline.group.config["weight_decay"] == 1e-4
     # n < 3 is warned about, in the table and on the terminal.
     assert any("fewer than 3" in note for note in chosen.notes)
@@ -249,13 +193,13 @@ def test_over_pools_a_key_and_repeats_count_once(
         make_run(first, base_config, seed, lr=0.001)
         make_run(second, base_config, seed, lr=0.01)
     make_run(second / "copy", base_config, 1, lr=0.01)  # same config and seed as one in b
-    merged = compare.compare([first, second])
+    merged = compare([first, second])
     assert [r.n for r in merged.rows] == [3, 3] and merged.varying == ["lr"]
     assert any("repeat another run" in note for note in merged.notes)
-    pooled = compare.compare([first, second], over=["lr"])
+    pooled = compare([first, second], over=["lr"])
     assert [r.n for r in pooled.rows] == [6]
-    with pytest.raises(compare.UsageError, match="no run has this key"):
-        compare.compare([first], over=["nope"])
+    with pytest.raises(UsageError, match="no run has this key"):
+        compare([first], over=["nope"])
 
 
 def test_user_errors(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
@@ -277,7 +221,7 @@ def test_plots_are_labelled_with_bands_and_legends(grid: Path) -> None:
 
     from regbench import compare_plots
 
-    comparison = compare.compare([grid])
+    comparison = compare([grid])
     curves = compare_plots.loss_curves_figure(comparison)
     for ax in curves.axes:
         assert ax.get_xlabel() == "epoch" and ax.get_ylabel() in ("train_loss", "test_loss")
@@ -294,5 +238,5 @@ def test_plots_are_labelled_with_bands_and_legends(grid: Path) -> None:
     ax = heat.axes[0]
     assert (ax.get_ylabel(), ax.get_xlabel()) == ("dropout", "weight_decay")
     assert len(ax.texts) == 4 and "mean test_loss" in heat.axes[1].get_ylabel()
-    one_key = compare.compare([grid], over=["weight_decay"])
+    one_key = compare([grid], over=["weight_decay"])
     assert compare_plots.heatmap_figure(one_key) is None

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RUN_FILES, run_dirs, run_regbench, write_mnist
-from tests.test_compare import direct_paired, direct_stats, final_values, read_csv
+from tests.test_compare import final_values, read_csv
+from tests.test_stats import direct_paired, direct_stats
 
 # A 2 x 2 grid; the seeds are added per test. Small MLP, two epochs: fast, and curves have bands.
 GRID = ("model=mlp", "dropout=0,0.5", "weight_decay=0,1e-3", "epochs=2", "model.hidden=[16]")

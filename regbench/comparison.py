@@ -1,0 +1,300 @@
+"""Comparisons over seeds: group runs by config, pick the baseline, summarise each group.
+
+Runs whose configs are equal apart from ``seed`` (and keys named with ``--over``) form a group;
+their seeds are replicates. For each group and metric: n, mean, sample std, a Student-t 95%
+confidence interval, and the difference from a baseline group with its 95% CI and p-value: a
+paired t-test over the seeds both groups share (the same seed means the same initial weights and
+data order, so pairing removes that variance), Welch's t-test when fewer than two seeds are shared.
+Only completed runs are replicates; failed, diverged and unfinished runs are counted in the notes.
+
+The runs come from runs.py (the run table), the numbers from stats.py (pure functions), and
+tables.py writes the result as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regbench.errors import UsageError
+from regbench.runs import Run, find_runs, hashable, higher_is_better, parse_at, value_at
+from regbench.stats import Difference, Stats, describe, difference
+
+DEFAULT_METRICS = ("test_loss", "test_acc")
+# Shown by default when a penalty varies across groups (from weights.csv).
+PENALTY_KEYS = frozenset({"l1", "l2", "weight_decay"})
+WEIGHT_METRICS = ("weights_near_zero", "weights_l2")
+# Bookkeeping keys: never part of a group's identity (seed: the replicates within a group).
+BOOKKEEPING = ("out_dir", "name")
+UNGROUPED = ("seed", *BOOKKEEPING)
+REGULARIZATION = ("dropout", "l1", "l2", "weight_decay")
+MIN_REPLICATES = 3
+NOT_METRICS = ("epoch", "seconds")
+
+
+# ----------------------------------------------------------------------------- groups
+@dataclass
+class Group:
+    config: dict[str, Any]  # the grouping keys and their values
+    runs: list[Run]
+    label: str = ""
+
+    @property
+    def completed(self) -> list[Run]:
+        return [r for r in self.runs if r.status == "completed"]
+
+    def status_note(self) -> str:
+        counts: dict[str, int] = {}
+        for run in self.runs:
+            if run.status != "completed":
+                counts[run.status] = counts.get(run.status, 0) + 1
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def group_runs(runs: Sequence[Run], over: Sequence[str] = ()) -> tuple[list[Group], list[str]]:
+    """Groups of runs equal in config apart from seed (and ``over``); the keys that vary."""
+    _check_keys(runs, over, "--over")
+    ignored = set(UNGROUPED) | set(over)
+    groups: dict[tuple, Group] = {}
+    for run in runs:
+        config = {k: v for k, v in run.config.items() if k not in ignored}
+        key = tuple(sorted(config.items(), key=lambda kv: kv[0]))
+        groups.setdefault(key, Group(config, [])).runs.append(run)
+    varying = varying_keys([g.config for g in groups.values()])
+    for group in groups.values():
+        group.label = " ".join(f"{k}={show(group.config.get(k))}" for k in varying) or "all runs"
+    return list(groups.values()), varying
+
+
+def varying_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Keys whose value differs between ``configs`` (a key a config lacks reads as None)."""
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    return [k for k in keys if len({c.get(k) for c in configs}) > 1]
+
+
+def _check_keys(runs: Sequence[Run], keys: Iterable[str], option: str) -> None:
+    known = set().union(*(r.config for r in runs)) if runs else set()
+    for key in keys:
+        if key not in known:
+            raise UsageError(
+                f"{option} {key}: no run has this key; keys: {', '.join(sorted(known))}"
+            )
+
+
+def drop_repeats(runs: Sequence[Run]) -> tuple[list[Run], int]:
+    """One run per (config, seed): a second run of the same config and seed is not an
+    independent replicate (a completed one is kept over others)."""
+    ranked = sorted(runs, key=lambda r: r.status != "completed")
+    seen: set[tuple] = set()
+    kept = []
+    for run in ranked:
+        identity = tuple(sorted((k, v) for k, v in run.config.items() if k not in BOOKKEEPING))
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(run)
+    kept.sort(key=lambda r: str(r.path))
+    return kept, len(runs) - len(kept)
+
+
+# ----------------------------------------------------------------------------- comparison
+@dataclass
+class Cell:
+    """One group x one metric."""
+
+    values: list[tuple[Any, float]]  # (seed, value) of the group's completed runs
+    stats: Stats | None
+    diff: Difference | None = None
+
+
+@dataclass
+class Row:
+    group: Group
+    cells: dict[str, Cell]
+    is_baseline: bool = False
+    is_best: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.group.completed)
+
+    def count(self, metric: str) -> int:
+        """Replicates with a value of ``metric`` (completed runs that logged it)."""
+        stats = self.cells[metric].stats
+        return stats.n if stats else 0
+
+    def tests(self) -> str:
+        return "/".join(dict.fromkeys(c.diff.test for c in self.cells.values() if c.diff)) or ""
+
+
+@dataclass
+class Comparison:
+    metrics: list[str]
+    at: str
+    varying: list[str]
+    rows: list[Row]
+    baseline: Row | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(r.group.runs) for r in self.rows)
+
+
+def compare(
+    paths: Sequence[Path],
+    metrics: Sequence[str] = (),
+    at: str = "final",
+    over: Sequence[str] = (),
+    baseline: str | None = None,
+) -> Comparison:
+    """Read the runs under ``paths`` and compare their groups (see the module docstring)."""
+    parse_at(at)
+    runs, repeats = drop_repeats(find_runs(paths))
+    groups, varying = group_runs(runs, over)
+    metrics = _pick_metrics(runs, metrics, varying)
+    rows = [Row(g, {m: _cell(g, m, at) for m in metrics}) for g in groups]
+    rows.sort(key=lambda r: _rank(r, metrics[0]))
+    notes = []
+    if repeats:
+        notes.append(f"{repeats} run(s) repeat another run's config and seed; counted once")
+    base, note = pick_baseline(rows, varying, baseline)
+    if note:
+        notes.append(note)
+    if base is not None:
+        base.is_baseline = True
+        for row in rows:
+            for metric, cell in row.cells.items():
+                base_cell = base.cells[metric]
+                if row is not base and cell.values and base_cell.values:
+                    cell.diff = difference(cell.values, base_cell.values)
+    if rows and rows[0].cells[metrics[0]].stats is not None:
+        rows[0].is_best = True
+    notes += _replicate_notes(rows, metrics[0])
+    return Comparison(list(metrics), at, varying, rows, base, notes)
+
+
+def _pick_metrics(
+    runs: Sequence[Run], metrics: Sequence[str], varying: Sequence[str] = ()
+) -> list[str]:
+    columns = list(dict.fromkeys(k for r in runs for row in r.rows[:1] for k in row))
+    columns = [c for c in columns if c not in NOT_METRICS]
+    if metrics:
+        missing = [m for m in metrics if m not in columns]
+        if missing:
+            raise UsageError(
+                f"--metric {missing[0]}: no run logged it; metrics: {', '.join(columns) or 'none'}"
+            )
+        return list(dict.fromkeys(metrics))
+    chosen = [m for m in DEFAULT_METRICS if m in columns]
+    chosen = chosen or [c for c in columns if c.startswith("test_")] or columns[:1]
+    if set(varying) & PENALTY_KEYS:  # a penalty study: show what the penalties did to weights
+        chosen += [m for m in WEIGHT_METRICS if m in columns]
+    if not chosen:
+        raise UsageError("none of the runs has metrics yet (no metrics.csv rows)")
+    return chosen
+
+
+def _cell(group: Group, metric: str, at: str) -> Cell:
+    values = []
+    for run in group.completed:
+        value = value_at(run.rows, metric, at)
+        if value is not None:
+            values.append((run.seed, value))
+    return Cell(values, describe([v for _, v in values]) if values else None)
+
+
+def _rank(row: Row, metric: str) -> tuple[bool, float]:
+    stats = row.cells[metric].stats
+    if stats is None:
+        return (True, 0.0)
+    return (False, -stats.mean if higher_is_better(metric) else stats.mean)
+
+
+def _replicate_notes(rows: Sequence[Row], metric: str) -> list[str]:
+    few = [f"{row.group.label} (n={row.count(metric)})" for row in rows]
+    few = [text for row, text in zip(rows, few, strict=True) if row.count(metric) < MIN_REPLICATES]
+    notes = []
+    if few:
+        notes.append(
+            f"fewer than {MIN_REPLICATES} completed seeds in {len(few)} group(s): "
+            f"{'; '.join(few)}; their std, CI and p-values are unreliable or undefined"
+        )
+    failed = [f"{row.group.label}: {row.group.status_note()}" for row in rows]
+    failed = [text for row, text in zip(rows, failed, strict=True) if row.group.status_note()]
+    if failed:
+        notes.append(f"runs not counted (not completed): {'; '.join(failed)}")
+    return notes
+
+
+# ----------------------------------------------------------------------------- baseline
+def pick_baseline(
+    rows: Sequence[Row], varying: Sequence[str], spec: str | None
+) -> tuple[Row | None, str]:
+    """The baseline row: the one matching ``spec`` ("dropout=0 weight_decay=0"), else the only
+    group without regularization. Returns (row or None, a note for the reader)."""
+    if spec:
+        wanted = parse_assignments(spec)
+        _check_keys([r for row in rows for r in row.group.runs], dict(wanted), "--baseline")
+        matches = [r for r in rows if all(_equal(r.group.config.get(k), v) for k, v in wanted)]
+        if len(matches) != 1:
+            labels = "; ".join(r.group.label for r in rows)
+            how = "no group" if not matches else f"{len(matches)} groups"
+            raise UsageError(f"--baseline {spec!r} matches {how}; groups: {labels}")
+        return matches[0], ""
+    plain = [r for r in rows if _unregularized(r.group.config)]
+    if len(plain) == 1:
+        return plain[0], ""
+    if not plain:
+        return None, "no group without regularization: no baseline (choose one with --baseline)"
+    labels = "; ".join(r.group.label for r in plain)
+    return None, f"several groups without regularization ({labels}); choose one with --baseline"
+
+
+def parse_assignments(spec: str) -> list[tuple[str, Any]]:
+    pairs = []
+    for item in spec.split():
+        if "=" not in item:
+            raise UsageError(f"--baseline {spec!r}: write key=value pairs, e.g. 'dropout=0 l2=0'")
+        key, text = item.split("=", 1)
+        pairs.append((key, _parse_value(text)))
+    return pairs
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    try:
+        return hashable(yaml.safe_load(text))
+    except yaml.YAMLError:
+        return text
+
+
+def _equal(value: Any, wanted: Any) -> bool:
+    if isinstance(value, int | float) and isinstance(wanted, int | float):
+        return not isinstance(value, bool) and float(value) == float(wanted)
+    return value == wanted
+
+
+def _unregularized(config: Mapping[str, Any]) -> bool:
+    return all(_equal(config[k], 0) for k in REGULARIZATION if k in config)
+
+
+# ----------------------------------------------------------------------------- labels
+def show(value: Any) -> str:
+    """A config value as labels and tables write it: lists as [a,b], floats in %g."""
+    if isinstance(value, tuple):
+        return "[" + ",".join(show(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -1,0 +1,224 @@
+"""The comparison as text: the terminal (rich), Markdown, LaTeX and CSV tables.
+
+The terminal, Markdown, LaTeX and HTML (report.py) tables share ``header`` and ``cells``, so they
+always show the same numbers rounded the same way; the CSV keeps full precision for scripts.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from regbench.comparison import MIN_REPLICATES, Cell, Comparison, Row, show
+from regbench.runs import higher_is_better
+from regbench.stats import NAN
+
+TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
+
+
+def _num(x: float, signed: bool = False, digits: int = 4) -> str:
+    if math.isnan(x):
+        return "—"
+    return f"{x:+.{digits}g}" if signed else f"{x:.{digits}g}"
+
+
+def _interval(ci: tuple[float, float], digits: int = 4) -> str:
+    if any(math.isnan(c) for c in ci):
+        return "—"
+    return f"[{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]"
+
+
+def _p(p: float) -> str:
+    if math.isnan(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def header(comparison: Comparison) -> list[str]:
+    """The column names of the text tables; the Δ, p and test columns only with a baseline."""
+    columns = [*comparison.varying, "n"]
+    for metric in comparison.metrics:
+        columns += [f"{metric} mean ± std", "95% CI"]
+        if comparison.baseline is not None:
+            columns += ["Δ vs baseline [95% CI]", "p"]
+    if comparison.baseline is not None:
+        columns.append("test")
+    return [*columns, "notes"]
+
+
+def cells(comparison: Comparison, row: Row) -> list[str]:
+    """One table row as text (shared by the terminal, Markdown and LaTeX tables)."""
+    out = [show(row.group.config.get(k)) for k in comparison.varying]
+    out.append(str(row.n))
+    for metric in comparison.metrics:
+        cell = row.cells[metric]
+        stats = cell.stats
+        if stats:
+            out += [f"{_num(stats.mean)} ± {_num(stats.std, digits=2)}", _interval(stats.ci)]
+        else:
+            out += ["—", "—"]
+        if comparison.baseline is not None:
+            if row.is_baseline:
+                out += ["baseline", ""]
+            elif cell.diff:
+                diff = cell.diff
+                out += [f"{_num(diff.value, signed=True)} {_interval(diff.ci, 2)}", _p(diff.p)]
+            else:
+                out += ["—", "—"]
+    if comparison.baseline is not None:
+        out.append(_test_text(row))
+    notes = [row.group.status_note()] if row.group.status_note() else []
+    if row.n < MIN_REPLICATES:
+        notes.append(f"n<{MIN_REPLICATES}")
+    if row.is_best:
+        notes.insert(0, "best")
+    return [*out, ", ".join(notes)]
+
+
+def _test_text(row: Row) -> str:
+    if row.is_baseline:
+        return ""
+    diffs = [c.diff for c in row.cells.values() if c.diff]
+    if not diffs or not diffs[0].test:
+        return "—"
+    first = diffs[0]
+    return f"paired ({first.n} seeds)" if first.test == "paired" else "Welch"
+
+
+def caption(comparison: Comparison) -> str:
+    at = {"final": "at the final evaluation", "best": "at each run's best epoch"}.get(
+        comparison.at, f"at {comparison.at}"
+    )
+    goal = "highest" if higher_is_better(comparison.main) else "lowest"
+    text = (
+        f"{comparison.n_runs} runs in {len(comparison.rows)} groups; metrics {at}; mean and "
+        f"sample std over seeds, 95% CI of the mean (Student t). Best = {goal} mean "
+        f"{comparison.main}."
+    )
+    if comparison.baseline is not None:
+        text += (
+            f" Δ = group mean - baseline ({comparison.baseline.group.label}) with its 95% CI; "
+            "p from a paired t-test over the seeds both share, Welch's t-test otherwise."
+        )
+    return text
+
+
+def rich_table(comparison: Comparison) -> Any:
+    from rich.table import Table
+
+    table = Table(title="comparison over seeds", caption=caption(comparison))
+    for name in header(comparison):
+        table.add_column(name, justify="left" if name in ("notes", "test") else "right")
+    for row in comparison.rows:
+        style = "bold green" if row.is_best else ("cyan" if row.is_baseline else None)
+        table.add_row(*cells(comparison, row), style=style)
+    return table
+
+
+def markdown(comparison: Comparison) -> str:
+    names = header(comparison)
+    lines = ["# Comparison over seeds", "", caption(comparison), ""]
+    lines.append("| " + " | ".join(names) + " |")
+    lines.append("|" + "|".join("---" if n == "notes" else "---:" for n in names) + "|")
+    for row in comparison.rows:
+        texts = cells(comparison, row)
+        if row.is_best:
+            texts = [f"**{t}**" if t else t for t in texts]
+        lines.append("| " + " | ".join(texts) + " |")
+    if comparison.notes:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in comparison.notes]
+    return "\n".join(lines) + "\n"
+
+
+def latex(comparison: Comparison) -> str:
+    names = header(comparison)
+    lines = [
+        "% " + caption(comparison),
+        "\\begin{tabular}{" + "r" * (len(names) - 1) + "l}",
+        "\\toprule",
+        " & ".join(_tex(n) for n in names) + " \\\\",
+        "\\midrule",
+    ]
+    for row in comparison.rows:
+        texts = [_tex(t) for t in cells(comparison, row)]
+        if row.is_best:
+            texts = [f"\\textbf{{{t}}}" if t else t for t in texts]
+        lines.append(" & ".join(texts) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _tex(text: str) -> str:
+    for char, escaped in (
+        ("\\", "\\textbackslash{}"),
+        ("_", "\\_"),
+        ("%", "\\%"),
+        ("&", "\\&"),
+        ("#", "\\#"),
+        ("Δ", "$\\Delta$"),
+        ("—", "--"),
+        ("<", "$<$"),
+        ("±", "$\\pm$"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def csv_rows(comparison: Comparison) -> list[dict[str, Any]]:
+    """Machine-readable: full-precision numbers, one row per group."""
+    out = []
+    for row in comparison.rows:
+        record: dict[str, Any] = {k: show(row.group.config.get(k)) for k in comparison.varying}
+        seeds = sorted(str(r.seed) for r in row.group.completed)
+        record.update(
+            group=row.group.label,
+            n=row.n,
+            seeds=" ".join(seeds),
+            baseline=row.is_baseline,
+            best=row.is_best,
+            not_counted=row.group.status_note(),
+        )
+        for metric, cell in row.cells.items():
+            record.update(_csv_metric(metric, cell))
+        out.append(record)
+    return out
+
+
+def _csv_metric(metric: str, cell: Cell) -> dict[str, Any]:
+    stats, diff = cell.stats, cell.diff
+    return {
+        f"{metric}_n": stats.n if stats else 0,
+        f"{metric}_mean": stats.mean if stats else NAN,
+        f"{metric}_std": stats.std if stats else NAN,
+        f"{metric}_ci_low": stats.ci[0] if stats else NAN,
+        f"{metric}_ci_high": stats.ci[1] if stats else NAN,
+        f"{metric}_diff": diff.value if diff else NAN,
+        f"{metric}_diff_ci_low": diff.ci[0] if diff else NAN,
+        f"{metric}_diff_ci_high": diff.ci[1] if diff else NAN,
+        f"{metric}_p": diff.p if diff else NAN,
+        f"{metric}_test": diff.test if diff else "",
+    }
+
+
+def write_tables(comparison: Comparison, out_dir: Path, tex: bool = False) -> list[Path]:
+    """comparison.md and comparison.csv (and comparison.tex) in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, csv_path, tex_path = (out_dir / name for name in TABLE_FILES)
+    md.write_text(markdown(comparison))
+    rows = csv_rows(comparison)
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["group"])
+        writer.writeheader()
+        writer.writerows({k: _csv_value(v) for k, v in r.items()} for r in rows)
+    written = [md, csv_path]
+    if tex:
+        tex_path.write_text(latex(comparison))
+        written.append(tex_path)
+    return written
+
+
+def _csv_value(value: Any) -> Any:
+    # repr round-trips floats exactly, so the CSV can be checked against a direct computation.
+    return repr(value) if isinstance(value, float) else value
