@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.errors import UsageError
+from regbench.rundir import Status
 from regbench.runs import Run, find_runs, hashable, higher_is_better, parse_at, value_at
 from regbench.stats import Difference, Stats, describe, difference
 
@@ -43,12 +44,12 @@ class Group:
 
     @property
     def completed(self) -> list[Run]:
-        return [r for r in self.runs if r.status == "completed"]
+        return [r for r in self.runs if r.status is Status.COMPLETED]
 
     def status_note(self) -> str:
         counts: dict[str, int] = {}
         for run in self.runs:
-            if run.status != "completed":
+            if run.status is not Status.COMPLETED:
                 counts[run.status] = counts.get(run.status, 0) + 1
         return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
@@ -86,7 +87,7 @@ def _check_keys(runs: Sequence[Run], keys: Iterable[str], option: str) -> None:
 def drop_repeats(runs: Sequence[Run]) -> tuple[list[Run], int]:
     """One run per (config, seed): a second run of the same config and seed is not an
     independent replicate (a completed one is kept over others)."""
-    ranked = sorted(runs, key=lambda r: r.status != "completed")
+    ranked = sorted(runs, key=lambda r: r.status is not Status.COMPLETED)
     seen: set[tuple] = set()
     kept = []
     for run in ranked:

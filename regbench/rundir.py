@@ -57,6 +57,11 @@ class Status(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    # Equal to its value as a string (a str subclass), so it must hash like one too: a Status
+    # and its value are then the same dict key (Enum's own hash is its member name's).
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
 
 @dataclass
 class Summary:

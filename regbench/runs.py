@@ -17,7 +17,7 @@ from typing import Any
 
 from regbench.diagnostics import weight_columns_by_epoch
 from regbench.errors import UsageError
-from regbench.rundir import RunDir
+from regbench.rundir import RunDir, Status
 
 # Metrics where higher is better; every other metric (losses, errors) is minimized.
 HIGHER_IS_BETTER = re.compile(r"acc|auc|r2|score|precision|recall|f1")
@@ -27,7 +27,7 @@ HIGHER_IS_BETTER = re.compile(r"acc|auc|r2|score|precision|recall|f1")
 class Run:
     path: Path
     config: dict[str, Any]  # flattened ("model.hidden"), values hashable (lists as tuples)
-    status: str
+    status: Status
     rows: list[dict[str, Any]]
 
     @property
@@ -44,7 +44,7 @@ def load_run(run: RunDir | Path) -> Run:
     """One run folder read into a :class:`Run`; a UsageError when it is not a readable run."""
     run_dir = run if isinstance(run, RunDir) else RunDir.open(run)
     config = flatten(run_dir.read_config() or {})
-    status = run_dir.read_summary().status.value
+    status = run_dir.read_summary().status
     # weights.csv's sparsity and norm summaries become metric columns of the same epochs.
     weights = weight_columns_by_epoch(run_dir.read_weights())
     rows = [{**row, **weights.get(int(row["epoch"]), {})} for row in run_dir.read_metrics()]
@@ -56,7 +56,7 @@ def records(runs: Sequence[Run]) -> list[dict[str, Any]]:
     without rows), keyed ``run``, ``status``, the config keys, then the metric columns."""
     out: list[dict[str, Any]] = []
     for run in runs:
-        base = {"run": str(run.path), "status": run.status, **run.config}
+        base = {"run": str(run.path), "status": run.status.value, **run.config}
         out += [{**base, **row} for row in run.rows] or [base]
     return out
 
