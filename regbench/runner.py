@@ -253,6 +253,36 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def record_failure(
+    settings: Settings, overrides: Sequence[str], folder: Path, error: str
+) -> Status:
+    """The status ``folder`` holds after a run of ``settings`` into it failed with ``error``.
+
+    A run that failed before its folder existed (bad data, no device) gets a folder with its
+    config and a failed summary, so tables and a sweep's next invocation see it. A folder the run
+    already wrote keeps its summary: its status (failed, diverged, interrupted) says what happened.
+    """
+    summary = RunDir(folder).summary_or_none()
+    if summary is not None:
+        ended = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED)
+        return summary.status if summary.status in ended else Status.FAILED
+    folder.mkdir(parents=True, exist_ok=True)
+    run_dir = RunDir(folder)
+    run_dir.write_config(settings.to_dict(), overrides)
+    run_dir.write_summary(
+        Summary(
+            status=Status.FAILED,
+            error=error,
+            name=settings.run_name,
+            model=settings.model.name,
+            seed=settings.seed,
+            overrides=list(overrides),
+            finished_at=_now(),
+        )
+    )
+    return Status.FAILED
+
+
 def process_alive(pid: Any) -> bool:
     """Whether a process with this pid exists (anything but an int: no)."""
     if not isinstance(pid, int):
