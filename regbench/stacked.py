@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from regbench import runner
+from regbench.jobs import Job
 from regbench.progress import Reporter
 from regbench.rundir import RunDir, Status
 from regbench.seeding import capture_rng, restore_rng
@@ -79,15 +80,6 @@ ACTIVATION_FACTOR = 2  # saved activations, plus as much again for their gradien
 # member's own network, and a penalty temporary.
 PARAMETER_COPIES = 4
 SAFETY = 1.5  # allocator slack and what the estimate leaves out (measured: benchmarks/bench.py)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run of a sweep: validated settings and the overrides that produced them."""
-
-    settings: Settings
-    overrides: tuple[str, ...] = ()
-    run_path: Path | None = None  # the run folder exactly (a sweep's job folder), else a new one
 
 
 def group_key(settings: Settings) -> str:
@@ -200,7 +192,7 @@ def _solo(job: Job, reporter: Reporter, note: str) -> runner.RunResult:
     """The normal path, with the reason it was not stacked in the summary."""
     extra = {"stacked": False, "stack_note": note}
     return runner.execute(
-        job.settings, list(job.overrides), reporter, extra_summary=extra, run_path=job.run_path
+        job.settings, list(job.overrides), reporter, extra_summary=extra, run_path=job.folder
     )
 
 
@@ -819,7 +811,7 @@ def _open_run(member: _Member, k: int, size: int, started: float) -> None:
     from regbench.loggers import build_loggers
 
     settings = member.settings
-    member.run_dir = RunDir.create(settings.out_dir, settings.run_name, path=member.job.run_path)
+    member.run_dir = RunDir.create(settings.out_dir, settings.run_name, path=member.job.folder)
     member.run_dir.write_config(settings.to_dict(), list(member.job.overrides))
     member.summary = runner._summary(
         settings, member.study, member.run_dir, member.job.overrides, started
