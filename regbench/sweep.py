@@ -149,6 +149,9 @@ def check_overrides(overrides: Sequence[str]) -> None:
             raise UsageError(
                 f"{key} is managed by regbench sweep; choose the sweep folder with --dir"
             )
+        if key in ("hydra/sweeper", "hydra.sweeper") and not item.endswith("=basic"):
+            # The plan expands grids as Hydra's basic sweeper does; another would be ignored.
+            raise UsageError(f"{item}: regbench sweep expands grids with Hydra's basic sweeper")
 
 
 def is_launcher_override(item: str) -> bool:
