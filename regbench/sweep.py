@@ -481,7 +481,7 @@ class StackedLauncher:
         for job in prepared.jobs:
             state = prepared.states[job.key]
             if decide(state) in (Action.RUN, Action.RETRY):
-                _announce_start(context.say(job.key), decide(state), job, "stacked ")
+                _announce_start(context.say(job.key), decide(state), job, "stacked")
                 _clear(job.folder)
                 todo.append(job)
             else:
@@ -532,7 +532,8 @@ def run_job(cfg: DictConfig) -> str:
 
 
 def _announce_start(say: Callable[[str], None], action: Action, job: Job, how: str = "") -> None:
-    say(f"{action.verb} {how}-> {job.folder}")
+    """``running -> <folder>`` (``running stacked -> ...``): the first line of every job."""
+    say(" ".join(filter(None, (action.verb, how, "->", str(job.folder)))))
 
 
 def _announcer(console: Console, record: Mapping[str, Any], key: str) -> Callable[[str], None]:
