@@ -211,15 +211,15 @@ def sweep(
         show_default=False,
     ),
 ) -> None:
-    """Run a grid of runs through Hydra's multirun; rerun with --dir to resume or grow it."""
+    """Run a grid of runs (Hydra's sweep syntax); rerun with --dir to resume or grow it."""
     with user_errors():
         from regbench import sweep as sweeps
         from regbench.errors import UsageError
 
         overrides = overrides or []
-        launcher = [o for o in overrides if sweeps.is_launcher_override(o)]
-        if stacked and launcher:
-            raise UsageError(f"--stacked is the launcher; drop {launcher[0]}")
+        named = [o for o in overrides if sweeps.is_launcher_override(o)]
+        if stacked and named:
+            raise UsageError(f"--stacked is the launcher; drop {named[0]}")
         if stack_memory is not None and not stacked:
             raise UsageError("--stack-memory goes with --stacked")
         prepared = sweeps.prepare(overrides, sweep_dir)
@@ -228,11 +228,9 @@ def sweep(
             stdout.print(f"dry run: {_job_counts(prepared)}; nothing was run", highlight=False)
             return
         stderr.print(f"sweep: {_job_counts(prepared)}", highlight=False, soft_wrap=True)
-        if stacked:
-            budget = int(stack_memory * 2**20) if stack_memory else None
-            result = sweeps.run_stacked(prepared, overrides, quiet, budget)
-        else:
-            result = sweeps.run(prepared, overrides, quiet)
+        budget = int(stack_memory * 2**20) if stack_memory else None
+        launcher = sweeps.choose_launcher(overrides, stacked, budget)
+        result = sweeps.run(prepared, overrides, quiet, launcher)
         _sweep_comparison(result.sweep_dir, tex)
         _sweep_outcome(result, overrides)
 
@@ -247,14 +245,14 @@ def _job_counts(prepared) -> str:
 def _jobs_table(prepared):
     from rich.table import Table
 
-    from regbench.sweep import ACTIONS
+    from regbench.sweep import decide
 
     table = Table(title=f"sweep jobs in {prepared.sweep_dir}")
     for column in ("#", "job", "folder", "state", "action"):
         table.add_column(column)
     for i, job in enumerate(prepared.jobs, 1):
         state = prepared.states[job.key]
-        table.add_row(str(i), job.label, job.key, state, ACTIONS[state])
+        table.add_row(str(i), job.label, job.key, state, decide(state).value)
     return table
 
 

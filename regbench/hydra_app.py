@@ -108,21 +108,75 @@ def multirun(task: Callable[[Any], Any], overrides: Sequence[str], sweep_dir: Pa
             os.environ["HYDRA_FULL_ERROR"] = saved_full_error
 
 
-def check_launcher(overrides: Sequence[str]) -> None:
-    """Compose Hydra's own config with the launcher ``overrides`` (e.g. hydra/launcher=joblib
-    hydra.launcher.n_jobs=2): a missing plugin or a bad launcher key is a one-line error."""
-    if not overrides:
-        return
-    from hydra import compose as hydra_compose
+@dataclasses.dataclass(frozen=True)
+class SweepGrid:
+    """A sweep expanded in this process: each job's overrides and composed config, in Hydra's
+    order, and the multirun config Hydra's own sweeper would save as ``multirun.yaml``."""
+
+    jobs: list[tuple[tuple[str, ...], dict[str, Any]]]
+    multirun_config: Any  # a DictConfig, hydra node included
+    empty: list[str]  # sweep overrides that give no value (why a grid has no jobs)
+
+
+def expand_sweep(overrides: Sequence[str]) -> SweepGrid:
+    """Expand sweep ``overrides`` (``a=1,2``, ``range()``, ``choice()``, ``glob()``) into jobs the
+    way a multirun does, without running one: the multirun config is composed once (which also
+    checks launcher overrides such as ``hydra/launcher=joblib``), its task overrides are parsed
+    and crossed by Hydra's basic sweeper, and each job is composed as the launcher would."""
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
+    from hydra.types import RunMode
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-            hydra_compose(PRIMARY_CONFIG, overrides=list(overrides), return_hydra_config=True)
+            loader = GlobalHydra.instance().config_loader()
+            master = loader.load_configuration(
+                PRIMARY_CONFIG, [*overrides, *SWEEP_HYDRA_OVERRIDES], run_mode=RunMode.MULTIRUN
+            )
+            cells, empty = _cross(master, loader)
+            jobs = [(tuple(cell), _compose_job(cell)) for cell in cells]
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc, overrides)) from exc
+    return SweepGrid(jobs, master, empty)
+
+
+def _cross(master: Any, loader: Any) -> tuple[list[list[str]], list[str]]:
+    """The basic sweeper's cross product of the sweeper's params and the task overrides."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = master.hydra.sweeper.get("params") or {}
+    arguments = [*(f"{k}={v}" for k, v in params.items()), *master.hydra.overrides.task]
+    # The loader lets glob() list a config group's options.
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
+    (cells,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    empty = [
+        o.input_line
+        for o in parsed
+        if o.is_discrete_sweep() and next(o.sweep_string_iterator(), None) is None
+    ]
+    return cells, empty
+
+
+def _compose_job(cell: Sequence[str]) -> dict[str, Any]:
+    """One job's config (inside an initialized Hydra context), as ``compose`` makes it."""
+    from hydra import compose as hydra_compose
+    from omegaconf import OmegaConf
+
+    cfg = hydra_compose(PRIMARY_CONFIG, overrides=list(cell))
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def save_multirun_config(multirun_config: Any, sweep_dir: Path) -> None:
+    """Write ``multirun.yaml`` as Hydra's sweeper does, for sweeps that run without Hydra's
+    launchers: the record of the latest invocation's config and overrides."""
+    from omegaconf import OmegaConf, open_dict
+
+    with open_dict(multirun_config):
+        multirun_config.hydra.sweep.dir = str(sweep_dir.resolve())
+    OmegaConf.save(multirun_config, sweep_dir / "multirun.yaml")
 
 
 def _one_line(exc: Exception, overrides: Sequence[str]) -> str:

@@ -1,4 +1,5 @@
-"""Sweeps: a grid of runs through Hydra's multirun, in job folders keyed by config, safe to rerun.
+"""Sweeps: a grid of runs, planned once, run by one of three launchers into job folders keyed
+by config, safe to rerun.
 
 ::
 
@@ -12,16 +13,21 @@ A job's folder is named by a short hash of its resolved config without ``seed`` 
 ``out_dir``/``name``, which do not change results) plus its seed. Running the same sweep again
 with ``--dir`` therefore finds every job where it was: completed jobs are skipped, interrupted
 ones resumed from their checkpoint, failed or diverged ones retried from scratch, and cells that
-are new to the grid are added. Hydra expands the grid (its sweep syntax, its launchers); the job
-function here decides, per job, what to do with its folder.
+are new to the grid are added (``decide``).
 
-Everything a job needs from the driver travels on disk (``sweep.json``) or in Hydra's own config,
-because launchers such as joblib run jobs in fresh processes.
+The plan expands the grid in this process with Hydra's own override parser and basic sweeper and
+validates every job's config before anything trains. Launchers then carry the jobs out:
+``SequentialLauncher`` (the default, in this process), ``HydraLauncher`` (a ``hydra/launcher=``
+plugin such as joblib, through Hydra's multirun) and ``StackedLauncher`` (``--stacked``). Jobs a
+Hydra launcher runs in other processes get what they need from the driver on disk
+(``sweep.json``) or in Hydra's own config.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import enum
 import hashlib
 import json
 import os
@@ -30,37 +36,61 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
-from regbench.jobs import Job as RunJob
+from regbench.jobs import Job
 from regbench.rundir import CONFIG, SUMMARY, RunDir, Status, Summary
 from regbench.runner import process_alive
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+    from rich.console import Console
 
     from regbench.config import Settings
+    from regbench.progress import Reporter
 
 SWEEP_FILE, LOCK_FILE = "sweep.json", ".sweep.lock"
-PLAN_PREFIX = "plan-"
 # Keys that do not change what a run computes: not part of a job's key.
 UNKEYED = ("seed", "out_dir", "name")
 HASH_CHARS = 10
-# What the job function does with a folder in each state.
+SKIPPED = "skipped (already completed)"
+
+
+class Action(enum.StrEnum):
+    """What a launcher does with a job folder."""
+
+    SKIP = "skip"
+    RESUME = "resume"
+    RETRY = "retry"
+    RUN = "run"
+
+    @property
+    def verb(self) -> str:
+        return {"skip": "skipping", "resume": "resuming", "retry": "retrying", "run": "running"}[
+            self.value
+        ]
+
+
+# A job folder's state (``job_state``) -> what to do with it.
 ACTIONS = {
-    "new": "run",
-    "completed": "skip",
-    "interrupted": "resume",
-    "running": "resume",  # a sweep killed hard leaves "running"; the lock rules out a live one
-    "failed": "retry",
-    "diverged": "retry",
-    "partial": "run",  # killed between creating the folder and writing its summary
+    "new": Action.RUN,
+    "completed": Action.SKIP,
+    "interrupted": Action.RESUME,
+    "running": Action.RESUME,  # a sweep killed hard leaves "running"; the lock rules out a live one
+    "failed": Action.RETRY,
+    "diverged": Action.RETRY,
+    "partial": Action.RUN,  # killed between creating the folder and writing its summary
 }
+
+
+def decide(state: str) -> Action:
+    """What every launcher does with a job whose folder is in ``state``."""
+    return ACTIONS[state]
 
 
 # ----------------------------------------------------------------------------- job keys
@@ -74,16 +104,6 @@ def config_hash(config: Mapping[str, Any]) -> str:
 def job_key(config: Mapping[str, Any]) -> str:
     """The job's folder name: ``<config hash>-seed=<seed>``."""
     return f"{config_hash(config)}-seed={config['seed']}"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One cell of the grid: the overrides Hydra made for it and its validated config."""
-
-    key: str
-    overrides: tuple[str, ...]
-    config: dict[str, Any]
-    label: str = ""
 
 
 def job_state(folder: Path) -> str:
@@ -129,6 +149,9 @@ def check_overrides(overrides: Sequence[str]) -> None:
             raise UsageError(
                 f"{key} is managed by regbench sweep; choose the sweep folder with --dir"
             )
+        if key in ("hydra/sweeper", "hydra.sweeper") and not item.endswith("=basic"):
+            # The plan expands grids as Hydra's basic sweeper does; another would be ignored.
+            raise UsageError(f"{item}: regbench sweep expands grids with Hydra's basic sweeper")
 
 
 def is_launcher_override(item: str) -> bool:
@@ -136,59 +159,32 @@ def is_launcher_override(item: str) -> bool:
     return key in ("hydra/launcher", "hydra.launcher") or key.startswith("hydra.launcher.")
 
 
-def plan(overrides: Sequence[str]) -> list[Job]:
-    """Expand ``overrides`` into jobs with Hydra's own sweeper, validating every job's config.
-
-    This is a first pass through the same @hydra.main entry as the real sweep, with the basic
-    launcher in this process: its job function only records each job, so the grid, a dry run and
-    every config error are known before anything trains.
-    """
+def plan(overrides: Sequence[str]) -> tuple[list[Job], Any]:
+    """Expand ``overrides`` into jobs with Hydra's override parser and basic sweeper, in this
+    process, validating every job's config: the grid, a dry run and every config error are known
+    before anything trains. Also returns the multirun config (for ``multirun.yaml``)."""
     from regbench import hydra_app
 
-    hydra_app.check_launcher([o for o in overrides if is_launcher_override(o)])
-    local = [o for o in overrides if not is_launcher_override(o)]
-    with tempfile.TemporaryDirectory(prefix="regbench-plan-") as scratch:
-        hydra_app.multirun(record_plan, local, Path(scratch))
-        files = sorted(Path(scratch).glob(f"{PLAN_PREFIX}*.json"), key=_plan_number)
-        entries = [json.loads(p.read_text()) for p in files]
-    errors = [e["error"] for e in entries if "error" in e]
-    if errors:
-        raise ConfigError(errors[0])
-    jobs = [Job(e["key"], tuple(e["overrides"]), e["config"]) for e in entries]
+    grid = hydra_app.expand_sweep(overrides)
+    if not grid.jobs:
+        cause = f"{grid.empty[0]} gives no values" if grid.empty else "no cell"
+        raise UsageError(f"the sweep has no jobs ({cause}); give every swept key a value")
+    jobs = []
+    for cell, config in grid.jobs:
+        settings = _validate(config, cell)
+        jobs.append(Job(settings, cell, key=job_key(settings.to_dict())))
     _refuse_duplicates(jobs)
-    return _label(jobs)
+    return _label(jobs), grid.multirun_config
 
 
-def record_plan(cfg: DictConfig) -> None:
-    """Hydra job function of the planning pass: validate the job and write it down.
-
-    A bad config is written down too rather than raised: Hydra would print its own report."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
-    try:
-        config = _settings(cfg, overrides).to_dict()
-        entry = {"key": job_key(config), "overrides": overrides, "config": config}
-    except ConfigError as exc:
-        entry = {"error": str(exc)}
-    target = Path(hydra_cfg.sweep.dir) / f"{PLAN_PREFIX}{hydra_cfg.job.num}.json"
-    target.write_text(json.dumps(entry))
-
-
-def _settings(cfg: DictConfig, overrides: Sequence[str]) -> Settings:
-    from omegaconf import OmegaConf
-
+def _validate(config: Mapping[str, Any], overrides: Sequence[str]) -> Settings:
+    """One job's Settings; a bad value is an error naming the job."""
     from regbench.validation import validate
 
     try:
-        return validate(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        return validate(dict(config))
     except ConfigError as exc:
         raise ConfigError(f"job {' '.join(overrides)}: {exc}") from exc
-
-
-def _plan_number(path: Path) -> int:
-    return int(path.stem.removeprefix(PLAN_PREFIX))
 
 
 def _refuse_duplicates(jobs: Sequence[Job]) -> None:
@@ -210,11 +206,9 @@ def _label(jobs: list[Job]) -> list[Job]:
             values.setdefault(key, set()).add(value)
     varying = {k for k, v in values.items() if len(v) > 1 or len(jobs) == 1}
     return [
-        Job(
-            job.key,
-            job.overrides,
-            job.config,
-            " ".join(f"{k}={v}" for k, v in _pairs(job.overrides) if k in varying) or job.key,
+        dataclasses.replace(
+            job,
+            label=" ".join(f"{k}={v}" for k, v in _pairs(job.overrides) if k in varying) or job.key,
         )
         for job in jobs
     ]
@@ -238,13 +232,14 @@ def grid(jobs: Sequence[Job]) -> dict[str, list[str]]:
 @dataclass
 class SweepResult:
     sweep_dir: Path
-    jobs: list[Job]
+    jobs: list[Job]  # each with its folder in sweep_dir
     states: dict[str, str]  # job key -> state before this invocation
     statuses: dict[str, str]  # job key -> status after it (empty for a dry run)
+    multirun_config: Any = None  # what multirun.yaml records (the plan's Hydra config)
 
 
 def default_dir(jobs: Sequence[Job]) -> Path:
-    out_dirs = {job.config["out_dir"] for job in jobs}
+    out_dirs = {job.settings.out_dir for job in jobs}
     out_dir = out_dirs.pop() if len(out_dirs) == 1 else "outputs"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(out_dir).expanduser() / "sweeps" / f"{stamp}-{secrets.token_hex(3)}"
@@ -253,23 +248,43 @@ def default_dir(jobs: Sequence[Job]) -> Path:
 def prepare(overrides: Sequence[str], sweep_dir: Path | None) -> SweepResult:
     """Plan the sweep and find each job's state in ``sweep_dir``; nothing is written."""
     check_overrides(overrides)
-    jobs = plan(overrides)
+    jobs, multirun_config = plan(overrides)
     sweep_dir = sweep_dir or default_dir(jobs)
     _check_sweep_dir(sweep_dir)
+    jobs = [dataclasses.replace(job, folder=sweep_dir / job.key) for job in jobs]
     states = {job.key: job_state(sweep_dir / job.key) for job in jobs}
-    return SweepResult(sweep_dir, jobs, states, {})
+    return SweepResult(sweep_dir, jobs, states, {}, multirun_config)
 
 
-def run(prepared: SweepResult, overrides: Sequence[str], quiet: bool) -> SweepResult:
-    """Run the planned sweep through Hydra's multirun (the user's launcher) into its folder."""
-    from regbench import hydra_app
+def choose_launcher(
+    overrides: Sequence[str], stacked: bool = False, memory_budget: int | None = None
+) -> Launcher:
+    """``--stacked``, else Hydra's multirun when the user names a launcher, else in-process."""
+    if stacked:
+        return StackedLauncher(memory_budget)
+    if any(is_launcher_override(o) for o in overrides):
+        return HydraLauncher()
+    return SequentialLauncher()
 
+
+def run(
+    prepared: SweepResult,
+    overrides: Sequence[str],
+    quiet: bool,
+    launcher: Launcher | None = None,
+) -> SweepResult:
+    """Run the planned sweep into its folder with ``launcher`` (by default the one the
+    overrides ask for), holding the folder's lock and keeping sweep.json up to date."""
+    from rich.console import Console
+
+    launcher = launcher or choose_launcher(overrides)
     sweep_dir = prepared.sweep_dir
     sweep_dir.mkdir(parents=True, exist_ok=True)
     with _lock(sweep_dir):
         record = _begin(sweep_dir, prepared, overrides, quiet)
+        context = LaunchContext(sweep_dir, record, overrides, quiet, Console(stderr=True))
         try:
-            hydra_app.multirun(run_job, overrides, sweep_dir)
+            launcher.launch(prepared, context)
         finally:
             prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
     return prepared
@@ -278,51 +293,8 @@ def run(prepared: SweepResult, overrides: Sequence[str], quiet: bool) -> SweepRe
 def run_stacked(
     prepared: SweepResult, overrides: Sequence[str], quiet: bool, memory_budget: int | None
 ) -> SweepResult:
-    """``run`` with the stacked launcher (regbench/stacked.py) instead of Hydra's: the jobs to
-    run or retry train together wherever model, data and schedule agree, each into its own job
-    folder; interrupted jobs resume one by one; completed ones are skipped."""
-    from rich.console import Console
-
-    from regbench import stacked
-    from regbench.validation import validate
-
-    sweep_dir = prepared.sweep_dir
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    console = Console(stderr=True)
-    reporter = _reporter(not quiet, console)
-    with _lock(sweep_dir):
-        record = _begin(sweep_dir, prepared, overrides, quiet)
-        try:
-            todo: list[RunJob] = []
-            announce: list[Any] = []
-            for job in prepared.jobs:
-                state, folder = prepared.states[job.key], sweep_dir / job.key
-                settings, say = validate(job.config), _announcer(console, record, job.key)
-                if ACTIONS[state] == "skip":
-                    say("skipped (already completed)")
-                elif ACTIONS[state] == "resume":
-                    say(f"resuming -> {folder}")
-                    say(" ".join(_attempt(settings, job.overrides, folder, state, reporter)))
-                else:
-                    say(f"{_verb(state)} stacked -> {folder}")
-                    if folder.exists():
-                        shutil.rmtree(folder)  # a failed/partial attempt: retried from scratch
-                    todo.append(RunJob(settings, job.overrides, folder=folder))
-                    announce.append(say)
-
-            def failed(job: RunJob, exc: Exception) -> None:
-                assert job.folder is not None
-                _record_failure(job.settings, job.overrides, job.folder, exc)
-
-            results = stacked.run_stacked(todo, reporter, memory_budget, on_failure=failed)
-            for say, job, result in zip(announce, todo, results, strict=True):
-                summary = result.summary if result else RunDir(job.folder).summary_or_none()
-                final = (summary.final if summary else None) or {}
-                shown = [f"  {m} {final[m]:.4g}" for m in ("test_loss", "test_acc") if m in final]
-                say(str(summary.status if summary else Status.FAILED) + "".join(shown))
-        finally:
-            prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
-    return prepared
+    """``run`` with the stacked launcher."""
+    return run(prepared, overrides, quiet, StackedLauncher(memory_budget))
 
 
 def _check_sweep_dir(sweep_dir: Path) -> None:
@@ -417,7 +389,7 @@ def _begin(
             "argv": sys.argv,
             "overrides": list(overrides),
             "jobs": len(prepared.jobs),
-            "actions": _count(ACTIONS[s] for s in prepared.states.values()),
+            "actions": describe_states(prepared),
         }
     )
     write_record(sweep_dir, record)
@@ -448,43 +420,124 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-# ----------------------------------------------------------------------------- one job
-def run_job(cfg: DictConfig) -> str:
-    """Hydra job function of the real pass: run, resume, retry or skip this job's folder.
+# ----------------------------------------------------------------------------- launchers
+@dataclass
+class LaunchContext:
+    """What a launcher needs besides the plan: where, how to report, and the user's overrides
+    (Hydra's multirun expands them again, in its own processes)."""
 
-    Never raises for a failing job (Hydra would stop the sweep): the failure is recorded in the
-    job's summary.json and the sweep goes on. Ctrl-C still stops everything.
+    sweep_dir: Path
+    record: Mapping[str, Any]  # sweep.json as this invocation began it: job order and labels
+    overrides: Sequence[str]
+    quiet: bool
+    console: Console
+
+    def say(self, key: str) -> Callable[[str], None]:
+        return _announcer(self.console, self.record, key)
+
+
+class Launcher(Protocol):
+    def launch(self, prepared: SweepResult, context: LaunchContext) -> None:
+        """Carry out every planned job as ``decide`` says; a failing job is recorded in its
+        folder, never raised (Ctrl-C still stops everything)."""
+
+
+class SequentialLauncher:
+    """The default: each job in turn in this process, through regbench.runner."""
+
+    def launch(self, prepared: SweepResult, context: LaunchContext) -> None:
+        from regbench import hydra_app
+
+        hydra_app.save_multirun_config(prepared.multirun_config, context.sweep_dir)
+        reporter = _reporter(not context.quiet, context.console)
+        for job in prepared.jobs:
+            carry_out(job, prepared.states[job.key], context.say(job.key), reporter)
+
+
+class HydraLauncher:
+    """A Hydra launcher plugin (``hydra/launcher=joblib``, submitit, ray): Hydra's multirun
+    runs ``run_job`` once per job, possibly in other processes or on other machines."""
+
+    def launch(self, prepared: SweepResult, context: LaunchContext) -> None:
+        from regbench import hydra_app
+
+        hydra_app.multirun(run_job, context.overrides, context.sweep_dir)
+
+
+@dataclass
+class StackedLauncher:
+    """``--stacked`` (regbench/stacked.py): the jobs to run or retry train together wherever
+    model, data and schedule agree, each into its own job folder; interrupted jobs resume one by
+    one; completed ones are skipped."""
+
+    memory_budget: int | None = None
+
+    def launch(self, prepared: SweepResult, context: LaunchContext) -> None:
+        from regbench import hydra_app, stacked
+
+        hydra_app.save_multirun_config(prepared.multirun_config, context.sweep_dir)
+        reporter = _reporter(not context.quiet, context.console)
+        todo: list[Job] = []
+        for job in prepared.jobs:
+            state = prepared.states[job.key]
+            if decide(state) in (Action.RUN, Action.RETRY):
+                _announce_start(context.say(job.key), decide(state), job, "stacked")
+                _clear(job.folder)
+                todo.append(job)
+            else:
+                carry_out(job, state, context.say(job.key), reporter)
+        results = stacked.run_stacked(todo, reporter, self.memory_budget, on_failure=_fail)
+        for job, result in zip(todo, results, strict=True):
+            summary = result.summary if result else RunDir(_folder(job)).summary_or_none()
+            status = summary.status.value if summary else Status.FAILED.value
+            context.say(job.key)(status + _shown(summary))
+
+
+# ----------------------------------------------------------------------------- one job
+def carry_out(job: Job, state: str, say: Callable[[str], None], reporter: Reporter) -> str:
+    """Skip, resume, retry or run ``job`` as ``decide`` says for ``state``; returns the status
+    its folder then holds. Never raises for a failing job: the failure is recorded."""
+    action = decide(state)
+    if action is Action.SKIP:
+        say(SKIPPED)
+        return Status.COMPLETED.value
+    _announce_start(say, action, job)
+    started = time.time()
+    status, detail = _attempt(job, action, reporter)
+    say(f"{status} in {time.time() - started:.1f}s{detail}")
+    return status
+
+
+def run_job(cfg: DictConfig) -> str:
+    """Hydra job function of HydraLauncher: this job of the plan, by its own config.
+
+    The state is read again here: the job may run long after the plan, in another process.
     """
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
     from rich.console import Console
 
     hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
+    overrides = tuple(hydra_cfg.overrides.task)
     sweep_dir = Path(hydra_cfg.sweep.dir)
-    settings = _settings(cfg, overrides)
+    settings = _validate(OmegaConf.to_container(cfg, resolve=True), overrides)  # type: ignore[arg-type]
     key = job_key(settings.to_dict())
-    folder = sweep_dir / key
+    job = Job(settings, overrides, sweep_dir / key, key)
     record = read_record(sweep_dir)
     console = Console(stderr=True)
     in_process = hydra_cfg.launcher._target_.endswith("BasicLauncher")
     bars = in_process and record.get("current", {}).get("progress") == "bars"
     say = _announcer(console, record, key)
-    state = job_state(folder)
-    if state == "completed":
-        say("skipped (already completed)")
-        return "completed"
-    say(f"{_verb(state)} -> {folder}")
-    started = time.time()
-    status, detail = _attempt(settings, overrides, folder, state, _reporter(bars, console))
-    say(f"{status} in {time.time() - started:.1f}s{detail}")
-    return status
+    return carry_out(job, job_state(_folder(job)), say, _reporter(bars, console))
 
 
-def _verb(state: str) -> str:
-    return {"resume": "resuming", "retry": "retrying", "run": "running"}[ACTIONS[state]]
+def _announce_start(say: Callable[[str], None], action: Action, job: Job, how: str = "") -> None:
+    """``running -> <folder>`` (``running stacked -> ...``): the first line of every job."""
+    say(" ".join(filter(None, (action.verb, how, "->", str(job.folder)))))
 
 
-def _announcer(console: Any, record: Mapping[str, Any], key: str) -> Any:
+def _announcer(console: Console, record: Mapping[str, Any], key: str) -> Callable[[str], None]:
+    """Prints ``[k/n] <label>: text``, the one line format of every job's progress."""
     order = record.get("current", {}).get("order", [])
     position = f"[{order.index(key) + 1}/{len(order)}]" if key in order else "[?]"
     label = record.get("jobs", {}).get(key, {}).get("label", key)
@@ -495,58 +548,49 @@ def _announcer(console: Any, record: Mapping[str, Any], key: str) -> Any:
     return say
 
 
-def _reporter(bars: bool, console: Any) -> Any:
+def _reporter(bars: bool, console: Console) -> Reporter:
     from regbench.progress import Reporter, RichReporter
 
     return RichReporter(console) if bars else Reporter(console)
 
 
-def _attempt(
-    settings: Settings, overrides: Sequence[str], folder: Path, state: str, reporter: Any
-) -> tuple[str, str]:
+def _attempt(job: Job, action: Action, reporter: Reporter) -> tuple[str, str]:
     """Run the job; returns (status, detail for the progress line)."""
     from regbench import runner
 
+    folder = _folder(job)
     try:
-        if ACTIONS[state] == "resume":
+        if action is Action.RESUME:
             result = runner.resume(RunDir.open(folder), reporter)
         else:
-            if folder.exists():
-                shutil.rmtree(folder)  # a failed/partial attempt: retried from scratch
-            result = runner.execute(settings, overrides, reporter, run_path=folder)
+            _clear(folder)
+            result = runner.execute(job.settings, job.overrides, reporter, run_path=folder)
     except Exception as exc:  # any failure of one job is recorded; the sweep goes on
-        return _record_failure(settings, overrides, folder, exc), f": {_one_line(exc)}"
-    final = result.summary.final or {}
-    shown = [f"  {m} {final[m]:.4g}" for m in ("test_loss", "test_acc") if m in final]
-    return result.summary.status.value, "".join(shown)
+        return _fail(job, exc), f": {_one_line(exc)}"
+    return result.summary.status.value, _shown(result.summary)
 
 
-def _record_failure(
-    settings: Settings, overrides: Sequence[str], folder: Path, exc: Exception
-) -> str:
-    """The status the job's folder now holds; a job that failed before its run folder existed
-    (bad data, no device) gets a folder with its config and a failed summary, so the table and
-    the next invocation see it."""
-    summary = RunDir(folder).summary_or_none()
-    if summary and summary.status in (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED):
-        return summary.status.value
-    if summary:  # e.g. resume refused: leave the folder as it is
-        return Status.FAILED.value
-    folder.mkdir(parents=True, exist_ok=True)
-    run_dir = RunDir(folder)
-    run_dir.write_config(settings.to_dict(), overrides)
-    run_dir.write_summary(
-        Summary(
-            status=Status.FAILED,
-            error=_one_line(exc),
-            name=settings.run_name,
-            model=settings.model.name,
-            seed=settings.seed,
-            overrides=list(overrides),
-            finished_at=_now(),
-        )
-    )
-    return Status.FAILED.value
+def _fail(job: Job, exc: Exception) -> str:
+    """Record ``exc`` as the job's failure (also stacked.run_stacked's on_failure)."""
+    from regbench import runner
+
+    return runner.record_failure(job.settings, job.overrides, _folder(job), _one_line(exc)).value
+
+
+def _clear(folder: Path | None) -> None:
+    if folder is not None and folder.exists():
+        shutil.rmtree(folder)  # a failed/partial attempt: retried from scratch
+
+
+def _folder(job: Job) -> Path:
+    if job.folder is None:
+        raise RegbenchError(f"sweep job {job.label or job.key} has no folder")  # a planning bug
+    return job.folder
+
+
+def _shown(summary: Summary | None) -> str:
+    final = (summary.final if summary else None) or {}
+    return "".join(f"  {m} {final[m]:.4g}" for m in ("test_loss", "test_acc") if m in final)
 
 
 def _one_line(exc: Exception) -> str:
@@ -557,4 +601,4 @@ def _one_line(exc: Exception) -> str:
 
 # Used by `regbench sweep --dry-run` and the final lines.
 def describe_states(prepared: SweepResult) -> dict[str, int]:
-    return _count(ACTIONS[s] for s in prepared.states.values())
+    return _count(decide(s).value for s in prepared.states.values())

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,6 +251,8 @@ BAD_SWEEPS = [
     (["dropout=0,0.0"], "same config"),
     (["hydra.sweep.dir=x"], "--dir"),
     (["seed=range(1,"], "cannot parse"),
+    (["dropout=0,0.5", "seed=range(1,1)"], "no jobs (seed=range(1,1) gives no values)"),
+    (["hydra/sweeper=optuna"], "basic sweeper"),
 ]
 
 
@@ -260,6 +263,57 @@ def test_bad_sweep_is_one_line(cli, tmp_path: Path, overrides: list[str], expect
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error:") and expected in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_planning_runs_no_multirun_and_writes_no_temp_files(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regbench import hydra_app
+
+    scratch = tmp_path.parent / f"{tmp_path.name}-tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(hydra_app, "multirun", _no_multirun)
+    result = cli("sweep", "model=glob(reg*)", "dropout=choice(0,0.2)", "seed=1,2", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "4 jobs (4 to run)" in result.stdout
+    assert list(scratch.iterdir()) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_default_sweep_runs_in_process_without_hydra_multirun(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from regbench import hydra_app
+
+    monkeypatch.setattr(hydra_app, "multirun", _no_multirun)
+    result = cli("sweep", "model=regression", "epochs=2", "seed=1,2", "--dir", "s", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert set(statuses(tmp_path / "s").values()) == {"completed"}
+    assert "[1/2] seed=1: running ->" in result.stderr
+    assert "[2/2] seed=2: completed" in result.stderr
+    assert "- seed=1,2" in (tmp_path / "s" / "multirun.yaml").read_text()  # Hydra's record
+
+
+def _no_multirun(*args: object, **kwargs: object) -> None:
+    raise AssertionError("Hydra's multirun was called")
+
+
+def test_every_job_state_has_one_action() -> None:
+    from regbench.sweep import (
+        ACTIONS,
+        Action,
+        HydraLauncher,
+        SequentialLauncher,
+        StackedLauncher,
+        choose_launcher,
+        decide,
+    )
+
+    assert {decide(state) for state in ACTIONS} == set(Action)
+    assert decide("completed") is Action.SKIP and decide("running") is Action.RESUME
+    assert isinstance(choose_launcher(["seed=1,2"]), SequentialLauncher)
+    assert isinstance(choose_launcher(["hydra/launcher=joblib"]), HydraLauncher)
+    assert isinstance(choose_launcher(["seed=1,2"], stacked=True), StackedLauncher)
 
 
 def test_dir_must_be_a_sweep_folder(cli, tmp_path: Path) -> None:
