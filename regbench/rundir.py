@@ -284,7 +284,18 @@ class RunDir:
     def _atomic_torch(self, name: str, state: dict[str, Any]) -> None:
         import torch
 
-        self._atomic(name, lambda f: torch.save(state, f))
+        def write(f: Any) -> None:
+            try:
+                torch.save(state, f)
+            except RuntimeError as exc:
+                # A Ctrl-C (or SIGTERM) landing in the file write surfaces inside torch's zip
+                # writer, which reports it as a RuntimeError: raise the interrupt it was, so the
+                # run ends as interrupted (and resumable), not as failed.
+                if isinstance(exc.__context__, KeyboardInterrupt):
+                    raise exc.__context__ from None
+                raise
+
+        self._atomic(name, write)
 
     def _atomic(self, name: str, write: Callable[[Any], Any]) -> None:
         """Write to a temp file in the same folder, fsync, then rename over ``name``."""

@@ -102,7 +102,7 @@ def test_killed_run_resumes_bitwise(
     proc.send_signal(sig)
     proc.communicate(timeout=60)
     # SIGKILL cannot be caught: the summary still says running, and resume must accept that.
-    assert summary(run)["status"] == status
+    assert summary(run)["status"] == status, summary(run).get("error")
     assert len(strip_time(run / "metrics.csv")) - 1 < KILL_EPOCHS
     if sig == signal.SIGINT:
         assert proc.returncode == 130
@@ -193,3 +193,36 @@ def test_checkpoints_load_with_weights_only(cli, mnist_root: Path, tmp_path: Pat
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and len(state["rows"]) == 2
     assert {"model"} == set(state["networks"]) == set(state["optimizers"])
+
+
+def test_an_interrupt_during_a_checkpoint_write_is_an_interrupt(tmp_path, monkeypatch) -> None:
+    """Ctrl-C landing inside torch.save's file writes reaches torch's zip writer, which turns it
+    into a RuntimeError; the run must still end as interrupted, with no half-written file."""
+    import io
+    import os
+
+    import torch
+
+    from regbench import rundir
+
+    class InterruptedFile(io.RawIOBase):
+        writes = 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            InterruptedFile.writes += 1
+            if InterruptedFile.writes == 3:
+                raise KeyboardInterrupt("SIGINT")
+            return len(data)
+
+    def interrupted_fdopen(fd: int, mode: str) -> InterruptedFile:
+        os.close(fd)
+        return InterruptedFile()
+
+    run_dir = rundir.RunDir(tmp_path)
+    monkeypatch.setattr(rundir.os, "fdopen", interrupted_fdopen)
+    with pytest.raises(KeyboardInterrupt):
+        run_dir.save_checkpoint({"weights": torch.zeros(1000)})
+    assert list(tmp_path.iterdir()) == []
