@@ -360,7 +360,8 @@ def peak_memory_child(kind: str, root: Path, out: Path, members: int) -> dict[st
 
         execute(load_settings(base), base, Reporter())
         return {"before_mb": before, "peak_mb": peak_rss_mb()}
-    from regbench.stacked import Job, member_bytes, run_stacked
+    from regbench.jobs import Job
+    from regbench.stacked import member_bytes, run_stacked
 
     jobs = [load_settings([*base, f"seed={i}", f"dropout={0.1 * i:g}"]) for i in range(members)]
     run_stacked(jobs, reporter=Reporter())

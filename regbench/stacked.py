@@ -20,11 +20,16 @@ Each member behaves like its solo run:
 - its dropout masks come from its own generator, which starts where the solo run's global torch
   RNG stands after building the model and draws the same masks in the same order (on the CPU
   they are the solo run's masks);
-- its update is torch's Adam/AdamW/SGD maths with its own lr and weight_decay;
-- evaluation, metrics rows, weights.csv, checkpoints, model.pt, plots and summary go through the
-  member's own Study and RunDir with the helpers the solo path uses, so ``compare``, ``rerun``,
-  ``resume`` and ``plot`` cannot tell a stacked run from a solo one; ``summary.json`` says
-  ``"stacked": true``. A member's checkpoint resumes through the normal (solo) path.
+- its update is torch's Adam/AdamW/SGD maths with its own lr and weight_decay
+  (regbench/stacked_optimizer.py);
+- it is trained by the one loop (train.run_epochs) into its own run session (session.py), the
+  same life cycle as a solo run: evaluation through its own Study, metrics rows, weights.csv,
+  checkpoints, model.pt, plots and summary, so ``compare``, ``rerun``, ``resume`` and ``plot``
+  cannot tell a stacked run from a solo one; ``summary.json`` says ``"stacked": true``. A
+  member's checkpoint resumes through the normal (solo) path.
+
+What this module adds is only the stack: grouping and chunking jobs, the members' generators,
+the stacked step (``_Stack.step``) and the trainer that hands each member's row to its session.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from regbench.stacked_net import (
     solo_loss,
     stacked_template,
 )
+from regbench.stacked_optimizer import StackedOptimizer, inverse_order
 from regbench.train import DivergenceGuard, Sums, checkpoint_state, evaluate, run_epochs
 
 if TYPE_CHECKING:
@@ -67,8 +73,6 @@ NETWORK = "model"  # the one network (and optimizer) a stackable study trains
 CPU_BUDGET_FRACTION = 0.5  # of MemAvailable, when no budget is given
 CUDA_BUDGET_FRACTION = 0.8  # of free device memory
 FALLBACK_BUDGET = 4 * 2**30  # when the available memory cannot be read
-# Optimizer options whose maths the stacked optimizer does not implement, at their plain values.
-PLAIN_OPTIMIZER = {"amsgrad": False, "maximize": False, "nesterov": False, "dampening": 0}
 ACTIVATION_FACTOR = 2  # saved activations, plus as much again for their gradients
 # Parameter-sized tensors a member holds besides its optimizer state (counted twice: the stack's
 # and the copy exported to the member's own optimizer): the stacked leaf, its gradient, the
@@ -113,20 +117,78 @@ def run_stacked(
         # Members with an l1 (an l2) penalty side by side: penalties cost a slice of the stack.
         indices.sort(key=lambda i: (jobs[i].settings.l1 > 0, jobs[i].settings.l2 > 0))
         group = [jobs[i] for i in indices]
-        outcome = _run_group(group, reporter, memory_budget, on_failure)
+        outcome = _Group(group, reporter, memory_budget, on_failure).run()
         results.update(zip(indices, outcome, strict=True))
     return [results[i] for i in range(len(jobs))]
 
 
 # ----------------------------------------------------------------------------- groups
-def _run_group(
-    group: list[Job],
-    reporter: Reporter,
-    memory_budget: int | None,
-    on_failure: Callable[[Job, Exception], None] | None,
-) -> list[RunResult | None]:
-    def guarded(jobs: list[Job], work: Callable[[], list[Any]]) -> list[Any]:
-        if on_failure is None:
+class _Group:
+    """Jobs that can stack: trained in chunks that fit the memory budget, or one by one with a
+    note where they cannot be stacked. With ``on_failure``, the jobs of a failing chunk (or
+    solo run) are handed to it and get None, and the others go on."""
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        reporter: Reporter,
+        memory_budget: int | None,
+        on_failure: Callable[[Job, Exception], None] | None,
+    ) -> None:
+        self.jobs, self.reporter = jobs, reporter
+        self.memory_budget, self.on_failure = memory_budget, on_failure
+        self.data, self.notices = _SharedData(), _NoticeOnce(reporter)
+        self.model = jobs[0].settings.model.name
+
+    def run(self) -> list[RunResult | None]:
+        if len(self.jobs) == 1:
+            note = "no other job shares its model, data and schedule"
+            self.reporter.notice(f"stacked: a {self.model} run runs alone ({note})")
+            return self.one_by_one(note)
+        first = self.jobs[0]
+        try:
+            (per_member,) = self.guarded(
+                self.jobs, lambda: [member_bytes(first, self.notices, self.data)]
+            )
+        except NotStackable as exc:
+            self.reporter.notice(
+                f"stacked: {len(self.jobs)} {self.model} runs cannot be stacked ({exc}); "
+                f"running them one by one"
+            )
+            return self.one_by_one(str(exc))
+        if per_member is None:  # the probe failed, and on_failure heard of it
+            return [None] * len(self.jobs)
+        return self.in_chunks(per_member)
+
+    def in_chunks(self, per_member: int) -> list[RunResult | None]:
+        budget = self.memory_budget or default_budget(_device_of(self.jobs[0].settings))
+        chunks = split_chunks(len(self.jobs), max(1, budget // per_member))
+        if len(chunks) > 1:
+            self.reporter.notice(
+                f"stacked: {len(self.jobs)} runs in {len(chunks)} chunks (about "
+                f"{per_member / 2**20:.1f} MiB a member, memory budget {budget / 2**20:.0f} MiB)"
+            )
+        results: list[RunResult | None] = []
+        for chunk in chunks:
+            jobs = [self.jobs[i] for i in chunk]
+            results += self.guarded(jobs, lambda jobs=jobs: self.train(jobs))
+        return results
+
+    def train(self, jobs: list[Job]) -> list[RunResult]:
+        members = [_Member.build(job, self.notices, self.data) for job in jobs]
+        return _train_chunk(members, self.reporter)
+
+    def one_by_one(self, note: str) -> list[RunResult | None]:
+        return [
+            result
+            for job in self.jobs
+            for result in self.guarded([job], lambda job=job: [_solo(job, self.reporter, note)])
+        ]
+
+    def guarded(self, jobs: list[Job], work: Callable[[], list[Any]]) -> list[Any]:
+        """``work()``; an error (other than NotStackable) goes to on_failure for each of
+        ``jobs`` when there is one, else it propagates."""
+        if self.on_failure is None:
             return work()
         try:
             return work()
@@ -134,44 +196,8 @@ def _run_group(
             raise
         except Exception as exc:  # the sweep records it per job and goes on
             for job in jobs:
-                on_failure(job, exc)
+                self.on_failure(job, exc)
             return [None] * len(jobs)
-
-    def solo(job: Job, note: str) -> list[RunResult]:
-        return guarded([job], lambda: [_solo(job, reporter, note)])
-
-    if len(group) == 1:
-        note = "no other job shares its model, data and schedule"
-        reporter.notice(f"stacked: a {group[0].settings.model.name} run runs alone ({note})")
-        return solo(group[0], note)
-    data, notices = _SharedData(), _NoticeOnce(reporter)
-    try:
-        per_member = guarded(group, lambda: [member_bytes(group[0], notices, data)])[0]
-    except NotStackable as exc:
-        reporter.notice(
-            f"stacked: {len(group)} {group[0].settings.model.name} runs cannot be stacked "
-            f"({exc}); running them one by one"
-        )
-        return [result for job in group for result in solo(job, str(exc))]
-    if per_member is None:
-        return [None] * len(group)
-    budget = memory_budget or default_budget(_device_of(group[0].settings))
-    chunks = split_chunks(len(group), max(1, budget // per_member))
-    if len(chunks) > 1:
-        reporter.notice(
-            f"stacked: {len(group)} runs in {len(chunks)} chunks (about {per_member / 2**20:.1f} "
-            f"MiB a member, memory budget {budget / 2**20:.0f} MiB)"
-        )
-    results: list[RunResult | None] = []
-    for chunk in chunks:
-        jobs = [group[i] for i in chunk]
-        results += guarded(
-            jobs,
-            lambda jobs=jobs: _train_chunk(
-                [_Member.build(j, notices, data) for j in jobs], reporter
-            ),
-        )
-    return results
 
 
 def member_bytes(
@@ -441,7 +467,7 @@ class _Stack:
         if not self.orders:
             return self.leaves
         return {
-            name: leaf.permute(_inverse(self.orders[name])) if name in self.orders else leaf
+            name: leaf.permute(inverse_order(self.orders[name])) if name in self.orders else leaf
             for name, leaf in self.leaves.items()
         }
 
@@ -610,13 +636,6 @@ def _broadcast(column: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return column.view(-1, *[1] * (like.dim() - 1))
 
 
-def _inverse(order: Sequence[int]) -> tuple[int, ...]:
-    inverse = [0] * len(order)
-    for position, dim in enumerate(order):
-        inverse[dim] = position
-    return tuple(inverse)
-
-
 class _StackedData:
     """The training tensors of all members: shared when every member has the same data, else
     stacked [K, N, ...]; ``batch`` gathers member k's examples ``indices[k]``."""
@@ -644,141 +663,6 @@ class _StackedData:
     def first(self, batch_size: int) -> dict[str, torch.Tensor]:
         """Member 0's first ``batch_size`` examples, as a stack of one [1, batch_size, ...]."""
         return {key: t[None, :batch_size] for key, t in self.tensors.items()}
-
-
-class StackedOptimizer:
-    """torch's Adam, AdamW and SGD on stacked parameters ([K, ...] tensors, member k at index
-    k), with per-member lr and weight_decay; weight decay only on the ``decayed`` parameters
-    (the solo run's penalized group). Adam and AdamW run torch's fused kernels, one pass over
-    the parameters instead of the unfused update's ten or so, one call per distinct
-    (lr, weight_decay); SGD is its formula, vectorised over members."""
-
-    def __init__(
-        self,
-        kind: str,
-        group: dict[str, Any],
-        lr: Sequence[float],
-        weight_decay: Sequence[float],
-        params: dict[str, torch.Tensor],
-        decayed: set[str],
-    ) -> None:
-        odd = [key for key, plain in PLAIN_OPTIMIZER.items() if group.get(key, plain) != plain]
-        if odd or kind not in ("adam", "adamw", "sgd"):
-            raise NotStackable(f"optimizer {kind} with {', '.join(odd)} has no stacked form")
-        self.kind, self.params, self.decayed = kind, params, decayed
-        self.lr, self.weight_decay, self.step_count = list(lr), list(weight_decay), 0
-        self.state: dict[str, dict[str, torch.Tensor]] = {name: {} for name in params}
-        self.columns: dict[tuple[Any, ...], torch.Tensor] = {}
-        if kind == "sgd":
-            self.momentum = group["momentum"]
-            self.states = 1 if self.momentum else 0
-            return
-        self.beta1, self.beta2 = group["betas"]
-        self.eps = group["eps"]
-        self.states = 2
-        for name, param in params.items():
-            zeros = torch.zeros_like(param, memory_format=torch.contiguous_format)
-            self.state[name] = {"exp_avg": zeros, "exp_avg_sq": torch.zeros_like(zeros)}
-        self.step = torch.zeros((), dtype=torch.float32, device=next(iter(params.values())).device)
-        self.calls = self._plan_calls()
-
-    def _plan_calls(self) -> dict[tuple[float, float], list[tuple[str, int | None]]]:
-        """(lr, weight_decay) -> the (parameter, member) pieces one fused call updates; member
-        None: every member's at once (the whole stacked tensor)."""
-        calls: dict[tuple[float, float], list[tuple[str, int | None]]] = {}
-        members = list(range(len(self.lr)))
-        for name in self.params:
-            by_setting: dict[tuple[float, float], list[int]] = {}
-            for k in members:
-                wd = self.weight_decay[k] if name in self.decayed else 0.0
-                by_setting.setdefault((self.lr[k], wd), []).append(k)
-            for key, ks in by_setting.items():
-                pieces = [(name, None)] if ks == members else [(name, k) for k in ks]
-                calls.setdefault(key, []).extend(pieces)
-        return calls
-
-    @torch.no_grad()
-    def update(self, grads: dict[str, torch.Tensor]) -> None:
-        """One step, given each stacked parameter's gradient."""
-        self.step_count += 1
-        if self.kind == "sgd":
-            self._sgd(grads)
-        else:
-            # The fused kernels read memory as contiguous.
-            self._adam({name: grad.contiguous() for name, grad in grads.items()})
-
-    def relayout(self, params: dict[str, torch.Tensor]) -> None:
-        """Take ``params`` (the same parameters, stored in another memory order) before the
-        first step."""
-        assert self.step_count == 0, "parameters are relaid out before the first step only"
-        self.params.update(params)
-        for name, state in self.state.items():
-            for key, value in state.items():
-                state[key] = torch.zeros_like(self.params[name]) if key != "step" else value
-
-    def _sgd(self, grads: dict[str, torch.Tensor]) -> None:
-        for name, param in self.params.items():
-            grad = grads[name]
-            if name in self.decayed and any(self.weight_decay):
-                grad = grad + self._column("weight_decay", self.weight_decay, param) * param
-            if self.momentum:
-                buffer = self.state[name].get("momentum_buffer")
-                if buffer is None:
-                    buffer = self.state[name]["momentum_buffer"] = grad.clone()
-                else:
-                    buffer.mul_(self.momentum).add_(grad)
-                grad = buffer
-            param.add_(self._column("-lr", [-lr for lr in self.lr], param) * grad)
-
-    def _column(self, key: str, values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
-        """Per-member scalars shaped to broadcast over ``like`` (Python floats cast to float32,
-        as torch casts its scalar hyperparameters); made once per shape, not every step."""
-        cache_key = (key, like.dim(), like.dtype)
-        if cache_key not in self.columns:
-            column = torch.tensor(list(values), dtype=like.dtype, device=like.device)
-            self.columns[cache_key] = column.view(-1, *[1] * (like.dim() - 1))
-        return self.columns[cache_key]
-
-    def _adam(self, grads: dict[str, torch.Tensor]) -> None:
-        """torch's fused kernels (they read memory as contiguous: the gradients must be)."""
-        fused = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
-        self.step += 1
-        for (lr, wd), pieces in self.calls.items():
-            tensors = [self._piece(name, k, grads[name]) for name, k in pieces]
-            fused(
-                *zip(*tensors, strict=True),
-                [],
-                [self.step] * len(pieces),
-                amsgrad=False,
-                lr=lr,
-                beta1=self.beta1,
-                beta2=self.beta2,
-                weight_decay=wd,
-                eps=self.eps,
-                maximize=False,
-                grad_scale=None,
-                found_inf=None,
-            )
-
-    def _piece(self, name: str, k: int | None, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(param, grad, exp_avg, exp_avg_sq) of one member, or of all (k None)."""
-        param, state = self.params[name], self.state[name]
-        tensors = (param, grad, state["exp_avg"], state["exp_avg_sq"])
-        return tensors if k is None else tuple(t[k] for t in tensors)  # type: ignore[index]
-
-    def state_of(
-        self, k: int, name: str, order: tuple[int, ...] | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Member k's state for parameter ``name``, as torch's optimizer keeps it (``order``:
-        the memory order the parameter is stored in, see _Stack._adopt_layouts)."""
-        back = _inverse(order) if order else None
-        state = {
-            key: (value.permute(back) if back else value)[k].contiguous().clone()
-            for key, value in self.state[name].items()
-        }
-        if self.kind != "sgd":
-            state["step"] = torch.tensor(float(self.step_count))
-        return state
 
 
 # ----------------------------------------------------------------------------- training

@@ -10,16 +10,11 @@ import pytest
 import torch
 
 from regbench.hydra_app import load_settings
+from regbench.jobs import Job
 from regbench.progress import Reporter
 from regbench.runner import execute
-from regbench.stacked import (
-    Job,
-    StackedOptimizer,
-    group_jobs,
-    member_bytes,
-    run_stacked,
-    split_chunks,
-)
+from regbench.stacked import group_jobs, member_bytes, run_stacked, split_chunks
+from regbench.stacked_optimizer import StackedOptimizer
 
 RTOL = 1e-5
 NOT_COMPARED = {"seconds"}  # wall time; every other column must agree
