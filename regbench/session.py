@@ -2,7 +2,7 @@
 
 Solo runs, resumed runs and each member of a stacked sweep go through the same three steps:
 
-- ``RunSession.open`` creates the run folder (or reopens one to resume), writes config.yaml,
+- ``RunSession.open_run`` creates the run folder (or reopens one to resume), writes config.yaml,
   overrides.yaml and a ``running`` summary, and starts the row writers;
 - ``record`` hands each metrics row to the writers (weights.csv, metrics.csv, checkpoint.pt, the
   progress reporter, the optional loggers), in that order, so that a crash between two of them
@@ -62,7 +62,7 @@ class RunSession:
         self.summary, self.writers, self.rows = summary, writers, rows
         self.started = time.time()
         self.shared_by = 1  # runs trained together in this process (a stack's members)
-        self.open = True
+        self.is_open = True
 
     @classmethod
     def open_run(
@@ -147,9 +147,9 @@ class RunSession:
 
     def close(self, status: Status) -> None:
         """The final summary (results, status, times) and the loggers' end; once only."""
-        if not self.open:
+        if not self.is_open:
             return
-        self.open = False
+        self.is_open = False
         set_results(self.summary, self.study.goals, self.rows)
         self.summary.status, self.summary.finished_at = status, timestamp()
         wall = time.time() - self.started

@@ -352,7 +352,7 @@ class _Member:
 
     @property
     def running(self) -> bool:
-        return self.session is not None and self.session.open
+        return self.session is not None and self.session.is_open
 
 
 def _default_generator(device: torch.device) -> torch.Generator:
