@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from regbench.errors import UsageError
-from regbench.rundir import RunDir, Status, timestamp
+from regbench.rundir import CONFIG, RunDir, Status, timestamp
 from regbench.session import RunResult, RunSession, closing, new_summary
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def saved_settings(run_dir: RunDir) -> Settings:
     try:
         return validate(run_dir.read_config() or {})
     except ConfigError as exc:
-        raise UsageError(f"{run_dir / 'config.yaml'} is not a valid config: {exc}") from exc
+        raise UsageError(f"{run_dir.path / CONFIG} is not a valid config: {exc}") from exc
 
 
 def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:

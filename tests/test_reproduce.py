@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -123,6 +124,21 @@ def test_resume_refuses_a_completed_run(cli, mnist_root: Path, tmp_path: Path) -
     (run,) = run_dirs(tmp_path / "outputs")
     result = cli("resume", str(run))
     assert result.exit_code == 2 and "already completed" in result.stderr
+
+
+def test_resume_of_an_edited_invalid_config_names_the_file_and_key(cli, mnist_root, tmp_path):
+    assert cli("run", "epochs=1", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (run,) = run_dirs(tmp_path / "outputs")
+    summary_file = run / "summary.json"
+    summary_file.write_text(summary_file.read_text().replace('"completed"', '"interrupted"'))
+    config = run / "config.yaml"
+    edited = re.sub(r"(?m)^dropout: .*$", "dropout: 2.0", config.read_text())
+    assert edited != config.read_text()
+    config.write_text(edited)
+    result = cli("resume", str(run))
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {config} is not a valid config: dropout=2.0 is out of range")
 
 
 def test_diverging_run_stops_with_status_diverged(cli, mnist_root: Path, tmp_path: Path) -> None:
