@@ -85,6 +85,17 @@ class Settings:
     logger: tuple[Literal["csv", "tensorboard", "mlflow"], ...]
     mlflow_uri: str | None
 
+    def __post_init__(self) -> None:
+        # The run folder is <out_dir>/<name>/<stamp>: a name with a separator, "." or ".."
+        # would put runs outside out_dir, or straight into it.
+        if self.name is not None and (
+            self.name in (".", "..") or any(c in self.name for c in "/\\\0")
+        ):
+            raise ConfigError(
+                f"name={self.name!r} is not allowed; name must be one folder name (no / or \\, "
+                f"not . or ..): runs go to out_dir/name/; choose where with out_dir=..."
+            )
+
     @property
     def run_name(self) -> str:
         return self.name or self.model.name

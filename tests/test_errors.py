@@ -35,6 +35,10 @@ BAD_OVERRIDES = [
     (["model.depth=3"], "model.depth"),
     (["model.hidden=[0,10]"], "model.hidden"),
     (["dropout"], "dropout"),
+    (["name=../../etc"], "name"),
+    (["name=/tmp/elsewhere"], "name"),
+    (["name=.."], "name"),
+    (["name=."], "name"),
 ]
 
 
