@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -77,8 +78,9 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     summary = run_dir.read_summary()
     if summary.status is Status.COMPLETED:
         raise UsageError(f"{run_dir} already completed; use `regbench rerun` to run it again")
-    if summary.status is Status.RUNNING and process_alive(summary.pid):
-        raise UsageError(f"{run_dir} is still running (pid {summary.pid}); stop it first")
+    if summary.status is Status.RUNNING and process_alive(summary.pid, summary.host):
+        where = f"pid {summary.pid}" + (f" on {summary.host}" if summary.host else "")
+        raise UsageError(f"{run_dir} is still running ({where}); stop it first")
     settings = saved_settings(run_dir)
     _, study = prepare(settings, reporter)
     checkpoint = run_dir.load_checkpoint()
@@ -166,8 +168,12 @@ def prepare(
     return device, study_class(settings.model.name)(settings, data.to(device), device)
 
 
-def process_alive(pid: Any) -> bool:
-    """Whether a process with this pid exists (anything but an int: no)."""
+def process_alive(pid: Any, host: str | None = None) -> bool:
+    """Whether a process with this pid exists (anything but an int: no). A process on another
+    ``host`` (a cluster node sharing the file system) cannot be checked from here, so it counts
+    as alive: taking a live run for dead would run it twice into one folder."""
+    if host is not None and host != socket.gethostname():
+        return True
     if not isinstance(pid, int):
         return False
     try:

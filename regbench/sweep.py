@@ -33,6 +33,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -318,15 +319,16 @@ def _lock(sweep_dir: Path) -> Iterator[None]:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            pid = _read_pid(lock)
-            if process_alive(pid):
+            host, pid = _read_owner(lock)
+            if process_alive(pid, host):
+                where = f"pid {pid}" + (f" on {host}" if host else "")
                 raise UsageError(
-                    f"another regbench sweep (pid {pid}) is running in {sweep_dir}; wait for it"
+                    f"another regbench sweep ({where}) is running in {sweep_dir}; wait for it"
                 ) from None
             lock.unlink(missing_ok=True)  # left by a sweep that was killed
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
+            f.write(f"{socket.gethostname()} {os.getpid()}")
         break
     else:
         raise RegbenchError(f"cannot lock {sweep_dir}; remove {lock} if no sweep is running")
@@ -336,11 +338,13 @@ def _lock(sweep_dir: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
-def _read_pid(lock: Path) -> int | None:
+def _read_owner(lock: Path) -> tuple[str | None, int | None]:
+    """(host, pid) of the sweep holding ``lock`` (an older lock holds just the pid)."""
     try:
-        return int(lock.read_text().strip())
+        *host, pid = lock.read_text().split()
+        return (host[0] if host else None), int(pid)
     except (OSError, ValueError):
-        return None
+        return None, None
 
 
 # ----------------------------------------------------------------------------- sweep.json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -242,3 +243,19 @@ def test_an_interrupt_during_a_checkpoint_write_is_an_interrupt(tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         run_dir.save_checkpoint({"weights": torch.zeros(1000)})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_running_on_another_host_is_never_taken_for_dead(cli, mnist_root, tmp_path) -> None:
+    """On a shared file system the pid of a run on another node means nothing here."""
+    assert cli("run", "epochs=1", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (run,) = run_dirs(tmp_path / "outputs")
+    on_disk = summary(run)
+    assert on_disk["host"] == socket.gethostname()
+    dead_pid = 2**22 + 12345  # beyond the default pid_max: no such process here
+    elsewhere = {**on_disk, "status": "running", "pid": dead_pid, "host": "node-17"}
+    (run / "summary.json").write_text(json.dumps(elsewhere))
+    result = cli("resume", str(run))
+    assert result.exit_code == 2
+    assert f"still running (pid {dead_pid} on node-17)" in result.stderr
+    (run / "summary.json").write_text(json.dumps({**elsewhere, "host": socket.gethostname()}))
+    assert cli("resume", str(run), "-q").exit_code == 0  # here, that pid is dead: resumed

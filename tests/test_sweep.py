@@ -335,3 +335,18 @@ def test_plot_redraws_from_saved_metrics(cli, grid_sweep: Sweep) -> None:
     assert all(path.is_file() for path in [*figures, one_run]) and len(figures) == 4
     one_run.unlink()
     assert cli("plot", str(one_run.parent)).exit_code == 0 and one_run.is_file()
+
+
+def test_a_sweep_locked_from_another_host_is_refused(cli, tmp_path: Path) -> None:
+    """The lock names its host: a live sweep on another node is never taken for a dead one."""
+    import socket
+
+    grid = ("model=regression", "epochs=1", "seed=1,2", "--dir", "sweep", "-q")
+    assert cli("sweep", *grid).exit_code == 0
+    lock = tmp_path / "sweep" / ".sweep.lock"
+    lock.write_text(f"node-17 {2**22 + 12345}")
+    refused = cli("sweep", *grid)
+    assert refused.exit_code == 2
+    assert "another regbench sweep (pid 4206649 on node-17) is running" in refused.stderr
+    lock.write_text(f"{socket.gethostname()} {2**22 + 12345}")  # here: a dead pid, a stale lock
+    assert cli("sweep", *grid).exit_code == 0 and not lock.exists()
