@@ -20,18 +20,12 @@ from typer.testing import CliRunner
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from regbench.cli import app
+from regbench.rundir import ARTIFACTS
 
 N_TRAIN, N_TEST = 192, 64
-# The files every completed run folder holds, whatever made it (run, sweep, resume).
-RUN_FILES = (
-    "config.yaml",
-    "overrides.yaml",
-    "metrics.csv",
-    "summary.json",
-    "loss_curve.png",
-    "model.pt",
-    "checkpoint.pt",
-)
+# The files every completed run folder holds, whatever made it (run, sweep, resume): the
+# run-folder contract's own list.
+RUN_FILES = ARTIFACTS
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
