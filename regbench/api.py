@@ -27,14 +27,20 @@ def run(overrides: Sequence[str] = (), *, quiet: bool = True) -> RunResult:
 
     Returns a RunResult: ``run_dir`` (a RunDir; ``.path`` is the folder), ``summary`` (the typed
     summary.json) and ``rows`` (the metrics rows). Bad overrides raise ``regbench.ConfigError``.
+    The caller's torch threads, determinism flags, RNG states and matplotlib backend are as
+    they were afterwards.
     """
-    from regbench.hydra_app import load_settings
-    from regbench.progress import Reporter, RichReporter
-    from regbench.runner import execute
+    from regbench.seeding import preserved_globals
 
-    overrides = list(overrides)
-    reporter = Reporter() if quiet else RichReporter()
-    return execute(load_settings(overrides), overrides, reporter)
+    # Around the imports too: a library may draw from python's RNG when first imported.
+    with preserved_globals():
+        from regbench.hydra_app import load_settings
+        from regbench.progress import Reporter, RichReporter
+        from regbench.runner import execute
+
+        overrides = list(overrides)
+        reporter = Reporter() if quiet else RichReporter()
+        return execute(load_settings(overrides), overrides, reporter)
 
 
 def load_runs(*paths: str | Path) -> pd.DataFrame:

@@ -1,4 +1,7 @@
-"""Figures, drawn from saved metrics with matplotlib's file-only (Agg) backend.
+"""Figures, drawn from saved metrics with matplotlib's object-oriented API.
+
+Figures are plain ``matplotlib.figure.Figure`` objects saved straight to files: pyplot is never
+imported and its backend never switched, so a notebook's inline plots keep working after a run.
 
 The shared ones and their helpers: loss curves, weight plots, MC dropout bands. A study's own
 figures (the regression fit, the RNN's predictions, the GAN's samples) live in its module.
@@ -14,21 +17,21 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def figure(width: float, height: float) -> Figure:
+    """A figure of its own (not pyplot's: nothing global to switch, nothing to close)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
 def new_figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    return plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False)
+    fig = figure(width * ncols, 4.2)
+    return fig, fig.subplots(1, ncols, squeeze=False)
 
 
 def save(fig: Figure, path: Path) -> None:
-    from matplotlib import pyplot as plt
-
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def draw_loss_curves(ax: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -59,14 +62,10 @@ MAX_GRID_COLUMNS = 3
 
 def layer_grid(n: int, width: float = 4.6) -> tuple[Figure, list[Any]]:
     """A figure with one panel per layer (at most MAX_GRID_COLUMNS a row)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     ncols = min(n, MAX_GRID_COLUMNS)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.6 * nrows), squeeze=False)
+    fig = figure(width * ncols, 3.6 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)

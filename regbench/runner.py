@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench.errors import UsageError
 from regbench.rundir import CONFIG, RunDir, Status, timestamp
+from regbench.seeding import preserved_globals
 from regbench.session import RunResult, RunSession, closing, new_summary
 
 if TYPE_CHECKING:
@@ -49,8 +50,9 @@ def execute(
 ) -> RunResult:
     """A new run of ``settings`` in a new run folder (``extra_summary`` lands in its summary);
     ``run_path`` names the folder exactly (a sweep's job folder) instead of out_dir/name/stamp."""
-    _, study = prepare(settings, reporter)
-    return train_run(settings, study, overrides, reporter, folder=run_path, extra=extra_summary)
+    with preserved_globals():
+        _, study = prepare(settings, reporter)
+        return train_run(settings, study, overrides, reporter, folder=run_path, extra=extra_summary)
 
 
 def rerun(original: RunDir, reporter: Reporter) -> RunResult:
@@ -82,13 +84,16 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
         where = f"pid {summary.pid}" + (f" on {summary.host}" if summary.host else "")
         raise UsageError(f"{run_dir} is still running ({where}); stop it first")
     settings = saved_settings(run_dir)
-    _, study = prepare(settings, reporter)
-    checkpoint = run_dir.load_checkpoint()
-    # Rows written after the last checkpoint (if killed between the two writes) are redone.
-    run_dir.rewrite_metrics(checkpoint["rows"] if checkpoint else [])
-    run_dir.truncate_weights(checkpoint["epoch"] if checkpoint else 0)
-    overrides = run_dir.read_overrides()
-    return train_run(settings, study, overrides, reporter, resume=run_dir, checkpoint=checkpoint)
+    with preserved_globals():
+        _, study = prepare(settings, reporter)
+        checkpoint = run_dir.load_checkpoint()
+        # Rows written after the last checkpoint (if killed between the two writes) are redone.
+        run_dir.rewrite_metrics(checkpoint["rows"] if checkpoint else [])
+        run_dir.truncate_weights(checkpoint["epoch"] if checkpoint else 0)
+        overrides = run_dir.read_overrides()
+        return train_run(
+            settings, study, overrides, reporter, resume=run_dir, checkpoint=checkpoint
+        )
 
 
 def train_run(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,6 +35,45 @@ def configure_determinism(enabled: bool, device: torch.device) -> None:
     # against code that reads memory before writing it. No torch kernel does, and neither does
     # regbench; the fills were 4-9% of a stacked RNN step in a profile (benchmarks/bench.py).
     torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+@contextmanager
+def preserved_globals() -> Iterator[None]:
+    """Leave the caller's process as it was: a run sets torch's thread count, its determinism
+    flags and every global RNG (python, numpy, torch, CUDA); a notebook or script that calls
+    regbench gets its own back afterwards."""
+    import numpy as np
+    import torch
+
+    deterministic = torch.utils.deterministic
+    flags = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        deterministic.fill_uninitialized_memory,
+        torch.backends.cudnn.benchmark,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+    rngs = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    # Only a CUDA the caller already started: reading its RNG would start it otherwise.
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        threads, enabled, warn_only, fill, benchmark, cublas = flags
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        deterministic.fill_uninitialized_memory = fill
+        torch.backends.cudnn.benchmark = benchmark
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
+        random.setstate(rngs[0])
+        np.random.set_state(rngs[1])
+        torch.set_rng_state(rngs[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def capture_rng(data_generator: torch.Generator) -> dict[str, Any]:

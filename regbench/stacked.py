@@ -50,7 +50,7 @@ from regbench import runner
 from regbench.errors import Diverged
 from regbench.jobs import Job
 from regbench.progress import Reporter
-from regbench.seeding import capture_rng, restore_rng
+from regbench.seeding import capture_rng, preserved_globals, restore_rng
 from regbench.session import RunResult, RunSession, closing
 from regbench.stacked_net import (
     NotStackable,
@@ -113,12 +113,13 @@ def run_stacked(
     jobs = [job if isinstance(job, Job) else Job(job) for job in jobs]
     reporter = reporter or Reporter()
     results: dict[int, RunResult | None] = {}
-    for indices in group_jobs(jobs):
-        # Members with an l1 (an l2) penalty side by side: penalties cost a slice of the stack.
-        indices.sort(key=lambda i: (jobs[i].settings.l1 > 0, jobs[i].settings.l2 > 0))
-        group = [jobs[i] for i in indices]
-        outcome = _Group(group, reporter, memory_budget, on_failure).run()
-        results.update(zip(indices, outcome, strict=True))
+    with preserved_globals():
+        for indices in group_jobs(jobs):
+            # Members with an l1 (an l2) penalty side by side: penalties cost a slice of the stack.
+            indices.sort(key=lambda i: (jobs[i].settings.l1 > 0, jobs[i].settings.l2 > 0))
+            group = [jobs[i] for i in indices]
+            outcome = _Group(group, reporter, memory_budget, on_failure).run()
+            results.update(zip(indices, outcome, strict=True))
     return [results[i] for i in range(len(jobs))]
 
 

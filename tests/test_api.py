@@ -83,3 +83,45 @@ def test_compare_returns_the_comparison_and_leaves_global_state(tmp_path: Path) 
     assert comparison.rows[0].is_best and comparison.baseline is comparison.rows[0]
     with pytest.raises(regbench.RegbenchError, match="no run has this key"):
         regbench.compare(root, over=["nope"])
+
+
+def test_run_leaves_the_callers_process_as_it_found_it(mnist_root: Path, tmp_path: Path) -> None:
+    """Threads, determinism flags, every RNG and matplotlib's backend are the caller's again
+    after a run that set them all (a fresh interpreter, as a notebook kernel is)."""
+    overrides = [
+        "epochs=1",
+        "model.hidden=[16]",
+        "threads=1",
+        "deterministic=true",
+        "seed=3",
+        f"data.root={mnist_root}",
+        f"out_dir={tmp_path / 'o'}",
+    ]
+    code = f"""
+import random, sys
+import matplotlib
+import numpy as np
+import torch
+matplotlib.use("svg")
+import regbench
+
+torch.set_num_threads(2)
+random.seed(7); np.random.seed(7); torch.manual_seed(7)
+def state():
+    return (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
+        random.getstate(),
+        np.random.get_state()[1].tolist(),
+        torch.get_rng_state().tolist(),
+    )
+before = state()
+regbench.run({overrides!r})
+after = state()
+print(after == before, matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert out.stdout.split() == ["True", "svg", "False"], out.stderr

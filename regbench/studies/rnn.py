@@ -191,14 +191,9 @@ def series_predictions(
     ``predictions`` maps a part name to (target indices, predicted values); ``bands`` maps a
     part to (target indices, MC dropout mean, std), drawn as mean +- 2 std.
     """
-    import matplotlib
+    from regbench.plots import draw_loss_curves, draw_mc_band, figure, save
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    from regbench.plots import draw_loss_curves, draw_mc_band, save
-
-    fig = plt.figure(figsize=(12.8, 8.0))
+    fig = figure(12.8, 8.0)
     grid = fig.add_gridspec(2, 2)
     top, detail = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0])
     for ax in (top, detail):
