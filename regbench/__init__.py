@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "RegbenchError", "compare", "load_runs", "run"]
+__all__ = ["ConfigError", "RegbenchError", "UsageError", "compare", "load_runs", "run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,8 +21,8 @@ def __getattr__(name: str) -> Any:
         from regbench.config import ConfigError
 
         return ConfigError
-    if name == "RegbenchError":
-        from regbench.errors import RegbenchError
+    if name in ("RegbenchError", "UsageError"):
+        from regbench import errors
 
-        return RegbenchError
+        return getattr(errors, name)
     raise AttributeError(f"module 'regbench' has no attribute {name!r}")

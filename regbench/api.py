@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from regbench.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,7 +24,32 @@ if TYPE_CHECKING:
     from regbench.session import RunResult
 
 
-def run(overrides: Sequence[str] = (), *, quiet: bool = True) -> RunResult:
+def as_overrides(overrides: Sequence[str] | Mapping[str, Any]) -> list[str]:
+    """Overrides as the command line takes them: a list of ``key=value`` strings, or a dict
+    (``{"dropout": 0.5, "model.hidden": [64, 32]}``). A bare string is refused: iterated, it
+    would be its characters."""
+    if isinstance(overrides, str):
+        raise UsageError(
+            f"overrides must be a list of key=value strings or a dict, not the string "
+            f"{overrides!r}; e.g. regbench.run({overrides.split()!r})"
+        )
+    if isinstance(overrides, Mapping):
+        return [f"{key}={_value(value)}" for key, value in overrides.items()]
+    return list(overrides)
+
+
+def _value(value: Any) -> str:
+    """A Python value in Hydra's override syntax (lists as [a,b], None as null)."""
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_value(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def run(overrides: Sequence[str] | Mapping[str, Any] = (), *, quiet: bool = True) -> RunResult:
     """Train one model, exactly like ``regbench run OVERRIDES...``.
 
     Returns a RunResult: ``run_dir`` (a RunDir; ``.path`` is the folder), ``summary`` (the typed
@@ -38,7 +65,7 @@ def run(overrides: Sequence[str] = (), *, quiet: bool = True) -> RunResult:
         from regbench.progress import Reporter, RichReporter
         from regbench.runner import execute
 
-        overrides = list(overrides)
+        overrides = as_overrides(overrides)
         reporter = Reporter() if quiet else RichReporter()
         return execute(load_settings(overrides), overrides, reporter)
 

@@ -125,3 +125,20 @@ print(after == before, matplotlib.get_backend(), "matplotlib.pyplot" in sys.modu
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert out.stdout.split() == ["True", "svg", "False"], out.stderr
+
+
+def test_run_takes_a_dict_and_refuses_a_bare_string(mnist_root: Path, tmp_path: Path) -> None:
+    from regbench.api import as_overrides
+
+    overrides = {"dropout": 0.5, "model.hidden": [16, 8], "name": None, "deterministic": True}
+    assert as_overrides(overrides) == [
+        "dropout=0.5",
+        "model.hidden=[16,8]",
+        "name=null",
+        "deterministic=true",
+    ]
+    settings = {"epochs": 1, "model.hidden": [16], "data.root": str(mnist_root)}
+    result = regbench.run({**settings, "out_dir": str(tmp_path / "o")})
+    assert result.summary.status == "completed"
+    with pytest.raises(regbench.UsageError, match=r"not the string 'dropout=0.5 seed=1'"):
+        regbench.run("dropout=0.5 seed=1")
