@@ -10,7 +10,8 @@ import dataclasses
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +48,35 @@ def group_options() -> dict[str, list[str]]:
     return {group: sorted(names) for group, names in options.items()}
 
 
+@contextmanager
+def regbench_configs() -> Iterator[None]:
+    """Hydra's global state set up for regbench's config tree, and the caller's put back after:
+    inside a running Hydra app (or a notebook that initialized Hydra) the global is already
+    taken, and Hydra's own ``initialize_config_dir`` refuses to start then."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    callers = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            yield
+    finally:
+        # Looked up again: leaving initialize_config_dir swaps in another instance.
+        GlobalHydra.instance().clear()
+        if callers is not None:
+            GlobalHydra.instance().initialize(callers)
+
+
 def compose(overrides: Sequence[str]) -> dict[str, Any]:
     """Compose the primary config with ``overrides`` (as typed by users) into a plain dict."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        with regbench_configs():
             cfg = hydra_compose(PRIMARY_CONFIG, overrides=list(overrides))
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException) as exc:
@@ -123,14 +143,13 @@ def expand_sweep(overrides: Sequence[str]) -> SweepGrid:
     way a multirun does, without running one: the multirun config is composed once (which also
     checks launcher overrides such as ``hydra/launcher=joblib``), its task overrides are parsed
     and crossed by Hydra's basic sweeper, and each job is composed as the launcher would."""
-    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from hydra.types import RunMode
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        with regbench_configs():
             loader = GlobalHydra.instance().config_loader()
             master = loader.load_configuration(
                 PRIMARY_CONFIG, [*overrides, *SWEEP_HYDRA_OVERRIDES], run_mode=RunMode.MULTIRUN

@@ -142,3 +142,21 @@ def test_run_takes_a_dict_and_refuses_a_bare_string(mnist_root: Path, tmp_path: 
     assert result.summary.status == "completed"
     with pytest.raises(regbench.UsageError, match=r"not the string 'dropout=0.5 seed=1'"):
         regbench.run("dropout=0.5 seed=1")
+
+
+def test_run_works_inside_a_running_hydra_app(mnist_root: Path, tmp_path: Path) -> None:
+    """A user's own Hydra app (its GlobalHydra initialized) can call regbench, and keeps its
+    Hydra afterwards."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    app_configs = tmp_path / "app"
+    app_configs.mkdir()
+    (app_configs / "app.yaml").write_text("answer: 42\n")
+    with initialize_config_dir(config_dir=str(app_configs), version_base=None):
+        users = GlobalHydra.instance().hydra
+        overrides = ["epochs=1", "model.hidden=[16]", f"data.root={mnist_root}"]
+        result = regbench.run([*overrides, f"out_dir={tmp_path / 'o'}"])
+        assert result.summary.status == "completed"
+        assert GlobalHydra.instance().hydra is users
+        assert compose("app").answer == 42
