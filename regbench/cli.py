@@ -7,6 +7,7 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -232,7 +233,7 @@ def sweep(
         launcher = sweeps.choose_launcher(overrides, stacked, budget)
         result = sweeps.run(prepared, overrides, quiet, launcher)
         _sweep_comparison(result.sweep_dir, tex)
-        _sweep_outcome(result, overrides)
+        _sweep_outcome(result, [*overrides, *(["--stacked"] if stacked else [])])
 
 
 def _job_counts(prepared) -> str:
@@ -269,8 +270,10 @@ def _sweep_outcome(result, overrides: list[str]) -> None:
         counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     stdout.print(f"sweep done: {summary}; outputs in {result.sweep_dir}", highlight=False)
-    again = " ".join([*overrides, "--dir", str(result.sweep_dir)])
-    stdout.print(f"to resume, retry or grow it: regbench sweep {again}", highlight=False)
+    # Shell-quoted and printed without rich markup, so the line pastes back into a shell as is
+    # ('seed=range(1,4)' and [csv,tensorboard] survive).
+    again = shlex.join(["regbench", "sweep", *overrides, "--dir", str(result.sweep_dir)])
+    stdout.print(f"to resume, retry or grow it: {again}", markup=False, highlight=False)
     failed = counts.get("failed", 0)
     if failed:
         raise RegbenchError(

@@ -350,3 +350,23 @@ def test_a_sweep_locked_from_another_host_is_refused(cli, tmp_path: Path) -> Non
     assert "another regbench sweep (pid 4206649 on node-17) is running" in refused.stderr
     lock.write_text(f"{socket.gethostname()} {2**22 + 12345}")  # here: a dead pid, a stale lock
     assert cli("sweep", *grid).exit_code == 0 and not lock.exists()
+
+
+def test_the_printed_resume_line_passes_through_bash(cli, tmp_path: Path) -> None:
+    """Brackets, parentheses and quotes survive: the line is shell-quoted and not rich markup."""
+    import subprocess
+
+    grid = ["model=regression", "epochs=1", "seed=range(1,3)", "model.hidden=[8,4]", "logger=[csv]"]
+    result = cli("sweep", *grid, "--stacked", "--dir", "my sweep", "-q")
+    assert result.exit_code == 0, result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("to resume, retry or grow")]
+    command = line.split(": ", 1)[1]
+    assert command.startswith("regbench sweep ")
+    # bash's own word splitting of the printed command, printed one argument a line.
+    echoed = subprocess.run(
+        ["bash", "-c", "printf '%s\\n' " + command.removeprefix("regbench sweep ")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert echoed.stdout.splitlines() == [*grid, "--stacked", "--dir", "my sweep"]
