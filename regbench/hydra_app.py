@@ -70,6 +70,7 @@ def regbench_configs() -> Iterator[None]:
 
 def compose(overrides: Sequence[str]) -> dict[str, Any]:
     """Compose the primary config with ``overrides`` (as typed by users) into a plain dict."""
+    refuse_hydra_keys(overrides)
     from hydra import compose as hydra_compose
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -81,6 +82,19 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc, overrides)) from exc
+
+
+def refuse_hydra_keys(overrides: Sequence[str]) -> None:
+    """Hydra's own keys do nothing for one run (regbench writes its own run folder and never
+    changes the working folder), so instead of silently ignoring them, say where they belong."""
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")):
+            raise ConfigError(
+                f"{key} does nothing for one run: regbench writes the run folder under out_dir "
+                f"(out_dir=..., name=...) and never changes the working folder; Hydra's "
+                f"launchers and sweepers go with `regbench sweep`"
+            )
 
 
 def load_settings(overrides: Sequence[str]) -> Settings:

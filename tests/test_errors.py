@@ -39,6 +39,9 @@ BAD_OVERRIDES = [
     (["name=/tmp/elsewhere"], "name"),
     (["name=.."], "name"),
     (["name=."], "name"),
+    (["hydra.run.dir=/tmp/x"], "hydra.run.dir"),
+    (["hydra.job.chdir=true"], "hydra.job.chdir"),
+    (["hydra/launcher=joblib"], "hydra/launcher"),
 ]
 
 
