@@ -26,9 +26,17 @@ class ConfigError(UsageError):
     """A config value of the wrong type, out of range, or an unknown key or name."""
 
 
-def bounds(lo: float | None = None, hi: float | None = None, *, hi_open: bool = False) -> Any:
-    """A dataclass field with no default that carries its allowed range."""
-    return field(metadata={"lo": lo, "hi": hi, "hi_open": hi_open})
+def bounds(
+    lo: float | None = None, hi: float | None = None, *, hi_open: bool = False, why: str = ""
+) -> Any:
+    """A dataclass field with no default that carries its allowed range (and, where the range
+    is not obvious, ``why``: shown after it in the error message)."""
+    return field(metadata={"lo": lo, "hi": hi, "hi_open": hi_open, "why": why})
+
+
+# torch keeps only the low 32 bits of a seed (2**32 seeds the same stream as 0) and numpy takes
+# at most 2**32 - 1: a larger seed would silently repeat a smaller one's run.
+MAX_SEED = 2**32 - 1
 
 
 # ----------------------------------------------------------------------------- bases
@@ -58,7 +66,9 @@ class Settings:
 
     model: StudyConfig
     data: SourceConfig
-    seed: int = bounds(0, 2**63 - 1)
+    seed: int = bounds(
+        0, MAX_SEED, why="torch and numpy keep 32 bits of a seed; larger ones repeat smaller ones"
+    )
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool
     threads: int | None = bounds(1)
@@ -183,7 +193,8 @@ def _check_range(key: str, value: float, limits: Mapping[str, Any]) -> Any:
     too_low = lo is not None and value < lo
     too_high = hi is not None and (value >= hi if hi_open else value > hi)
     if too_low or too_high:
-        raise ConfigError(f"{key}={value} is out of range; {key} must be {_describe(limits)}")
+        why = f" ({limits['why']})" if limits.get("why") else ""
+        raise ConfigError(f"{key}={value} is out of range; {key} must be {_describe(limits)}{why}")
     return value
 
 

@@ -21,6 +21,7 @@ BAD_OVERRIDES = [
     (["epochs=2.5"], "epochs"),
     (["batch_size=0"], "batch_size"),
     (["seed=-1"], "seed"),
+    (["seed=4294967296"], "seed"),  # 2**32: torch would seed it exactly like seed=0
     (["dropout=abc"], "dropout"),
     (["lr=fast"], "lr"),
     (["epochs=ten"], "epochs"),
@@ -57,6 +58,9 @@ def test_messages_say_what_is_allowed(cli) -> None:
     message = cli("run", "model=resnet").stderr
     assert "unknown model 'resnet'; available:" in message and "mlp" in message
     assert "adam, adamw, sgd" in cli("run", "optimizer=rmsprop").stderr
+    assert "seed must be in [0, 4294967295] (torch and numpy keep 32 bits" in (
+        cli("run", "seed=4294967296").stderr
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
