@@ -48,9 +48,11 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn RegbenchError into one line + its exit code; Ctrl-C into exit 130."""
+    """Turn RegbenchError into one line + its exit code; Ctrl-C into exit 130; a Notice
+    (something skipped, e.g. an unreadable model.pt) into one ``note:`` line."""
     try:
-        yield
+        with _notices_as_lines():
+            yield
     except RegbenchError as exc:
         if State.debug:
             raise
@@ -74,6 +76,28 @@ def user_errors() -> Iterator[None]:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def _notices_as_lines() -> Iterator[None]:
+    import warnings
+
+    from regbench.errors import Notice
+
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if issubclass(category, Notice):
+            stderr.print(
+                f"note: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True
+            )
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", Notice)  # each skipped file is its own line
+        warnings.showwarning = show
+        yield
 
 
 def _reporter(quiet: bool):

@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -31,7 +32,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from regbench.errors import RegbenchError, UsageError
+from regbench.errors import DataError, RegbenchError, UsageError
 
 CONFIG, OVERRIDES, METRICS, SUMMARY = "config.yaml", "overrides.yaml", "metrics.csv", "summary.json"
 CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
@@ -311,17 +312,48 @@ class RunDir:
             raise
 
     def _load_torch(self, name: str) -> dict[str, Any]:
+        """A checkpoint or model file as a dict; a one-line DataError when it is empty,
+        damaged or holds more than tensors and plain values (refused unread: weights_only)."""
+        import pickle
+        import warnings
+
         import torch
 
+        target = self.path / name
         try:
-            return torch.load(self.path / name, map_location="cpu", weights_only=True)
-        except Exception as exc:  # any unpickling/zip error means the file is unusable
-            raise RegbenchError(f"cannot load {self.path / name}: {exc}") from exc
+            with warnings.catch_warnings():  # torch's pickle-protocol warnings: not the user's
+                warnings.simplefilter("ignore")
+                state = torch.load(target, map_location="cpu", weights_only=True)
+        except OSError as exc:
+            raise DataError(f"cannot read {target}: {exc.strerror or exc}") from exc
+        except pickle.UnpicklingError as exc:
+            # torch's text advises weights_only=False, i.e. running whatever the file holds:
+            # never repeat that advice for a file from a run folder someone may have handed us.
+            wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            if wanted is None:  # not a pickle torch understands at all: damaged
+                raise DataError(f"cannot load {target}: {_damage(target)}") from exc
+            raise DataError(
+                f"cannot load {target}: it asks for {wanted[1]}, more than tensors and plain "
+                f"values, so it was refused unread; it was not written by regbench"
+            ) from exc
+        except Exception as exc:  # any zip/format error: the file is damaged
+            raise DataError(f"cannot load {target}: {_damage(target)}") from exc
+        if not isinstance(state, dict):
+            raise DataError(f"cannot load {target}: it holds a {type(state).__name__}, not a dict")
+        return state
 
 
 def timestamp(at: float | None = None) -> str:
     """The time format of every summary and sweep record (local time with its offset)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
+
+
+def _damage(path: Path) -> str:
+    """What is wrong with a torch file that failed to load, in a few words."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (a crash or a full disk while it was written?)"
+    return f"the file ({size} bytes) is truncated or corrupt; it is not a whole torch file"
 
 
 def _csv_value(value: Any) -> Any:

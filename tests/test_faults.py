@@ -1,0 +1,110 @@
+"""Faults and hostile run folders (issue 17): each ends in one line naming the file and the
+cause, and a bad file in one run of a sweep does not cost the rest."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from regbench.errors import DataError
+from regbench.rundir import RunDir
+from tests.conftest import run_dirs
+from tests.test_compare import make_run
+
+SMALL = ("model.hidden=[32]", "batch_size=32")
+
+
+class Hostile:
+    """A pickle that would run a command if it were ever unpickled with weights_only=False."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def damage(path: Path, how: str) -> None:
+    """Make ``path`` (a torch file) empty, garbage, truncated, hostile or the wrong shape."""
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how == "garbage":
+        path.write_bytes(b"not a torch file at all " * 20)
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "hostile":
+        torch.save({"model": Hostile(path.parent / "pwned")}, path)
+    elif how == "not_a_dict":
+        torch.save([1, 2, 3], path)
+
+
+TORCH_DAMAGE = ["empty", "garbage", "truncated", "hostile", "not_a_dict"]
+
+
+@pytest.mark.parametrize("how", TORCH_DAMAGE)
+@pytest.mark.parametrize("name", ["checkpoint.pt", "model.pt"])
+def test_a_damaged_torch_file_is_one_line(tmp_path: Path, name: str, how: str) -> None:
+    run_dir = RunDir(tmp_path)
+    run_dir.save_checkpoint({"epoch": 1, "weights": torch.zeros(100)})
+    run_dir.save_model({"model": {"weight": torch.zeros(10, 10)}})
+    damage(tmp_path / name, how)
+    load = run_dir.load_checkpoint if name == "checkpoint.pt" else run_dir.load_model
+    with pytest.raises(DataError) as caught:
+        load()
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and str(tmp_path / name) in message
+    assert "weights_only" not in message  # never torch's advice to load it unsafely
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_resume_with_a_hostile_checkpoint_is_one_line(cli, mnist_root: Path, tmp_path) -> None:
+    assert cli("run", "epochs=1", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (run,) = run_dirs(tmp_path / "outputs")
+    summary = run / "summary.json"
+    summary.write_text(summary.read_text().replace('"completed"', '"interrupted"'))
+    damage(run / "checkpoint.pt", "hostile")
+    result = cli("resume", str(run), "-q")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot load {run / 'checkpoint.pt'}: it asks for posix.system")
+    assert "weights_only" not in line and not (run / "pwned").exists()
+
+
+@pytest.fixture
+def sweep_with_a_bad_model(tmp_path: Path) -> tuple[Path, Path]:
+    """Two completed runs of one group, each with a model.pt; the second one's is damaged."""
+    from regbench.hydra_app import load_settings
+
+    base = load_settings(["model.hidden=[16]"]).to_dict()
+    root = tmp_path / "sweep"
+    runs = [make_run(root, base, seed=seed) for seed in (1, 2)]
+    for run in runs:
+        RunDir(run).save_model({"model": {"0.weight": torch.randn(16, 784)}})
+    damage(runs[1] / "model.pt", "garbage")
+    return root, runs[1] / "model.pt"
+
+
+@pytest.mark.parametrize("command", ["compare", "plot", "report"])
+def test_one_unreadable_model_does_not_abort_a_sweep(cli, sweep_with_a_bad_model, command) -> None:
+    root, bad = sweep_with_a_bad_model
+    result = cli(command, str(root))
+    assert result.exit_code == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    skipped = [line for line in notes if str(bad) in line]
+    assert len(skipped) == 1 and "skipped" in skipped[0]
+    assert "Traceback" not in result.stderr and "weights_only" not in result.stderr
+    assert (root / "comparison_weight_hist.png").is_file()  # drawn from the readable run
+
+
+def test_a_sweep_whose_every_model_is_unreadable_still_compares(cli, sweep_with_a_bad_model):
+    root, _ = sweep_with_a_bad_model
+    for model in root.rglob("model.pt"):
+        damage(model, "empty")
+    result = cli("compare", str(root))
+    assert result.exit_code == 0, result.stderr
+    assert len(re.findall(r"(?m)^note: skipped", result.stderr)) == 2
+    assert not (root / "comparison_weight_hist.png").exists()
