@@ -26,9 +26,14 @@ def new_figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, Any]:
 def save(fig: Figure, path: Path) -> None:
     from matplotlib import pyplot as plt
 
+    from regbench.rundir import writing
+
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with writing(path):  # a full disk: one line naming the figure
+            fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def draw_loss_curves(ax: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import json
 import os
 import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -221,7 +223,7 @@ class RunDir:
         most the row being written."""
         target = self.path / name
         new = not target.exists()
-        with target.open("a", newline="") as f:
+        with writing(target), target.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             if new:
                 writer.writeheader()
@@ -299,17 +301,7 @@ class RunDir:
         self._atomic(name, write)
 
     def _atomic(self, name: str, write: Callable[[Any], Any]) -> None:
-        """Write to a temp file in the same folder, fsync, then rename over ``name``."""
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.path)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path / name, write)
 
     def _load_torch(self, name: str) -> dict[str, Any]:
         """A checkpoint or model file as a dict; a one-line DataError when it is empty,
@@ -341,6 +333,48 @@ class RunDir:
         if not isinstance(state, dict):
             raise DataError(f"cannot load {target}: it holds a {type(state).__name__}, not a dict")
         return state
+
+
+def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
+    """Write to a temp file in ``target``'s folder, fsync, then rename over ``target``: a
+    reader sees the old file or the new one, never half of one."""
+    with writing(target):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def writing(target: Path) -> Iterator[None]:
+    """A write of ``target`` that fails (a full disk, a read-only or vanished folder) is one
+    DataError naming the file and the cause, not a traceback from deep in torch or csv."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(_write_failure(target, exc)) from exc
+    except RuntimeError as exc:
+        # torch's zip writer swallows the OSError of a failed write and reports only its own
+        # state ("unexpected pos"); the OSError is still the exception's context.
+        if isinstance(exc.__context__, OSError):
+            raise DataError(_write_failure(target, exc.__context__)) from exc
+        if "unexpected pos" in str(exc):
+            raise DataError(
+                f"cannot write {target}: the write stopped short (is the disk full?)"
+            ) from exc
+        raise
+
+
+def _write_failure(target: Path, exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device: cannot write {target}; free some space and run again"
+    return f"cannot write {target}: {exc.strerror or exc}"
 
 
 def timestamp(at: float | None = None) -> str:

@@ -34,7 +34,6 @@ import os
 import secrets
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
 from regbench.jobs import Job
-from regbench.rundir import CONFIG, SUMMARY, RunDir, Status, Summary
+from regbench.rundir import CONFIG, SUMMARY, RunDir, Status, Summary, atomic_write
 from regbench.runner import process_alive
 
 if TYPE_CHECKING:
@@ -356,14 +355,8 @@ def read_record(sweep_dir: Path) -> dict[str, Any]:
 
 def write_record(sweep_dir: Path, record: Mapping[str, Any]) -> None:
     """Atomically (temp file + rename): jobs in other processes read it while the sweep runs."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{SWEEP_FILE}.", dir=sweep_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(record, indent=2, default=str) + "\n")
-        os.replace(tmp, sweep_dir / SWEEP_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(record, indent=2, default=str) + "\n"
+    atomic_write(sweep_dir / SWEEP_FILE, lambda f: f.write(text.encode()))
 
 
 def _begin(

@@ -3,6 +3,7 @@ cause, and a bad file in one run of a sweep does not cost the rest."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from regbench.errors import DataError
-from regbench.rundir import RunDir
+from regbench.rundir import RunDir, Status, Summary
 from tests.conftest import run_dirs
 from tests.test_compare import make_run
 
@@ -108,3 +109,80 @@ def test_a_sweep_whose_every_model_is_unreadable_still_compares(cli, sweep_with_
     assert result.exit_code == 0, result.stderr
     assert len(re.findall(r"(?m)^note: skipped", result.stderr)) == 2
     assert not (root / "comparison_weight_hist.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk: every run-folder write that fails says so, and names the file.
+def no_space(*args: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+WRITES = {
+    "config.yaml": lambda r: r.write_config({"a": 1}, []),
+    "summary.json": lambda r: r.write_summary(Summary(Status.RUNNING, "n", "mlp", 0)),
+    "metrics.csv": lambda r: r.append_metrics({"epoch": 1, "test_loss": 0.5}),
+    "weights.csv": lambda r: r.append_weights([{"epoch": 1, "l1": 0.5}]),
+    "checkpoint.pt": lambda r: r.save_checkpoint({"epoch": 1, "w": torch.zeros(10)}),
+    "model.pt": lambda r: r.save_model({"model": {"w": torch.zeros(10)}}),
+}
+
+
+@pytest.mark.parametrize("name", list(WRITES))
+def test_a_full_disk_names_the_file(tmp_path: Path, monkeypatch, name: str) -> None:
+    from regbench import rundir
+
+    monkeypatch.setattr(rundir.os, "fsync", no_space)
+    with pytest.raises(DataError) as caught:
+        WRITES[name](RunDir(tmp_path))
+    assert str(caught.value).startswith(f"no space left on device: cannot write {tmp_path / name}")
+    assert [p.name for p in tmp_path.iterdir()] in ([], [name])  # no temp file left behind
+
+
+def test_a_full_disk_inside_torch_save_names_the_file(tmp_path: Path, monkeypatch) -> None:
+    """torch's zip writer turns the failed write into 'unexpected pos': still no space left."""
+    import io
+
+    from regbench import rundir
+
+    class FullDisk(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            no_space()
+            return 0
+
+    def full_fdopen(fd: int, mode: str) -> FullDisk:
+        os.close(fd)
+        return FullDisk()
+
+    monkeypatch.setattr(rundir.os, "fdopen", full_fdopen)
+    with pytest.raises(DataError, match=r"^no space left on device: cannot write .*model\.pt"):
+        RunDir(tmp_path).save_model({"model": {"w": torch.zeros(1000)}})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_that_fills_the_disk_fails_in_one_line(cli, mnist_root, tmp_path, monkeypatch):
+    from regbench import rundir
+
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the disk fills up while the second checkpoint is written
+        if ".checkpoint.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+            fsync.checkpoints += 1
+            if fsync.checkpoints == 2:
+                no_space()
+        real_fsync(fd)
+
+    fsync.checkpoints = 0
+    monkeypatch.setattr(rundir.os, "fsync", fsync)
+    result = cli("run", "epochs=3", *SMALL, f"data.root={mnist_root}", "-q")
+    assert result.exit_code == 1
+    (run,) = run_dirs(tmp_path / "outputs")
+    (line,) = result.stderr.strip().splitlines()
+    checkpoint = run.relative_to(tmp_path) / "checkpoint.pt"
+    assert line == (
+        f"error: no space left on device: cannot write {checkpoint}; free some space and run again"
+    )
+    summary = RunDir(run).read_summary()
+    assert summary.status is Status.FAILED and "no space left on device" in summary.error
