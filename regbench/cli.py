@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from regbench.errors import RegbenchError
+from regbench.progress import PipeSafeConsole
 
 app = typer.Typer(
     name="regbench",
@@ -30,8 +30,9 @@ INTERRUPTED_EXIT = 130
 
 # Outside a terminal rich assumes 80 columns; logs and pipes get wide lines instead of wrapping.
 PIPE_WIDTH = 200
-stdout = Console()
-stderr = Console(stderr=True)
+# A closed pipe drops output rather than stopping the command (progress.PipeSafeConsole).
+stdout = PipeSafeConsole()
+stderr = PipeSafeConsole(stderr=True)
 for _console in (stdout, stderr):
     if not _console.is_terminal:
         _console.width = PIPE_WIDTH

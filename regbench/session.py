@@ -143,7 +143,7 @@ class RunSession:
         elif isinstance(exc, KeyboardInterrupt):
             self.close(Status.INTERRUPTED)
         else:
-            self.summary.error = f"{type(exc).__name__}: {exc}"
+            self.summary.error = failure_reason(exc)
             self.close(Status.FAILED)
 
     def fail_keeping(self, exc: BaseException) -> None:
@@ -198,6 +198,14 @@ def closing(sessions: Sequence[RunSession], reporter: Reporter) -> Iterator[None
         raise
     finally:
         reporter.stop()
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The ``error`` of a failed run: never empty, so ``failed`` always says why."""
+    if isinstance(exc, SystemExit):
+        return f"the process was told to exit (SystemExit {exc.code}) while the run trained"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def new_summary(

@@ -186,3 +186,44 @@ def test_a_run_that_fills_the_disk_fails_in_one_line(cli, mnist_root, tmp_path, 
     )
     summary = RunDir(run).read_summary()
     assert summary.status is Status.FAILED and "no space left on device" in summary.error
+
+
+# ---------------------------------------------------------------------------------------------
+# `regbench run ... | head -2`: the reader goes away; the run must not.
+def run_into_a_closed_pipe(tmp_path: Path, both: bool) -> tuple[int, str]:
+    """Run regbench with stdout (and with ``both``, stderr too) a pipe nobody reads: its read
+    end is closed before the process starts, so every write to it fails (EPIPE)."""
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    exe = Path(sys.executable).with_name("regbench")
+    args = [str(exe), "run", "model=regression", "epochs=30", "eval_every=5"]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:
+        proc = subprocess.run(
+            args, cwd=tmp_path, stdout=write_end, stderr=write_end if both else err, timeout=300
+        )
+    os.close(write_end)
+    return proc.returncode, log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("both", [False, True], ids=["stdout", "stdout_and_stderr"])
+def test_a_closed_console_does_not_stop_the_run(tmp_path: Path, both: bool) -> None:
+    returncode, stderr = run_into_a_closed_pipe(tmp_path, both)
+    (run,) = run_dirs(tmp_path / "outputs")
+    summary = RunDir(run).read_summary()
+    assert summary.status is Status.COMPLETED, summary.error
+    assert summary.epochs_completed == 30 and summary.error is None
+    assert returncode == 0
+    assert "Broken pipe" not in stderr and "Exception" not in stderr
+
+
+def test_a_failed_run_always_says_why() -> None:
+    from regbench.session import failure_reason
+
+    assert failure_reason(RuntimeError()) == "RuntimeError"
+    assert failure_reason(ValueError("bad")) == "ValueError: bad"
+    assert "SystemExit 1" in failure_reason(SystemExit(1))
