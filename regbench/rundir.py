@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import errno
+import functools
 import json
 import os
 import re
@@ -180,8 +181,11 @@ class RunDir:
     def write_config(self, config: dict[str, Any], overrides: Sequence[str]) -> None:
         import yaml
 
-        self._atomic_text(CONFIG, yaml.safe_dump(config, sort_keys=False))
-        self._atomic_text(OVERRIDES, yaml.safe_dump(list(overrides)))
+        # No anchors and aliases (&id001, *id001) even for a value that appears twice: the
+        # reader refuses them (read_yaml), and a config reads the same without them.
+        plain = {"Dumper": _plain_dumper(), "sort_keys": False}
+        self._atomic_text(CONFIG, yaml.dump(config, **plain))
+        self._atomic_text(OVERRIDES, yaml.dump(list(overrides), **plain))
 
     def read_config(self) -> dict[str, Any]:
         return self._read_yaml(CONFIG)
@@ -273,13 +277,7 @@ class RunDir:
 
     # ------------------------------------------------------------------ helpers
     def _read_yaml(self, name: str) -> Any:
-        import yaml
-
-        try:
-            return yaml.safe_load((self.path / name).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            raise UsageError(f"cannot read {self.path / name}: {first_line}") from exc
+        return read_yaml(self.path / name)
 
     def _atomic_text(self, name: str, text: str) -> None:
         self._atomic(name, lambda f: f.write(text.encode()))
@@ -333,6 +331,63 @@ class RunDir:
         if not isinstance(state, dict):
             raise DataError(f"cannot load {target}: it holds a {type(state).__name__}, not a dict")
         return state
+
+
+# ----------------------------------------------------------------------------- bounded YAML
+# A run folder may come from anyone (a shared results folder, a download). Its YAML files are
+# read with bounds: safe tags only, a size far above any real config (a few KB), and no aliases,
+# with which a file of a few hundred bytes expands into billions of values downstream.
+MAX_YAML_BYTES = 1 << 20
+
+
+def read_yaml(path: Path) -> Any:
+    """A run folder's YAML file (config.yaml, overrides.yaml), or a one-line UsageError naming
+    it: unreadable, over MAX_YAML_BYTES, with an alias, an unsafe tag or a syntax error."""
+    import yaml
+
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_YAML_BYTES + 1)
+        if len(data) > MAX_YAML_BYTES:
+            raise UsageError(
+                f"cannot read {path}: it is larger than {MAX_YAML_BYTES >> 20} MiB, far more "
+                f"than any config; refused"
+            )
+        return yaml.load(data, Loader=_bounded_loader())  # a SafeLoader subclass
+    except (OSError, yaml.YAMLError, RecursionError) as exc:
+        text = str(exc).strip()
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise UsageError(f"cannot read {path}: {first_line}") from exc
+
+
+@functools.cache
+def _bounded_loader() -> type:
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        """safe_load's loader, refusing aliases (regbench never writes them)."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(
+                    f"a YAML alias at line {mark.line + 1}, refused: regbench never writes "
+                    f"aliases, and they can expand a small file into gigabytes"
+                )
+            return super().compose_node(parent, index)
+
+    return BoundedLoader
+
+
+@functools.cache
+def _plain_dumper() -> type:
+    import yaml
+
+    class PlainDumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return PlainDumper
 
 
 def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:

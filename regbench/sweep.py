@@ -43,7 +43,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
 from regbench.jobs import Job
-from regbench.rundir import CONFIG, SUMMARY, RunDir, Status, Summary, atomic_write
+from regbench.rundir import (
+    CONFIG,
+    SUMMARY,
+    RunDir,
+    Status,
+    Summary,
+    atomic_write,
+    read_yaml,
+)
 from regbench.runner import process_alive
 
 if TYPE_CHECKING:
@@ -123,11 +131,10 @@ def job_state(folder: Path) -> str:
 
 
 def _check_key(folder: Path) -> None:
-    import yaml
-
     try:
-        found = f"it hashes to {job_key(yaml.safe_load((folder / CONFIG).read_text()))}"
-    except (OSError, yaml.YAMLError, TypeError, KeyError, AttributeError):
+        found = f"it hashes to {job_key(read_yaml(folder / CONFIG))}"
+    # UsageError: unreadable, too large or with an alias (read_yaml's bounds)
+    except (UsageError, TypeError, KeyError, AttributeError):
         found = f"its {CONFIG} cannot be read"
     if found != f"it hashes to {folder.name}":
         raise UsageError(

@@ -227,3 +227,72 @@ def test_a_failed_run_always_says_why() -> None:
     assert failure_reason(RuntimeError()) == "RuntimeError"
     assert failure_reason(ValueError("bad")) == "ValueError: bad"
     assert "SystemExit 1" in failure_reason(SystemExit(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Untrusted YAML: a config that would expand to billions of values, or is simply huge.
+def alias_bomb(levels: int = 9) -> str:
+    """The billion laughs: each level lists the previous one nine times (9**9 leaves)."""
+    lines = ['a0: &a0 ["lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from regbench.errors import UsageError
+
+    (tmp_path / "config.yaml").write_text(alias_bomb())
+    tracemalloc.start()
+    with pytest.raises(UsageError) as caught:
+        RunDir(tmp_path).read_config()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * 2**20
+    message = str(caught.value)
+    assert message.startswith(f"cannot read {tmp_path / 'config.yaml'}: a YAML alias at line 2")
+    assert len(message.splitlines()) == 1
+
+
+def test_a_huge_yaml_file_is_refused_unparsed(tmp_path: Path) -> None:
+    from regbench.errors import UsageError
+    from regbench.rundir import MAX_YAML_BYTES
+
+    (tmp_path / "overrides.yaml").write_text("- seed=1\n" * (MAX_YAML_BYTES // 9 + 1))
+    with pytest.raises(UsageError, match=r"overrides\.yaml: it is larger than 1 MiB"):
+        RunDir(tmp_path).read_overrides()
+
+
+def test_configs_are_written_without_aliases(tmp_path: Path) -> None:
+    shared = [1, 2]  # one object twice: safe_dump would write &id001 and *id001
+    RunDir(tmp_path).write_config({"a": shared, "b": shared}, ["x=1"])
+    assert "&" not in (tmp_path / "config.yaml").read_text()
+    assert RunDir(tmp_path).read_config() == {"a": [1, 2], "b": [1, 2]}
+
+
+@pytest.mark.parametrize("command", ["compare", "plot", "report", "rerun", "resume"])
+def test_every_command_refuses_an_alias_bomb_in_one_line(cli, tmp_path, command) -> None:
+    from regbench.hydra_app import load_settings
+
+    base = load_settings(["model.hidden=[16]"]).to_dict()
+    root = tmp_path / "sweep"
+    bombed = make_run(root, base, seed=1, status="interrupted")
+    make_run(root, base, seed=2)
+    (bombed / "config.yaml").write_text(alias_bomb())
+    result = cli(command, str(root if command in ("compare", "plot", "report") else bombed))
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(bombed / "config.yaml") in line and "YAML alias" in line
+
+
+def test_a_sweep_refuses_a_job_folder_with_an_alias_bomb(tmp_path: Path) -> None:
+    from regbench.errors import UsageError
+    from regbench.sweep import job_state
+
+    folder = tmp_path / "0123456789ab-seed=1"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(alias_bomb())
+    with pytest.raises(UsageError, match=r"config\.yaml cannot be read"):
+        job_state(folder)
