@@ -396,6 +396,9 @@ def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
     with writing(target):
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
+            # mkstemp makes the file 0600, and the rename keeps that: give it the mode any new
+            # file gets (0644 under umask 022), so shared results folders stay readable.
+            os.fchmod(fd, 0o666 & ~current_umask())
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()
@@ -404,6 +407,20 @@ def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def current_umask() -> int:
+    """The process's umask, left as it is. Linux shows it in /proc; elsewhere it can only be
+    read by setting it, so it is set back at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the strictest value, for the instant it is in force
+    os.umask(mask)
+    return mask
 
 
 @contextmanager

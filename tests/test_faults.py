@@ -296,3 +296,45 @@ def test_a_sweep_refuses_a_job_folder_with_an_alias_bomb(tmp_path: Path) -> None
     (folder / "config.yaml").write_text(alias_bomb())
     with pytest.raises(UsageError, match=r"config\.yaml cannot be read"):
         job_state(folder)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared results folders: every file follows the umask, the atomically written ones too.
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_every_file_of_a_sweep_follows_the_umask(cli, tmp_path: Path, umask_022) -> None:
+    import stat
+
+    from regbench.rundir import current_umask
+
+    assert current_umask() == 0o022  # read without changing it
+    sweep_dir = tmp_path / "sweep"
+    args = ["model=regression", "epochs=2", "seed=1,2", "--dir", str(sweep_dir), "-q"]
+    assert cli("sweep", *args).exit_code == 0
+    (run, _) = run_dirs(sweep_dir)
+    files = [run / name for name in ("config.yaml", "overrides.yaml", "summary.json")]
+    files += [
+        run / "model.pt",
+        run / "checkpoint.pt",
+        run / "metrics.csv",
+        sweep_dir / "sweep.json",
+    ]
+    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in files}
+    assert modes == {path.name: "0o644" for path in files}
+    assert current_umask() == 0o022
+
+
+def test_atomic_files_follow_a_strict_umask_too(tmp_path: Path) -> None:
+    import stat
+
+    previous = os.umask(0o027)
+    try:
+        RunDir(tmp_path).write_summary(Summary(Status.RUNNING, "n", "mlp", 0))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o640
