@@ -86,6 +86,25 @@ def test_corrupt_data_file_is_named(cli, mnist_root: Path, tmp_path: Path, damag
     assert run_dirs(tmp_path / "outputs") == []
 
 
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_labels_out_of_range_name_the_file(cli, mnist_root: Path, tmp_path: Path, split) -> None:
+    """A valid IDX file whose labels go up to 249: one line naming it, before any training."""
+    import numpy as np
+
+    from tests.conftest import write_idx
+
+    target = mnist_root / "MNIST" / "raw" / f"{split}-labels-idx1-ubyte"
+    labels = np.frombuffer(target.read_bytes()[8:], dtype=np.uint8).copy()
+    labels[5] = 57
+    labels[-1] = 249
+    write_idx(target, labels)
+    result = cli("run", "epochs=1", f"data.root={mnist_root}")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert str(target) in line and "labels outside 0..9" in line and "57, at index 5" in line
+    assert run_dirs(tmp_path / "outputs") == []
+
+
 def test_data_root_that_is_a_file(cli, tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     result = cli("run", "epochs=1", f"data.root={tmp_path / 'afile'}")
