@@ -37,6 +37,9 @@ def bounds(
 # torch keeps only the low 32 bits of a seed (2**32 seeds the same stream as 0) and numpy takes
 # at most 2**32 - 1: a larger seed would silently repeat a smaller one's run.
 MAX_SEED = 2**32 - 1
+# A fixed bound, not this machine's cpu_count, so that a config.yaml stays valid on every
+# machine; no machine regbench runs on has more cores, and past the cores, threads only wait.
+MAX_THREADS = 256
 
 
 # ----------------------------------------------------------------------------- bases
@@ -71,7 +74,7 @@ class Settings:
     )
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool
-    threads: int | None = bounds(1)
+    threads: int | None = bounds(1, MAX_THREADS, why="more threads than cores only slow torch down")
     epochs: int = bounds(1)
     batch_size: int = bounds(1)
     lr: float = bounds(0)

@@ -22,6 +22,7 @@ BAD_OVERRIDES = [
     (["batch_size=0"], "batch_size"),
     (["seed=-1"], "seed"),
     (["seed=4294967296"], "seed"),  # 2**32: torch would seed it exactly like seed=0
+    (["threads=1000"], "threads"),
     (["dropout=abc"], "dropout"),
     (["lr=fast"], "lr"),
     (["epochs=ten"], "epochs"),
