@@ -162,7 +162,9 @@ def _check_value(key: str, value: Any, hint: Any, limits: Mapping[str, Any]) -> 
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple) or not value:
-            raise ConfigError(f"{key}={value!r} must be a non-empty list, e.g. {key}=[512,256]")
+            raise ConfigError(
+                f"{key}={value!r} must be a non-empty list, e.g. {key}={_example_list(args[0])}"
+            )
         return tuple(
             _check_value(f"{key}[{i}]", v, args[0], {"lo": 1}) for i, v in enumerate(value)
         )
@@ -189,6 +191,14 @@ def _check_value(key: str, value: Any, hint: Any, limits: Mapping[str, Any]) -> 
             raise ConfigError(f"{key}={value!r} is not a number; {key} must be {_describe(limits)}")
         return _check_range(key, float(value), limits)
     raise TypeError(f"schema type {hint!r} of {key} is not supported")  # a bug, not user input
+
+
+def _example_list(element: Any) -> str:
+    """A list of the right kind for a message: [csv] for logger, [512,256] for layer sizes."""
+    if typing.get_origin(element) is Literal:
+        choices = typing.get_args(element)
+        return f"[{choices[0]}] (of {', '.join(map(str, choices))})"
+    return "[512,256]"
 
 
 def _check_range(key: str, value: float, limits: Mapping[str, Any]) -> Any:

@@ -59,6 +59,9 @@ def test_messages_say_what_is_allowed(cli) -> None:
     message = cli("run", "model=resnet").stderr
     assert "unknown model 'resnet'; available:" in message and "mlp" in message
     assert "adam, adamw, sgd" in cli("run", "optimizer=rmsprop").stderr
+    empty = cli("run", "logger=[]").stderr
+    assert "logger=[csv] (of csv, tensorboard, mlflow)" in empty and "512" not in empty
+    assert "model.hidden=[512,256]" in cli("run", "model.hidden=[]").stderr
     assert "seed must be in [0, 4294967295] (torch and numpy keep 32 bits" in (
         cli("run", "seed=4294967296").stderr
     )
