@@ -23,6 +23,10 @@ BAD_OVERRIDES = [
     (["seed=-1"], "seed"),
     (["seed=4294967296"], "seed"),  # 2**32: torch would seed it exactly like seed=0
     (["threads=1000"], "threads"),
+    (["logger=[]"], "logger"),
+    (["dropout=0,0.5"], "regbench sweep dropout=0,0.5"),
+    (["seed=range(1,3)"], "regbench sweep 'seed=range(1,3)'"),
+    (["dropout=choice(0,0.5)"], "regbench sweep"),
     (["dropout=abc"], "dropout"),
     (["lr=fast"], "lr"),
     (["epochs=ten"], "epochs"),
