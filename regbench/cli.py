@@ -42,8 +42,25 @@ class State:
     debug = False
 
 
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        from regbench.version import regbench_version
+
+        stdout.print(f"regbench {regbench_version()}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Show regbench's version and exit.",
+    ),
+) -> None:
     State.debug = debug
 
 
