@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from regbench.errors import RegbenchError
+from regbench.progress import PipeSafeConsole
 
 app = typer.Typer(
     name="regbench",
@@ -31,8 +31,9 @@ INTERRUPTED_EXIT = 130
 
 # Outside a terminal rich assumes 80 columns; logs and pipes get wide lines instead of wrapping.
 PIPE_WIDTH = 200
-stdout = Console()
-stderr = Console(stderr=True)
+# A closed pipe drops output rather than stopping the command (progress.PipeSafeConsole).
+stdout = PipeSafeConsole()
+stderr = PipeSafeConsole(stderr=True)
 for _console in (stdout, stderr):
     if not _console.is_terminal:
         _console.width = PIPE_WIDTH
@@ -42,16 +43,35 @@ class State:
     debug = False
 
 
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        from regbench.version import regbench_version
+
+        stdout.print(f"regbench {regbench_version()}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Show regbench's version and exit.",
+    ),
+) -> None:
     State.debug = debug
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn RegbenchError into one line + its exit code; Ctrl-C into exit 130."""
+    """Turn RegbenchError into one line + its exit code; Ctrl-C into exit 130; a Notice
+    (something skipped, e.g. an unreadable model.pt) into one ``note:`` line."""
     try:
-        yield
+        with _notices_as_lines():
+            yield
     except RegbenchError as exc:
         if State.debug:
             raise
@@ -75,6 +95,28 @@ def user_errors() -> Iterator[None]:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def _notices_as_lines() -> Iterator[None]:
+    import warnings
+
+    from regbench.errors import Notice
+
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if issubclass(category, Notice):
+            stderr.print(
+                f"note: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True
+            )
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", Notice)  # each skipped file is its own line
+        warnings.showwarning = show
+        yield
 
 
 def _reporter(quiet: bool):

@@ -26,9 +26,20 @@ class ConfigError(UsageError):
     """A config value of the wrong type, out of range, or an unknown key or name."""
 
 
-def bounds(lo: float | None = None, hi: float | None = None, *, hi_open: bool = False) -> Any:
-    """A dataclass field with no default that carries its allowed range."""
-    return field(metadata={"lo": lo, "hi": hi, "hi_open": hi_open})
+def bounds(
+    lo: float | None = None, hi: float | None = None, *, hi_open: bool = False, why: str = ""
+) -> Any:
+    """A dataclass field with no default that carries its allowed range (and, where the range
+    is not obvious, ``why``: shown after it in the error message)."""
+    return field(metadata={"lo": lo, "hi": hi, "hi_open": hi_open, "why": why})
+
+
+# torch keeps only the low 32 bits of a seed (2**32 seeds the same stream as 0) and numpy takes
+# at most 2**32 - 1: a larger seed would silently repeat a smaller one's run.
+MAX_SEED = 2**32 - 1
+# A fixed bound, not this machine's cpu_count, so that a config.yaml stays valid on every
+# machine; no machine regbench runs on has more cores, and past the cores, threads only wait.
+MAX_THREADS = 256
 
 
 # ----------------------------------------------------------------------------- bases
@@ -58,10 +69,12 @@ class Settings:
 
     model: StudyConfig
     data: SourceConfig
-    seed: int = bounds(0, 2**63 - 1)
+    seed: int = bounds(
+        0, MAX_SEED, why="torch and numpy keep 32 bits of a seed; larger ones repeat smaller ones"
+    )
     device: Literal["auto", "cpu", "cuda"]
     deterministic: bool
-    threads: int | None = bounds(1)
+    threads: int | None = bounds(1, MAX_THREADS, why="more threads than cores only slow torch down")
     epochs: int = bounds(1)
     batch_size: int = bounds(1)
     lr: float = bounds(0)
@@ -149,7 +162,9 @@ def _check_value(key: str, value: Any, hint: Any, limits: Mapping[str, Any]) -> 
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple) or not value:
-            raise ConfigError(f"{key}={value!r} must be a non-empty list, e.g. {key}=[512,256]")
+            raise ConfigError(
+                f"{key}={value!r} must be a non-empty list, e.g. {key}={_example_list(args[0])}"
+            )
         return tuple(
             _check_value(f"{key}[{i}]", v, args[0], {"lo": 1}) for i, v in enumerate(value)
         )
@@ -178,12 +193,21 @@ def _check_value(key: str, value: Any, hint: Any, limits: Mapping[str, Any]) -> 
     raise TypeError(f"schema type {hint!r} of {key} is not supported")  # a bug, not user input
 
 
+def _example_list(element: Any) -> str:
+    """A list of the right kind for a message: [csv] for logger, [512,256] for layer sizes."""
+    if typing.get_origin(element) is Literal:
+        choices = typing.get_args(element)
+        return f"[{choices[0]}] (of {', '.join(map(str, choices))})"
+    return "[512,256]"
+
+
 def _check_range(key: str, value: float, limits: Mapping[str, Any]) -> Any:
     lo, hi, hi_open = limits.get("lo"), limits.get("hi"), limits.get("hi_open", False)
     too_low = lo is not None and value < lo
     too_high = hi is not None and (value >= hi if hi_open else value > hi)
     if too_low or too_high:
-        raise ConfigError(f"{key}={value} is out of range; {key} must be {_describe(limits)}")
+        why = f" ({limits['why']})" if limits.get("why") else ""
+        raise ConfigError(f"{key}={value} is out of range; {key} must be {_describe(limits)}{why}")
     return value
 
 

@@ -127,7 +127,12 @@ def run_weight_summary(run: RunDir | Path) -> dict[str, float]:
 
 def final_weights(run: RunDir | Path) -> dict[str, np.ndarray]:
     """Layer label -> flattened final weights from a run's model.pt (dim > 1 tensors only)."""
-    state = _as_run_dir(run).load_model()
+    from regbench.errors import DataError
+
+    run_dir = _as_run_dir(run)
+    state = run_dir.load_model()
+    if not all(_is_state_dict(tensors) for tensors in state.values()):
+        raise DataError(f"cannot use {run_dir.path / 'model.pt'}: it does not hold state dicts")
     single = len(state) == 1
     return {
         (name if single else f"{net_name}/{name}"): tensor.detach().flatten().numpy()
@@ -137,16 +142,42 @@ def final_weights(run: RunDir | Path) -> dict[str, np.ndarray]:
     }
 
 
+def _is_state_dict(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, dict) and all(isinstance(t, torch.Tensor) for t in value.values())
+
+
 def compare_histograms(
     groups: Mapping[str, Sequence[RunDir | Path]], path: Path, title: str = "final weights"
-) -> Path:
+) -> Path | None:
     """Overlaid per-layer histograms of several groups of runs (e.g. l1=1e-4 vs weight_decay);
-    ``groups`` maps a legend label to run folders, whose model.pt files are read."""
+    ``groups`` maps a legend label to run folders, whose model.pt files are read. A model.pt
+    that cannot be read is left out with a Notice (one bad file must not cost the whole
+    figure); None when none can be read."""
     from regbench.plots import overlaid_weight_histograms
 
-    weights = {label: [final_weights(run) for run in runs] for label, runs in groups.items()}
+    weights = {}
+    for label, runs in groups.items():
+        readable = [w for w in map(_final_weights_or_notice, runs) if w is not None]
+        if readable:
+            weights[label] = readable
+    if not weights:
+        return None
     overlaid_weight_histograms(weights, title, path)
     return path
+
+
+def _final_weights_or_notice(run: RunDir | Path) -> dict[str, np.ndarray] | None:
+    import warnings
+
+    from regbench.errors import DataError, Notice
+
+    try:
+        return final_weights(run)
+    except DataError as exc:
+        warnings.warn(Notice(f"skipped in the weight histograms: {exc}"), stacklevel=2)
+        return None
 
 
 # ----------------------------------------------------------------------------- per run

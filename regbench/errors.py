@@ -25,3 +25,8 @@ class Diverged(RegbenchError):
     def __init__(self, epoch: int, what: str) -> None:
         super().__init__(f"diverged at epoch {epoch}: {what} (try a smaller lr)")
         self.epoch = epoch
+
+
+class Notice(UserWarning):
+    """Something a command skipped and went on without (e.g. one unreadable model.pt in a
+    sweep): a warning, so notebooks see it too; the CLI shows each as one ``note:`` line."""

@@ -214,6 +214,18 @@ def save_multirun_config(multirun_config: Any, sweep_dir: Path) -> None:
 
 def _one_line(exc: Exception, overrides: Sequence[str]) -> str:
     text = str(exc)
+    # dropout=0,0.5 and seed=range(1,3) are sweeps: Hydra calls them ambiguous, or asks for
+    # --multirun, which regbench spells `regbench sweep`.
+    sweep = re.search(r"Ambiguous value for argument '([^']*)'", text) or re.search(
+        r"Sweep parameters '([^']*)' requires --multirun", text
+    )
+    if sweep:
+        import shlex
+
+        return (
+            f"{sweep.group(1)} gives several values, which is a sweep; one run takes one "
+            f"value each: regbench sweep {shlex.join(overrides)}"
+        )
     missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
     if missing:
         group, option = missing.groups()

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbench.errors import UsageError
+from regbench.errors import RegbenchError, UsageError
 from regbench.rundir import Status
 
 if TYPE_CHECKING:
@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 # logger name -> (module that must be importable, extra that installs it)
 REQUIREMENTS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
 MLFLOW_STATUS = {Status.COMPLETED: "FINISHED", Status.INTERRUPTED: "KILLED"}  # else FAILED
+# The stores MLflow's client knows; anything else (a bare word, a typo) fails only mid-start.
+TRACKING_SCHEMES = ("file", "http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+REACH_SECONDS = 3.0  # a tracking server that does not accept a connection by then is down
+
+
+def check(settings: Settings) -> None:
+    """Everything the loggers need, checked before any work starts: their libraries, and for
+    MLflow a tracking URI it can use and, for a server, that the server answers."""
+    check_available(settings.logger)
+    if "mlflow" in settings.logger:
+        check_tracking_uri(mlflow_uri(settings))
 
 
 def check_available(names: Sequence[str]) -> None:
@@ -94,6 +105,38 @@ def mlflow_uri(settings: Settings) -> str:
     return (Path(settings.out_dir).expanduser().resolve() / "mlruns").as_uri()
 
 
+def check_tracking_uri(uri: str) -> None:
+    """A scheme MLflow stores runs under, and a server that accepts a connection within
+    REACH_SECONDS: MLflow's own client retries a dead server for minutes, mid-run."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]  # postgresql+psycopg2://...
+    if scheme not in TRACKING_SCHEMES:
+        raise UsageError(
+            f"mlflow_uri={uri!r} is not a tracking URI MLflow can use; give one of "
+            f"{', '.join(s + '://' for s in TRACKING_SCHEMES)} (e.g. http://host:5000, "
+            f"sqlite:///mlflow.db), or mlflow_uri=null for <out_dir>/mlruns"
+        )
+    if scheme in ("http", "https"):
+        _check_reachable(uri, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+
+
+def _check_reachable(uri: str, host: str | None, port: int) -> None:
+    import socket
+
+    if not host:
+        raise UsageError(f"mlflow_uri={uri!r} names no host; e.g. http://host:5000")
+    try:
+        socket.create_connection((host, port), timeout=REACH_SECONDS).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise RegbenchError(
+            f"cannot reach the MLflow server at {uri} ({why} within {REACH_SECONDS:g} s); "
+            f"start it, fix mlflow_uri, or drop mlflow from logger"
+        ) from exc
+
+
 def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
     return {
         k: float(v)
@@ -137,8 +180,20 @@ class MLflowLogger(Logger):
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
+        self.client: Any = None
+        self.run_id: str | None = None  # set once the MLflow run exists
 
     def start(self, run_dir: Path, config: dict[str, Any]) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._start(run_dir, config)
+        except MlflowException as exc:  # its text is pages of JSON or a traceback of a server
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise RegbenchError(f"MLflow at {self.tracking_uri} failed: {first}") from exc
+
+    def _start(self, run_dir: Path, config: dict[str, Any]) -> None:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
@@ -165,6 +220,8 @@ class MLflowLogger(Logger):
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def finish(self, run_dir: Path, status: str) -> None:
+        if self.run_id is None:  # start failed: nothing to close, and its error is the one
+            return
         for artifact in [*sorted(run_dir.glob("*.png")), run_dir / "summary.json"]:
             if artifact.exists():
                 self.client.log_artifact(self.run_id, str(artifact))

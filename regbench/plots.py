@@ -30,8 +30,11 @@ def new_figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, Any]:
 
 
 def save(fig: Figure, path: Path) -> None:
+    from regbench.rundir import writing
+
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with writing(path):  # a full disk: one line naming the figure
+        fig.savefig(path, dpi=110)
 
 
 def draw_loss_curves(ax: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +11,21 @@ from rich.console import Console
 from rich.table import Table
 
 MAX_TABLE_ROWS = 20
+
+
+class PipeSafeConsole(Console):
+    """A console whose reader may go away (``regbench run ... | head -2``): from then on its
+    output is dropped and the command goes on. rich's own handler raises SystemExit, which
+    would end a training run as failed over a closed pipe."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # rich drops everything printed to a quiet console
+        # Point the dead descriptor at /dev/null, so that Python's final flush at exit does
+        # not fail on it either (that would print a BrokenPipeError and exit 120).
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no real descriptor
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
 
 
 class Reporter:

@@ -20,18 +20,22 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
+import functools
 import json
 import os
+import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from regbench.errors import RegbenchError, UsageError
+from regbench.errors import DataError, RegbenchError, UsageError
 
 CONFIG, OVERRIDES, METRICS, SUMMARY = "config.yaml", "overrides.yaml", "metrics.csv", "summary.json"
 CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
@@ -177,8 +181,11 @@ class RunDir:
     def write_config(self, config: dict[str, Any], overrides: Sequence[str]) -> None:
         import yaml
 
-        self._atomic_text(CONFIG, yaml.safe_dump(config, sort_keys=False))
-        self._atomic_text(OVERRIDES, yaml.safe_dump(list(overrides)))
+        # No anchors and aliases (&id001, *id001) even for a value that appears twice: the
+        # reader refuses them (read_yaml), and a config reads the same without them.
+        plain = {"Dumper": _plain_dumper(), "sort_keys": False}
+        self._atomic_text(CONFIG, yaml.dump(config, **plain))
+        self._atomic_text(OVERRIDES, yaml.dump(list(overrides), **plain))
 
     def read_config(self) -> dict[str, Any]:
         return self._read_yaml(CONFIG)
@@ -220,7 +227,7 @@ class RunDir:
         most the row being written."""
         target = self.path / name
         new = not target.exists()
-        with target.open("a", newline="") as f:
+        with writing(target), target.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             if new:
                 writer.writeheader()
@@ -270,13 +277,7 @@ class RunDir:
 
     # ------------------------------------------------------------------ helpers
     def _read_yaml(self, name: str) -> Any:
-        import yaml
-
-        try:
-            return yaml.safe_load((self.path / name).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            raise UsageError(f"cannot read {self.path / name}: {first_line}") from exc
+        return read_yaml(self.path / name)
 
     def _atomic_text(self, name: str, text: str) -> None:
         self._atomic(name, lambda f: f.write(text.encode()))
@@ -298,30 +299,167 @@ class RunDir:
         self._atomic(name, write)
 
     def _atomic(self, name: str, write: Callable[[Any], Any]) -> None:
-        """Write to a temp file in the same folder, fsync, then rename over ``name``."""
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.path)
+        atomic_write(self.path / name, write)
+
+    def _load_torch(self, name: str) -> dict[str, Any]:
+        """A checkpoint or model file as a dict; a one-line DataError when it is empty,
+        damaged or holds more than tensors and plain values (refused unread: weights_only)."""
+        import pickle
+        import warnings
+
+        import torch
+
+        target = self.path / name
         try:
+            with warnings.catch_warnings():  # torch's pickle-protocol warnings: not the user's
+                warnings.simplefilter("ignore")
+                state = torch.load(target, map_location="cpu", weights_only=True)
+        except OSError as exc:
+            raise DataError(f"cannot read {target}: {exc.strerror or exc}") from exc
+        except pickle.UnpicklingError as exc:
+            # torch's text advises weights_only=False, i.e. running whatever the file holds:
+            # never repeat that advice for a file from a run folder someone may have handed us.
+            wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            if wanted is None:  # not a pickle torch understands at all: damaged
+                raise DataError(f"cannot load {target}: {_damage(target)}") from exc
+            raise DataError(
+                f"cannot load {target}: it asks for {wanted[1]}, more than tensors and plain "
+                f"values, so it was refused unread; it was not written by regbench"
+            ) from exc
+        except Exception as exc:  # any zip/format error: the file is damaged
+            raise DataError(f"cannot load {target}: {_damage(target)}") from exc
+        if not isinstance(state, dict):
+            raise DataError(f"cannot load {target}: it holds a {type(state).__name__}, not a dict")
+        return state
+
+
+# ----------------------------------------------------------------------------- bounded YAML
+# A run folder may come from anyone (a shared results folder, a download). Its YAML files are
+# read with bounds: safe tags only, a size far above any real config (a few KB), and no aliases,
+# with which a file of a few hundred bytes expands into billions of values downstream.
+MAX_YAML_BYTES = 1 << 20
+
+
+def read_yaml(path: Path) -> Any:
+    """A run folder's YAML file (config.yaml, overrides.yaml), or a one-line UsageError naming
+    it: unreadable, over MAX_YAML_BYTES, with an alias, an unsafe tag or a syntax error."""
+    import yaml
+
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_YAML_BYTES + 1)
+        if len(data) > MAX_YAML_BYTES:
+            raise UsageError(
+                f"cannot read {path}: it is larger than {MAX_YAML_BYTES >> 20} MiB, far more "
+                f"than any config; refused"
+            )
+        return yaml.load(data, Loader=_bounded_loader())  # a SafeLoader subclass
+    except (OSError, yaml.YAMLError, RecursionError) as exc:
+        text = str(exc).strip()
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise UsageError(f"cannot read {path}: {first_line}") from exc
+
+
+@functools.cache
+def _bounded_loader() -> type:
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        """safe_load's loader, refusing aliases (regbench never writes them)."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(
+                    f"a YAML alias at line {mark.line + 1}, refused: regbench never writes "
+                    f"aliases, and they can expand a small file into gigabytes"
+                )
+            return super().compose_node(parent, index)
+
+    return BoundedLoader
+
+
+@functools.cache
+def _plain_dumper() -> type:
+    import yaml
+
+    class PlainDumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return PlainDumper
+
+
+def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
+    """Write to a temp file in ``target``'s folder, fsync, then rename over ``target``: a
+    reader sees the old file or the new one, never half of one."""
+    with writing(target):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            # mkstemp makes the file 0600, and the rename keeps that: give it the mode any new
+            # file gets (0644 under umask 022), so shared results folders stay readable.
+            os.fchmod(fd, 0o666 & ~current_umask())
             with os.fdopen(fd, "wb") as f:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path / name)
+            os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _load_torch(self, name: str) -> dict[str, Any]:
-        import torch
 
-        try:
-            return torch.load(self.path / name, map_location="cpu", weights_only=True)
-        except Exception as exc:  # any unpickling/zip error means the file is unusable
-            raise RegbenchError(f"cannot load {self.path / name}: {exc}") from exc
+def current_umask() -> int:
+    """The process's umask, left as it is. Linux shows it in /proc; elsewhere it can only be
+    read by setting it, so it is set back at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # the strictest value, for the instant it is in force
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def writing(target: Path) -> Iterator[None]:
+    """A write of ``target`` that fails (a full disk, a read-only or vanished folder) is one
+    DataError naming the file and the cause, not a traceback from deep in torch or csv."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(_write_failure(target, exc)) from exc
+    except RuntimeError as exc:
+        # torch's zip writer swallows the OSError of a failed write and reports only its own
+        # state ("unexpected pos"); the OSError is still the exception's context.
+        if isinstance(exc.__context__, OSError):
+            raise DataError(_write_failure(target, exc.__context__)) from exc
+        if "unexpected pos" in str(exc):
+            raise DataError(
+                f"cannot write {target}: the write stopped short (is the disk full?)"
+            ) from exc
+        raise
+
+
+def _write_failure(target: Path, exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device: cannot write {target}; free some space and run again"
+    return f"cannot write {target}: {exc.strerror or exc}"
 
 
 def timestamp(at: float | None = None) -> str:
     """The time format of every summary and sweep record (local time with its offset)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
+
+
+def _damage(path: Path) -> str:
+    """What is wrong with a torch file that failed to load, in a few words."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (a crash or a full disk while it was written?)"
+    return f"the file ({size} bytes) is truncated or corrupt; it is not a whole torch file"
 
 
 def _csv_value(value: Any) -> Any:

@@ -156,11 +156,11 @@ def prepare(
     import torch
 
     from regbench.data import load_data
-    from regbench.loggers import check_available as check_loggers
+    from regbench.loggers import check as check_loggers
     from regbench.seeding import configure_determinism, seed_everything
     from regbench.studies import study_class
 
-    check_loggers(settings.logger)
+    check_loggers(settings)
     device = resolve_device(settings.device)
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)

@@ -14,6 +14,7 @@ Solo runs, resumed runs and each member of a stacked sweep go through the same t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import signal
@@ -26,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from regbench.errors import Diverged
+from regbench.errors import Diverged, RegbenchError
 from regbench.loggers import Logger, Loggers, build_loggers
 from regbench.rundir import LOSS_CURVE, RunDir, Status, Summary, timestamp
 from regbench.writers import CheckpointFile, MetricsFile, ReporterRows, WeightsFile
@@ -105,7 +106,7 @@ class RunSession:
         try:
             session.writers.start(run_dir.path, settings.to_dict())
         except Exception as exc:
-            session.fail(exc)
+            session.fail_keeping(exc)
             raise
         return session
 
@@ -129,7 +130,7 @@ class RunSession:
         try:
             self.write_outputs()
         except Exception as exc:
-            self.fail(exc)
+            self.fail_keeping(exc)
             raise
         self.close(Status.COMPLETED)
 
@@ -142,8 +143,14 @@ class RunSession:
         elif isinstance(exc, KeyboardInterrupt):
             self.close(Status.INTERRUPTED)
         else:
-            self.summary.error = f"{type(exc).__name__}: {exc}"
+            self.summary.error = failure_reason(exc)
             self.close(Status.FAILED)
+
+    def fail_keeping(self, exc: BaseException) -> None:
+        """``fail``, for a caller about to re-raise ``exc``: when the summary cannot be written
+        either (the full disk that ended the run), ``exc`` is the cause to report, not that."""
+        with contextlib.suppress(RegbenchError):
+            self.fail(exc)
 
     def close(self, status: Status) -> None:
         """The final summary (results, status, times) and the loggers' end; once only."""
@@ -187,10 +194,18 @@ def closing(sessions: Sequence[RunSession], reporter: Reporter) -> Iterator[None
     except BaseException as exc:
         reporter.stop()
         for session in sessions:
-            session.fail(exc)
+            session.fail_keeping(exc)
         raise
     finally:
         reporter.stop()
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The ``error`` of a failed run: never empty, so ``failed`` always says why."""
+    if isinstance(exc, SystemExit):
+        return f"the process was told to exit (SystemExit {exc.code}) while the run trained"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def new_summary(

@@ -35,7 +35,6 @@ import secrets
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,7 +44,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
 from regbench.jobs import Job
-from regbench.rundir import CONFIG, SUMMARY, RunDir, Status, Summary
+from regbench.rundir import (
+    CONFIG,
+    SUMMARY,
+    RunDir,
+    Status,
+    Summary,
+    atomic_write,
+    read_yaml,
+)
 from regbench.runner import process_alive
 
 if TYPE_CHECKING:
@@ -125,11 +132,10 @@ def job_state(folder: Path) -> str:
 
 
 def _check_key(folder: Path) -> None:
-    import yaml
-
     try:
-        found = f"it hashes to {job_key(yaml.safe_load((folder / CONFIG).read_text()))}"
-    except (OSError, yaml.YAMLError, TypeError, KeyError, AttributeError):
+        found = f"it hashes to {job_key(read_yaml(folder / CONFIG))}"
+    # UsageError: unreadable, too large or with an alias (read_yaml's bounds)
+    except (UsageError, TypeError, KeyError, AttributeError):
         found = f"its {CONFIG} cannot be read"
     if found != f"it hashes to {folder.name}":
         raise UsageError(
@@ -360,14 +366,8 @@ def read_record(sweep_dir: Path) -> dict[str, Any]:
 
 def write_record(sweep_dir: Path, record: Mapping[str, Any]) -> None:
     """Atomically (temp file + rename): jobs in other processes read it while the sweep runs."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{SWEEP_FILE}.", dir=sweep_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(record, indent=2, default=str) + "\n")
-        os.replace(tmp, sweep_dir / SWEEP_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(record, indent=2, default=str) + "\n"
+    atomic_write(sweep_dir / SWEEP_FILE, lambda f: f.write(text.encode()))
 
 
 def _begin(

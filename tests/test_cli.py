@@ -54,3 +54,11 @@ def model_for_data(option: str) -> str:
 
     source = yaml.safe_load((config_dir() / "data" / f"{option}.yaml").read_text())["name"]
     return next(m for m in study_names() if source in (study_config(m).data_sources or ()))
+
+
+def test_version(cli) -> None:
+    from regbench.version import regbench_version
+
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"regbench {regbench_version()}"

@@ -21,6 +21,12 @@ BAD_OVERRIDES = [
     (["epochs=2.5"], "epochs"),
     (["batch_size=0"], "batch_size"),
     (["seed=-1"], "seed"),
+    (["seed=4294967296"], "seed"),  # 2**32: torch would seed it exactly like seed=0
+    (["threads=1000"], "threads"),
+    (["logger=[]"], "logger"),
+    (["dropout=0,0.5"], "regbench sweep dropout=0,0.5"),
+    (["seed=range(1,3)"], "regbench sweep 'seed=range(1,3)'"),
+    (["dropout=choice(0,0.5)"], "regbench sweep"),
     (["dropout=abc"], "dropout"),
     (["lr=fast"], "lr"),
     (["epochs=ten"], "epochs"),
@@ -60,6 +66,12 @@ def test_messages_say_what_is_allowed(cli) -> None:
     message = cli("run", "model=resnet").stderr
     assert "unknown model 'resnet'; available:" in message and "mlp" in message
     assert "adam, adamw, sgd" in cli("run", "optimizer=rmsprop").stderr
+    empty = cli("run", "logger=[]").stderr
+    assert "logger=[csv] (of csv, tensorboard, mlflow)" in empty and "512" not in empty
+    assert "model.hidden=[512,256]" in cli("run", "model.hidden=[]").stderr
+    assert "seed must be in [0, 4294967295] (torch and numpy keep 32 bits" in (
+        cli("run", "seed=4294967296").stderr
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -82,6 +94,25 @@ def test_corrupt_data_file_is_named(cli, mnist_root: Path, tmp_path: Path, damag
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(target) in lines[0]
+    assert run_dirs(tmp_path / "outputs") == []
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_labels_out_of_range_name_the_file(cli, mnist_root: Path, tmp_path: Path, split) -> None:
+    """A valid IDX file whose labels go up to 249: one line naming it, before any training."""
+    import numpy as np
+
+    from tests.conftest import write_idx
+
+    target = mnist_root / "MNIST" / "raw" / f"{split}-labels-idx1-ubyte"
+    labels = np.frombuffer(target.read_bytes()[8:], dtype=np.uint8).copy()
+    labels[5] = 57
+    labels[-1] = 249
+    write_idx(target, labels)
+    result = cli("run", "epochs=1", f"data.root={mnist_root}")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert str(target) in line and "labels outside 0..9" in line and "57, at index 5" in line
     assert run_dirs(tmp_path / "outputs") == []
 
 

