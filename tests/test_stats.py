@@ -243,7 +243,9 @@ def integrated_power(effect: float, n: int, alpha: float, paired: bool) -> float
         bound = c * math.sqrt(v / df)
         return (sp.norm.sf(bound - delta) + sp.norm.cdf(-bound - delta)) * sp.chi2.pdf(v, df)
 
-    return integrate.quad(given, 0, np.inf, limit=200)[0]
+    # Over where V's density lives (quad misses the narrow peak of a large df on [0, inf)).
+    low, high = sp.chi2.ppf(1e-13, df), sp.chi2.isf(1e-13, df)
+    return integrate.quad(given, low, high, points=[df], limit=400)[0]
 
 
 @pytest.mark.parametrize(
