@@ -50,6 +50,7 @@ MIN_REPLICATES = 3
 NOT_METRICS = ("epoch", "seconds")
 ALPHA = 0.05
 CI_METHODS = ("t", "bootstrap")
+MIN_BOOTSTRAP = 10  # fewer seeds than this: a bootstrap interval is warned about
 
 
 # ----------------------------------------------------------------------------- groups
@@ -201,6 +202,8 @@ def compare(
             family[metric] = _test_family(rows, base, metric, ci)
         notes += _best_or_why_not(rows, base, metrics[0], family[metrics[0]])
     notes += _replicate_notes(rows, metrics[0])
+    if ci == "bootstrap":
+        notes += _bootstrap_note(rows, metrics[0])
     return Comparison(list(metrics), at, varying, rows, base, notes, ci, ALPHA, family)
 
 
@@ -299,6 +302,18 @@ def _rank(row: Row, metric: str) -> tuple[bool, float]:
     if stats is None:
         return (True, 0.0)
     return (False, -stats.mean if higher_is_better(metric) else stats.mean)
+
+
+def _bootstrap_note(rows: Sequence[Row], metric: str) -> list[str]:
+    # A bootstrap can only resample the values there are: with few seeds it misses the spread
+    # that the t interval's heavier tails allow for, so its intervals come out too narrow.
+    fewest = min((row.count(metric) for row in rows if row.count(metric)), default=0)
+    if not fewest or fewest >= MIN_BOOTSTRAP:
+        return []
+    return [
+        f"bootstrap intervals from {fewest} seeds (fewer than {MIN_BOOTSTRAP}) are too narrow: "
+        "they resample only the values there are; the t interval (the default) is safer"
+    ]
 
 
 def _replicate_notes(rows: Sequence[Row], metric: str) -> list[str]:

@@ -331,6 +331,7 @@ def test_ci_bootstrap_option(cli, tmp_path: Path, base_config: dict[str, Any]) -
     assert rows["0.5"]["test_loss_p"] == t_rows["0.5"]["test_loss_p"]
     assert rows["0.5"]["test_loss_diff_ci_low"] != t_rows["0.5"]["test_loss_diff_ci_low"]
     assert "BCa bootstrap" in (root / "comparison.md").read_text()
+    assert "bootstrap intervals from 5 seeds (fewer than 10) are too narrow" in result.stderr
     bad = cli("compare", str(root), "--ci", "bca")
     assert bad.exit_code == 2 and "--ci bca" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
