@@ -170,7 +170,7 @@ def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
         f"{'d_z' if effect.paired else 'd'} = {_num(effect.d, signed=True, digits=2)}, "
         f"P(better) = {_num(effect.prob_improvement, digits=2)}"
     )
-    seeds = f"{diff.n} {'paired ' if diff.test == 'paired' else ''}seeds"
+    seeds = f"{diff.n} {'paired ' if diff.test == 'paired' else ''}seed{'s' * (diff.n != 1)}"
     if math.isnan(cell.p_adjusted):
         return f"{text}: no test with {seeds}"
     text += f", Holm p = {_p(cell.p_adjusted)}"
