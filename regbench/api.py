@@ -92,18 +92,19 @@ def compare(
     at: str = "final",
     over: Sequence[str] = (),
     baseline: str | None = None,
+    ci: str = "t",
 ) -> Comparison:
     """The comparison ``regbench compare PATHS`` prints, as objects: groups over seeds, their
     statistics and the baseline differences; the options are the command's (``--metric``,
-    ``--at``, ``--over``, ``--baseline``). Nothing is written or drawn, and no global state
-    (matplotlib backend, working folder) changes; ``regbench.tables`` formats the result.
+    ``--at``, ``--over``, ``--baseline``, ``--ci``). Nothing is written or drawn, and no global
+    state (matplotlib backend, working folder) changes; ``regbench.tables`` formats the result.
     Bad options raise ``regbench.RegbenchError`` (a UsageError) with the command's message.
     """
     from regbench.comparison import compare as compare_runs
 
     given = [paths] if isinstance(paths, str | Path) else list(paths)
     return compare_runs(
-        [Path(p) for p in given], metrics=metrics, at=at, over=over, baseline=baseline
+        [Path(p) for p in given], metrics=metrics, at=at, over=over, baseline=baseline, ci=ci
     )
 
 

@@ -358,21 +358,28 @@ def compare(
     ),
     tex: bool = typer.Option(False, "--tex", help="Also write comparison.tex."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the comparison figures."),
+    ci: str = typer.Option(
+        "t", "--ci", help="Confidence intervals: t (Student t) or bootstrap (BCa, scipy)."
+    ),
 ) -> None:
-    """Group runs over seeds; mean, std, 95% CI, difference from a baseline and its p-value."""
+    """Group runs over seeds; mean, std, 95% CI, difference from a baseline, effect sizes,
+    Holm-adjusted p-values and a verdict per group."""
     with user_errors():
         if out is None:
             out = paths[0] if len(paths) == 1 and paths[0].is_dir() else Path(".")
         options = {"metrics": metric or [], "at": at, "over": over or [], "baseline": baseline}
+        options["ci"] = ci
         _show_comparison(paths, out, tex=tex, plots=plots, **options)
 
 
 def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options) -> None:
     from regbench.comparison import compare as compare_runs
-    from regbench.tables import rich_table, write_tables
+    from regbench.tables import rich_table, verdicts, write_tables
 
     comparison = compare_runs(paths, **options)
     stdout.print(rich_table(comparison))
+    for verdict in verdicts(comparison):
+        stdout.print(f"verdict: {verdict}", markup=False, highlight=False, soft_wrap=True)
     for note in comparison.notes:
         stderr.print(f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     written = write_tables(comparison, out, tex=tex)

@@ -7,6 +7,11 @@ paired t-test over the seeds both groups share (the same seed means the same ini
 data order, so pairing removes that variance), Welch's t-test when fewer than two seeds are shared.
 Only completed runs are replicates; failed, diverged and unfinished runs are counted in the notes.
 
+Per metric, the comparisons of every group with the baseline form one family: their p-values are
+Holm-adjusted, and a difference counts as shown only when its adjusted p is below ALPHA. Each
+cell also gets effect sizes (relative change, d or d_z, P(better)) and, when its difference is
+not shown, the seeds a t-test would need to show it. ``best`` is claimed only for what is shown.
+
 The runs come from runs.py (the run table), the numbers from stats.py (pure functions), and
 tables.py writes the result as text.
 """
@@ -21,7 +26,17 @@ from typing import Any
 from regbench.errors import UsageError
 from regbench.rundir import Status
 from regbench.runs import Run, find_runs, hashable, higher_is_better, parse_at, value_at
-from regbench.stats import Difference, Stats, describe, difference
+from regbench.stats import (
+    NAN,
+    Difference,
+    Effect,
+    Stats,
+    describe,
+    difference,
+    effect,
+    holm,
+    seeds_needed,
+)
 
 DEFAULT_METRICS = ("test_loss", "test_acc")
 # Shown by default when a penalty varies across groups (from weights.csv).
@@ -33,6 +48,9 @@ UNGROUPED = ("seed", *BOOKKEEPING)
 REGULARIZATION = ("dropout", "l1", "l2", "weight_decay")
 MIN_REPLICATES = 3
 NOT_METRICS = ("epoch", "seconds")
+ALPHA = 0.05
+CI_METHODS = ("t", "bootstrap")
+MIN_BOOTSTRAP = 10  # fewer seeds than this: a bootstrap interval is warned about
 
 
 # ----------------------------------------------------------------------------- groups
@@ -107,6 +125,10 @@ class Cell:
     values: list[tuple[Any, float]]  # (seed, value) of the group's completed runs
     stats: Stats | None
     diff: Difference | None = None
+    effect: Effect | None = None
+    p_adjusted: float = NAN  # Holm over the metric's family (every group vs the baseline)
+    shown: bool = False  # p_adjusted < ALPHA
+    seeds_needed: int | None = None  # per group, when not shown (None: shown, or no estimate)
 
 
 @dataclass
@@ -137,6 +159,9 @@ class Comparison:
     rows: list[Row]
     baseline: Row | None
     notes: list[str] = field(default_factory=list)
+    ci: str = "t"  # "t" or "bootstrap" (BCa): the intervals' method
+    alpha: float = ALPHA
+    family: dict[str, int] = field(default_factory=dict)  # metric -> comparisons with a p-value
 
     @property
     def main(self) -> str:
@@ -153,13 +178,16 @@ def compare(
     at: str = "final",
     over: Sequence[str] = (),
     baseline: str | None = None,
+    ci: str = "t",
 ) -> Comparison:
     """Read the runs under ``paths`` and compare their groups (see the module docstring)."""
     parse_at(at)
+    if ci not in CI_METHODS:
+        raise UsageError(f"--ci {ci}: use t (Student t, the default) or bootstrap (BCa)")
     runs, repeats = drop_repeats(find_runs(paths))
     groups, varying = group_runs(runs, over)
     metrics = _pick_metrics(runs, metrics, varying)
-    rows = [Row(g, {m: _cell(g, m, at) for m in metrics}) for g in groups]
+    rows = [Row(g, {m: _cell(g, m, at, ci) for m in metrics}) for g in groups]
     rows.sort(key=lambda r: _rank(r, metrics[0]))
     notes = []
     if repeats:
@@ -167,17 +195,76 @@ def compare(
     base, note = pick_baseline(rows, varying, baseline)
     if note:
         notes.append(note)
+    family: dict[str, int] = {}
     if base is not None:
         base.is_baseline = True
-        for row in rows:
-            for metric, cell in row.cells.items():
-                base_cell = base.cells[metric]
-                if row is not base and cell.values and base_cell.values:
-                    cell.diff = difference(cell.values, base_cell.values)
-    if rows and rows[0].cells[metrics[0]].stats is not None:
-        rows[0].is_best = True
+        for metric in metrics:
+            family[metric] = _test_family(rows, base, metric, ci)
+        notes += _best_or_why_not(rows, base, metrics[0], family[metrics[0]])
     notes += _replicate_notes(rows, metrics[0])
-    return Comparison(list(metrics), at, varying, rows, base, notes)
+    if ci == "bootstrap":
+        notes += _bootstrap_note(rows, metrics[0])
+    return Comparison(list(metrics), at, varying, rows, base, notes, ci, ALPHA, family)
+
+
+def _test_family(rows: Sequence[Row], base: Row, metric: str, ci: str) -> int:
+    """Test every group against ``base`` in ``metric`` and Holm-adjust the family; returns its
+    size (the comparisons with a p-value)."""
+    base_cell = base.cells[metric]
+    tested = []
+    for row in rows:
+        cell = row.cells[metric]
+        if row is not base and cell.values and base_cell.values:
+            cell.diff = difference(cell.values, base_cell.values, ci=ci)
+            cell.effect = effect(cell.values, base_cell.values, higher_is_better(metric))
+            tested.append(cell)
+    adjusted = holm([c.diff.p for c in tested if c.diff])
+    size = sum(1 for c in tested if c.diff and c.diff.p == c.diff.p)  # nan p: not a member
+    for cell, p in zip(tested, adjusted, strict=True):
+        cell.p_adjusted = p
+        cell.shown = p < ALPHA
+        if not cell.shown and cell.effect and size:
+            # At alpha / m, Bonferroni's level, which is the strictest step of Holm's: that many
+            # seeds would show the difference after the correction, not only on its own.
+            cell.seeds_needed = seeds_needed(
+                abs(cell.effect.d), alpha=ALPHA / size, paired=cell.effect.paired
+            )
+    return size
+
+
+def _best_or_why_not(rows: Sequence[Row], base: Row, metric: str, size: int) -> list[str]:
+    """Mark the top row best only when that is shown: a group shown to beat the baseline, or the
+    baseline when every other group is shown worse. Otherwise a note says so."""
+    top = rows[0] if rows and rows[0].cells[metric].stats is not None else None
+    others = [r for r in rows if r is not base and r.cells[metric].stats is not None]
+    if (
+        top is base
+        and others
+        and all(r.cells[metric].shown and not _better(r, metric) for r in others)
+    ):
+        top.is_best = True
+        return []
+    if top is not None and top is not base and top.cells[metric].shown:
+        top.is_best = True
+        return []
+    winners = [r.group.label for r in others if r.cells[metric].shown and _better(r, metric)]
+    family = f"after Holm correction over {size} comparison(s) with the baseline"
+    if winners:
+        return [
+            f"no best claimed: the top group is not shown to beat the baseline "
+            f"({base.group.label}) in {metric} {family}; shown to beat it: {'; '.join(winners)}"
+        ]
+    return [
+        f"no group is shown to beat the baseline ({base.group.label}) in {metric} {family} "
+        f"(alpha = {ALPHA})"
+    ]
+
+
+def _better(row: Row, metric: str) -> bool:
+    diff = row.cells[metric].diff
+    if diff is None:
+        return False
+    return diff.value > 0 if higher_is_better(metric) else diff.value < 0
 
 
 def _pick_metrics(
@@ -201,13 +288,13 @@ def _pick_metrics(
     return chosen
 
 
-def _cell(group: Group, metric: str, at: str) -> Cell:
+def _cell(group: Group, metric: str, at: str, ci: str = "t") -> Cell:
     values = []
     for run in group.completed:
         value = value_at(run.rows, metric, at)
         if value is not None:
             values.append((run.seed, value))
-    return Cell(values, describe([v for _, v in values]) if values else None)
+    return Cell(values, describe([v for _, v in values], ci=ci) if values else None)
 
 
 def _rank(row: Row, metric: str) -> tuple[bool, float]:
@@ -215,6 +302,18 @@ def _rank(row: Row, metric: str) -> tuple[bool, float]:
     if stats is None:
         return (True, 0.0)
     return (False, -stats.mean if higher_is_better(metric) else stats.mean)
+
+
+def _bootstrap_note(rows: Sequence[Row], metric: str) -> list[str]:
+    # A bootstrap can only resample the values there are: with few seeds it misses the spread
+    # that the t interval's heavier tails allow for, so its intervals come out too narrow.
+    fewest = min((row.count(metric) for row in rows if row.count(metric)), default=0)
+    if not fewest or fewest >= MIN_BOOTSTRAP:
+        return []
+    return [
+        f"bootstrap intervals from {fewest} seeds (fewer than {MIN_BOOTSTRAP}) are too narrow: "
+        "they resample only the values there are; the t interval (the default) is safer"
+    ]
 
 
 def _replicate_notes(rows: Sequence[Row], metric: str) -> list[str]:

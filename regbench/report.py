@@ -13,7 +13,7 @@ from pathlib import Path
 
 from regbench.comparison import Comparison, compare
 from regbench.rundir import CONFIG
-from regbench.tables import caption, cells, header
+from regbench.tables import caption, cells, header, verdicts
 
 REPORT = "report.html"
 STYLE = """
@@ -54,6 +54,7 @@ def render(path: Path, comparison: Comparison, comparison_plots: list[Path]) -> 
         "<h2>Comparison</h2>",
         _table(comparison),
         f"<p>{html.escape(caption(comparison))}</p>",
+        _verdicts(verdicts(comparison), comparison.main),
         _notes(comparison.notes),
     ]
     if comparison_plots:
@@ -77,6 +78,13 @@ def _table(comparison: Comparison) -> str:
         tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells(comparison, row))
         rows.append(f"<tr class='{css}'>{tds}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _verdicts(found: list[str], metric: str) -> str:
+    if not found:
+        return ""
+    items = "".join(f"<li>{html.escape(v)}</li>" for v in found)
+    return f"<h3>Verdicts ({html.escape(metric)} against the baseline)</h3><ul>{items}</ul>"
 
 
 def _notes(notes: list[str]) -> str:

@@ -6,13 +6,21 @@ with a baseline: a paired t-test over the seeds both share when there are two or
 seed means the same initial weights and data order, so pairing removes that variance), Welch's
 t-test otherwise. Degenerate inputs (n = 1, zero spread) give nan or exact intervals, never a
 warning.
+
+Beyond the p-value, in the style of rliable (statistics as functions over arrays): ``holm``
+adjusts the p-values of a family of comparisons; ``effect`` gives the relative change, Cohen's d
+(d_z when paired) and the probability of improvement P(X > Y); ``seeds_needed`` turns an observed
+effect into the number of seeds a t-test needs to show it (noncentral t power); and
+``bootstrap_mean`` / ``bootstrap_difference`` are BCa bootstrap intervals, the option to the
+t interval.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,9 +49,10 @@ class Difference:
     n: int  # pairs for a paired test, else the group's n
 
 
-def describe(values: ArrayLike, confidence: float = CONFIDENCE) -> Stats:
+def describe(values: ArrayLike, confidence: float = CONFIDENCE, ci: str = "t") -> Stats:
     """n, mean, sample std and the Student-t ``confidence`` interval of the mean of ``values``
-    (at least one). With n = 1 std and CI are nan; with zero spread the CI is the mean itself."""
+    (at least one), or the BCa bootstrap one with ``ci="bootstrap"``. With n = 1 std and CI are
+    nan; with zero spread the CI is the mean itself."""
     import numpy as np
     from scipy import stats
 
@@ -54,6 +63,8 @@ def describe(values: ArrayLike, confidence: float = CONFIDENCE) -> Stats:
     std = float(x.std(ddof=1))
     if std == 0:
         return Stats(n, mean, 0.0, (mean, mean))
+    if ci == "bootstrap":
+        return Stats(n, mean, std, bootstrap_mean(x, confidence))
     low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=stats.sem(x))
     return Stats(n, mean, std, (float(low), float(high)))
 
@@ -98,18 +109,61 @@ def difference(
     group: Sequence[tuple[Hashable, float]],
     baseline: Sequence[tuple[Hashable, float]],
     confidence: float = CONFIDENCE,
+    ci: str = "t",
 ) -> Difference:
     """``group`` minus ``baseline``, each a sequence of (seed, value) pairs: paired over the
     shared seeds when two or more are shared (each seed once per side), Welch otherwise, and no
-    test (nan CI and p) when either side has a single value."""
+    test (nan CI and p) when either side has a single value. ``ci="bootstrap"`` replaces the t
+    interval with a BCa bootstrap one (of the paired differences, or of the two samples); the
+    p-value stays the t-test's."""
+    x, y, is_paired = samples(group, baseline)
+    if is_paired:
+        result = paired(x, y, confidence)
+        boot = bootstrap_mean(x - y, confidence) if ci == "bootstrap" else None
+    elif len(x) >= 2 and len(y) >= 2:
+        result = welch(x, y, confidence)
+        boot = bootstrap_difference(x, y, confidence) if ci == "bootstrap" else None
+    else:
+        return Difference(float(x.mean() - y.mean()), (NAN, NAN), NAN, "", len(x))
+    return result if boot is None else replace(result, ci=boot)
+
+
+def samples(
+    group: Sequence[tuple[Hashable, float]], baseline: Sequence[tuple[Hashable, float]]
+) -> tuple[NDArray, NDArray, bool]:
+    """The arrays ``difference`` compares: the values of the shared seeds in matching order and
+    True when two or more seeds are shared, else all values of each side and False."""
+    import numpy as np
+
     shared = shared_seeds([s for s, _ in group], [s for s, _ in baseline])
     if len(shared) >= 2:
         a, b = dict(group), dict(baseline)
-        return paired([a[s] for s in shared], [b[s] for s in shared], confidence)
-    x, y = _values(group), _values(baseline)
-    if len(x) >= 2 and len(y) >= 2:
-        return welch(x, y, confidence)
-    return Difference(float(x.mean() - y.mean()), (NAN, NAN), NAN, "", len(x))
+        return np.array([a[s] for s in shared]), np.array([b[s] for s in shared]), True
+    return _values(group), _values(baseline), False
+
+
+@dataclass(frozen=True)
+class Effect:
+    """How large a group's difference from the baseline is, beyond its p-value."""
+
+    relative: float  # (mean - baseline mean) in % of |baseline mean|
+    d: float  # d_z (paired) or Cohen's d (unpaired), signed like the difference
+    prob_improvement: float  # P(group better than baseline), ties 1/2
+    paired: bool
+
+
+def effect(
+    group: Sequence[tuple[Hashable, float]],
+    baseline: Sequence[tuple[Hashable, float]],
+    higher_is_better: bool,
+) -> Effect:
+    """The effect sizes of ``group`` against ``baseline`` over the same samples ``difference``
+    tests (matched seeds when paired, so the relative change is the shown difference over the
+    baseline's mean on the same seeds; with every seed shared, group mean vs baseline mean)."""
+    x, y, is_paired = samples(group, baseline)
+    d = cohens_dz(x, y) if is_paired else cohens_d(x, y)
+    change = relative_change(float(x.mean()), float(y.mean()))
+    return Effect(change, d, prob_improvement(x, y, higher_is_better, is_paired), is_paired)
 
 
 def shared_seeds(seeds: Sequence[Hashable], baseline_seeds: Sequence[Hashable]) -> list[Hashable]:
@@ -125,3 +179,167 @@ def _values(pairs: Sequence[tuple[Hashable, float]]) -> NDArray:
     import numpy as np
 
     return np.array([v for _, v in pairs], dtype=float)
+
+
+# ----------------------------------------------------------------------------- multiple comparisons
+def holm(pvalues: ArrayLike) -> list[float]:
+    """Holm-Bonferroni adjusted p-values of one family, in the order given.
+
+    The k-th smallest of m p-values is multiplied by (m - k + 1); a running maximum keeps the
+    adjusted values in the order of the raw ones, and they are capped at 1. nan p-values (no
+    test) stay nan and are not members of the family: they cannot be rejected, so they do not
+    make the others harder to reject.
+    """
+    import numpy as np
+
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(p.shape, NAN)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m, running = len(order), 0.0
+    for k, index in enumerate(order):
+        running = max(running, min(1.0, (m - k) * float(p[index])))
+        adjusted[index] = running
+    return [float(v) for v in adjusted]
+
+
+# ----------------------------------------------------------------------------- effect sizes
+def relative_change(mean: float, baseline_mean: float) -> float:
+    """(mean - baseline_mean) as a percentage of |baseline_mean|; nan for a zero baseline."""
+    if baseline_mean == 0 or math.isnan(baseline_mean):
+        return NAN
+    return 100.0 * (mean - baseline_mean) / abs(baseline_mean)
+
+
+def cohens_d(x: ArrayLike, y: ArrayLike) -> float:
+    """(mean(x) - mean(y)) / pooled standard deviation: the unpaired effect size. nan without
+    at least two values each or without spread."""
+    import numpy as np
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return NAN
+    pooled = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
+    if pooled == 0:
+        return NAN
+    return float((a.mean() - b.mean()) / math.sqrt(pooled))
+
+
+def cohens_dz(x: ArrayLike, y: ArrayLike) -> float:
+    """mean(x - y) / std(x - y): the paired effect size (what the paired t-test's power depends
+    on). nan with fewer than two pairs or a constant difference."""
+    import numpy as np
+
+    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+    if len(d) < 2 or float(d.std(ddof=1)) == 0:
+        return NAN
+    return float(d.mean() / d.std(ddof=1))
+
+
+def prob_improvement(
+    x: ArrayLike, y: ArrayLike, higher_is_better: bool, paired: bool = False
+) -> float:
+    """P(X > Y) as in rliable: the share of (x, y) pairs where x is better than y in the
+    metric's direction, ties counting one half. Unpaired: all len(x) * len(y) pairs; paired:
+    only the matched pairs x[i], y[i] (same seed)."""
+    import numpy as np
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not len(a) or not len(b):
+        return NAN
+    diff = a - b if paired else a[:, None] - b[None, :]
+    better = diff > 0 if higher_is_better else diff < 0
+    return float(np.mean(better + 0.5 * (diff == 0)))
+
+
+# ----------------------------------------------------------------------------- power
+POWER = 0.8
+MAX_SEEDS = 10_000
+
+
+def power(effect: float, n: int, alpha: float = 0.05, paired: bool = True) -> float:
+    """Power of the two-sided t-test at ``alpha`` for a true standardized ``effect`` with ``n``
+    per group: paired (d_z, df n - 1, noncentrality d_z * sqrt(n)) or two-sample (Cohen's d,
+    df 2n - 2, noncentrality d * sqrt(n / 2)), from the noncentral t."""
+    from scipy import stats
+
+    df = n - 1 if paired else 2 * n - 2
+    nc = effect * math.sqrt(n if paired else n / 2)
+    critical = stats.t.isf(alpha / 2, df)
+    return float(stats.nct.sf(critical, df, nc) + stats.nct.cdf(-critical, df, nc))
+
+
+def seeds_needed(
+    effect: float, alpha: float = 0.05, paired: bool = True, target: float = POWER
+) -> int | None:
+    """The smallest n per group whose t-test shows ``effect`` with probability ``target`` at
+    ``alpha`` (see ``power``); None for a zero or undefined effect or more than MAX_SEEDS."""
+    if math.isnan(effect) or effect == 0:
+        return None
+    # Power grows with n. Double n until it reaches the target, then bisect: far beyond the
+    # answer the noncentrality gets large and scipy's nct returns nan, so never look there.
+    high = 2
+    while power(effect, high, alpha, paired) < target:
+        if high >= MAX_SEEDS:
+            return None
+        high = min(2 * high, MAX_SEEDS)
+    low = max(2, high // 2)
+    while low < high:
+        middle = (low + high) // 2
+        if power(effect, middle, alpha, paired) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+# ----------------------------------------------------------------------------- bootstrap
+RESAMPLES = 9999
+BOOTSTRAP_SEED = 0  # fixed, so that the same runs always give the same interval
+
+
+def bootstrap_mean(values: ArrayLike, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """BCa bootstrap interval of the mean (of paired differences, when given them); nan with
+    fewer than two values, the mean itself without spread."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return (NAN, NAN)
+    if float(x.std()) == 0:
+        return (float(x.mean()),) * 2
+    return _bootstrap((x,), lambda a, axis: np.mean(a, axis=axis), confidence)
+
+
+def bootstrap_difference(
+    x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """BCa bootstrap interval of mean(x) - mean(y) for unpaired samples (each resampled on its
+    own); nan without two values each."""
+    import numpy as np
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return (NAN, NAN)
+    if float(a.std()) == 0 and float(b.std()) == 0:
+        return (float(a.mean() - b.mean()),) * 2
+    return _bootstrap(
+        (a, b), lambda u, v, axis: np.mean(u, axis=axis) - np.mean(v, axis=axis), confidence
+    )
+
+
+def _bootstrap(samples: tuple, statistic, confidence: float) -> tuple[float, float]:
+    import numpy as np
+    from scipy import stats
+
+    with warnings.catch_warnings():  # BCa on a handful of seeds can be degenerate: nan, no noise
+        warnings.simplefilter("ignore")
+        result = stats.bootstrap(
+            samples,
+            statistic,
+            confidence_level=confidence,
+            n_resamples=RESAMPLES,
+            method="BCa",
+            rng=np.random.default_rng(BOOTSTRAP_SEED),
+        )
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))

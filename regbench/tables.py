@@ -13,7 +13,7 @@ from typing import Any
 
 from regbench.comparison import MIN_REPLICATES, Cell, Comparison, Row, show
 from regbench.runs import higher_is_better
-from regbench.stats import NAN
+from regbench.stats import MAX_SEEDS, NAN
 
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
 
@@ -36,13 +36,18 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+# With a baseline, each metric gets these columns after its mean and CI.
+VERSUS = ("Δ vs baseline [95% CI]", "Δ %", "d", "P(better)", "p (Holm)", "seeds needed")
+
+
 def header(comparison: Comparison) -> list[str]:
-    """The column names of the text tables; the Δ, p and test columns only with a baseline."""
+    """The column names of the text tables; the Δ, effect, p and test columns only with a
+    baseline."""
     columns = [*comparison.varying, "n"]
     for metric in comparison.metrics:
         columns += [f"{metric} mean ± std", "95% CI"]
         if comparison.baseline is not None:
-            columns += ["Δ vs baseline [95% CI]", "p"]
+            columns += list(VERSUS)
     if comparison.baseline is not None:
         columns.append("test")
     return [*columns, "notes"]
@@ -60,13 +65,7 @@ def cells(comparison: Comparison, row: Row) -> list[str]:
         else:
             out += ["—", "—"]
         if comparison.baseline is not None:
-            if row.is_baseline:
-                out += ["baseline", ""]
-            elif cell.diff:
-                diff = cell.diff
-                out += [f"{_num(diff.value, signed=True)} {_interval(diff.ci, 2)}", _p(diff.p)]
-            else:
-                out += ["—", "—"]
+            out += _versus(row, cell)
     if comparison.baseline is not None:
         out.append(_test_text(row))
     notes = [row.group.status_note()] if row.group.status_note() else []
@@ -75,6 +74,38 @@ def cells(comparison: Comparison, row: Row) -> list[str]:
     if row.is_best:
         notes.insert(0, "best")
     return [*out, ", ".join(notes)]
+
+
+def _versus(row: Row, cell: Cell) -> list[str]:
+    """The VERSUS columns of one cell."""
+    if row.is_baseline:
+        return ["baseline", *[""] * (len(VERSUS) - 1)]
+    diff, effect = cell.diff, cell.effect
+    if diff is None or effect is None:
+        return ["—"] * len(VERSUS)
+    return [
+        f"{_num(diff.value, signed=True)} {_interval(diff.ci, 2)}",
+        _percent(effect.relative),
+        _num(effect.d, signed=True, digits=2),
+        _num(effect.prob_improvement, digits=2),
+        _p(cell.p_adjusted),
+        _seeds(cell),
+    ]
+
+
+def _percent(x: float) -> str:
+    return "—" if math.isnan(x) else f"{x:+.1f}%"
+
+
+def _seeds(cell: Cell) -> str:
+    """Seeds per group that would show the difference: blank when shown, — when no estimate."""
+    if cell.shown:
+        return ""
+    if cell.seeds_needed is not None:
+        return str(cell.seeds_needed)
+    if cell.effect is not None and not math.isnan(cell.effect.d) and cell.effect.d != 0:
+        return f">{MAX_SEEDS}"
+    return "—"
 
 
 def _test_text(row: Row) -> str:
@@ -92,17 +123,62 @@ def caption(comparison: Comparison) -> str:
         comparison.at, f"at {comparison.at}"
     )
     goal = "highest" if higher_is_better(comparison.main) else "lowest"
+    method = "BCa bootstrap" if comparison.ci == "bootstrap" else "Student t"
     text = (
         f"{comparison.n_runs} runs in {len(comparison.rows)} groups; metrics {at}; mean and "
-        f"sample std over seeds, 95% CI of the mean (Student t). Best = {goal} mean "
-        f"{comparison.main}."
+        f"sample std over seeds, 95% CI of the mean ({method})."
     )
-    if comparison.baseline is not None:
-        text += (
-            f" Δ = group mean - baseline ({comparison.baseline.group.label}) with its 95% CI; "
-            "p from a paired t-test over the seeds both share, Welch's t-test otherwise."
-        )
-    return text
+    if comparison.baseline is None:
+        return text + " No baseline, so no tests and no best claimed."
+    sizes = ", ".join(f"{m}: {k}" for m, k in comparison.family.items())
+    return text + (
+        f" Δ = group mean - baseline ({comparison.baseline.group.label}) with its 95% CI "
+        f"({method}); Δ % of the baseline mean; d = Cohen's d_z (mean / std of the paired "
+        "differences) for paired tests, Cohen's d (pooled std) for Welch; P(better) = share of "
+        "seed pairs where the group beats the baseline (ties 1/2). p from a paired t-test over "
+        "the seeds both share, Welch's t-test otherwise, Holm-adjusted over the family of every "
+        f"group against the baseline, one family per metric ({sizes} comparisons); shown = "
+        f"adjusted p < {comparison.alpha}. Seeds needed (per group) = the n at which the t-test "
+        f"shows the observed d with 80% power at alpha {comparison.alpha}/m, for differences "
+        f"not shown. Best = {goal} mean {comparison.main}, only when shown."
+    )
+
+
+def verdicts(comparison: Comparison, metric: str | None = None) -> list[str]:
+    """One sentence per group on ``metric`` (default the main one) against the baseline: the
+    difference, its relative size and CI, the Holm p and whether it is shown (else the seeds
+    needed)."""
+    metric = metric or comparison.main
+    if comparison.baseline is None:
+        return []
+    return [_verdict(comparison, row, metric) for row in comparison.rows if not row.is_baseline]
+
+
+def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
+    cell, label = row.cells[metric], row.group.label
+    diff, effect = cell.diff, cell.effect
+    if diff is None or effect is None:
+        return f"{label}: no {metric} to compare with the baseline"
+    if diff.value == 0:
+        return f"{label} leaves {metric} unchanged (Δ = 0)"
+    verb = "raises" if diff.value > 0 else "lowers"
+    better = (diff.value > 0) == higher_is_better(metric)
+    method = "BCa CI" if comparison.ci == "bootstrap" else "CI"
+    text = (
+        f"{label} {verb} {metric} by {abs(diff.value):.3g} ({_percent(effect.relative)}, "
+        f"{'better' if better else 'worse'}) [95% {method} {_interval(diff.ci, 2)[1:-1]}], "
+        f"{'d_z' if effect.paired else 'd'} = {_num(effect.d, signed=True, digits=2)}, "
+        f"P(better) = {_num(effect.prob_improvement, digits=2)}"
+    )
+    seeds = f"{diff.n} {'paired ' if diff.test == 'paired' else ''}seed{'s' * (diff.n != 1)}"
+    if math.isnan(cell.p_adjusted):
+        return f"{text}: no test with {seeds}"
+    text += f", Holm p = {_p(cell.p_adjusted)}"
+    if cell.shown:
+        return f"{text}: shown with {seeds}"
+    needed = _seeds(cell)
+    about = f"about {needed}" if needed.isdigit() else needed
+    return f"{text}: not shown with {seeds} ({about} needed)"
 
 
 def rich_table(comparison: Comparison) -> Any:
@@ -127,6 +203,10 @@ def markdown(comparison: Comparison) -> str:
         if row.is_best:
             texts = [f"**{t}**" if t else t for t in texts]
         lines.append("| " + " | ".join(texts) + " |")
+    found = verdicts(comparison)
+    if found:
+        lines += ["", f"Verdicts ({comparison.main} against the baseline):", ""]
+        lines += [f"- {verdict}" for verdict in found]
     if comparison.notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in comparison.notes]
     return "\n".join(lines) + "\n"
@@ -179,6 +259,7 @@ def csv_rows(comparison: Comparison) -> list[dict[str, Any]]:
             baseline=row.is_baseline,
             best=row.is_best,
             not_counted=row.group.status_note(),
+            ci_method=comparison.ci,
         )
         for metric, cell in row.cells.items():
             record.update(_csv_metric(metric, cell))
@@ -199,6 +280,20 @@ def _csv_metric(metric: str, cell: Cell) -> dict[str, Any]:
         f"{metric}_diff_ci_high": diff.ci[1] if diff else NAN,
         f"{metric}_p": diff.p if diff else NAN,
         f"{metric}_test": diff.test if diff else "",
+        **_csv_effect(metric, cell),
+    }
+
+
+def _csv_effect(metric: str, cell: Cell) -> dict[str, Any]:
+    effect = cell.effect
+    return {
+        f"{metric}_p_holm": cell.p_adjusted,
+        f"{metric}_shown": cell.shown,
+        f"{metric}_rel_change_pct": effect.relative if effect else NAN,
+        f"{metric}_effect_size": effect.d if effect else NAN,
+        f"{metric}_effect_size_kind": ("d_z" if effect.paired else "d") if effect else "",
+        f"{metric}_prob_improvement": effect.prob_improvement if effect else NAN,
+        f"{metric}_seeds_needed": cell.seeds_needed if cell.seeds_needed is not None else "",
     }
 
 

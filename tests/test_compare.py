@@ -125,13 +125,16 @@ def test_table_matches_a_direct_computation(cli, grid: Path, tmp_path: Path) -> 
                 expected, rel=1e-9
             )
             assert row[f"{metric}_test"] == "paired"
-    # Sorted by the main metric (test_loss, lower is better); the best row is marked.
+    # Sorted by the main metric (test_loss, lower is better). With 3 seeds and noise 0.05 no
+    # difference survives Holm's correction, so no row is claimed best (issue 15; before, the
+    # top row always was) and a note says why.
     means = [float(r["test_loss_mean"]) for r in rows]
-    assert means == sorted(means) and rows[0]["best"] == "True"
+    assert means == sorted(means) and {r["best"] for r in rows} == {"False"}
     marked = [r for r in rows if r["not_counted"]]
     assert [(r["dropout"], r["not_counted"]) for r in marked] == [("0.5", "1 diverged")]
     markdown = (grid / "comparison.md").read_text()
-    assert "| **" in markdown and "paired (3 seeds)" in markdown and "1 diverged" in markdown
+    assert "| **" not in markdown and "paired (3 seeds)" in markdown and "1 diverged" in markdown
+    assert "no group is shown to beat the baseline" in markdown + result.stderr
     assert "\\begin{tabular}" in (grid / "comparison.tex").read_text()
     assert "dropout" in result.stdout and "weight_decay" in result.stdout
     assert "lr" not in read_csv(grid / "comparison.csv")[0]  # only varying keys are columns
@@ -213,6 +216,125 @@ def test_user_errors(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
     assert metric.exit_code == 2 and "test_loss" in metric.stderr
     at = cli("compare", str(tmp_path / "runs"), "--at", "last")
     assert at.exit_code == 2 and "epoch=N" in at.stderr
+
+
+# ----------------------------------------------------------------------------- issue 15
+def hand_holm(pvalues: list[float]) -> list[float]:
+    """Holm's adjusted p, as its definition reads: the largest (m - j + 1) p_(j) over the
+    p-values ranked at or before this one, capped at 1."""
+    ranked = sorted(pvalues)
+    m = len(ranked)
+    return [min(1.0, max((m - j) * ranked[j] for j in range(m) if ranked[j] <= p)) for p in pvalues]
+
+
+def grid_3x3(root: Path, base: dict[str, Any], effects: dict[tuple[float, float], float]) -> Path:
+    """dropout x weight_decay, 3 x 3, seeds 1-5; ``effects`` moves test_loss of some groups."""
+    cells = [(dropout, wd) for dropout in (0.0, 0.2, 0.5) for wd in (0.0, 1e-4, 1e-3)]
+    for k, (dropout, wd) in enumerate(cells):
+        effect = effects.get((dropout, wd), 0.002 * k)  # small, and a new noise draw each
+        for seed in range(1, 6):
+            make_run(root, base, seed, effect=effect, dropout=dropout, weight_decay=wd)
+    return root
+
+
+def test_3x3_grid_with_nothing_shown(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
+    from tests.test_stats import integrated_power
+
+    root = grid_3x3(tmp_path / "runs", base_config, {})
+    result = cli("compare", str(root), "--no-plots", "--tex")
+    assert result.exit_code == 0, result.stderr
+    rows = read_csv(root / "comparison.csv")
+    values = final_values(root, "test_loss")
+    base = values[(0.0, 0.0)]
+    others = [r for r in rows if r["baseline"] == "False"]
+    assert len(rows) == 9 and len(others) == 8
+    # Raw p kept, adjusted p next to it: Holm over the family of the 8 comparisons.
+    raw = [float(r["test_loss_p"]) for r in others]
+    assert [float(r["test_loss_p_holm"]) for r in others] == pytest.approx(hand_holm(raw))
+    for row in others:
+        group = values[(float(row["dropout"]), float(row["weight_decay"]))]
+        x = np.array([group[s] for s in range(1, 6)])
+        y = np.array([base[s] for s in range(1, 6)])
+        d = x - y
+        assert float(row["test_loss_rel_change_pct"]) == pytest.approx(
+            100 * d.mean() / y.mean(), rel=1e-9
+        )
+        assert float(row["test_loss_effect_size"]) == pytest.approx(
+            d.mean() / d.std(ddof=1), rel=1e-9
+        )
+        assert row["test_loss_effect_size_kind"] == "d_z"
+        better = (np.sum(d < 0) + 0.5 * np.sum(d == 0)) / 5  # lower loss is better
+        assert float(row["test_loss_prob_improvement"]) == pytest.approx(better)
+        assert row["test_loss_shown"] == "False"
+        needed = row["test_loss_seeds_needed"]
+        if needed:  # the first n with 80% power at alpha / 8, from the integrated power
+            effect, n = abs(float(row["test_loss_effect_size"])), int(needed)
+            assert integrated_power(effect, n, 0.05 / 8, True) >= 0.8
+            assert integrated_power(effect, n - 1, 0.05 / 8, True) < 0.8
+    assert {r["best"] for r in rows} == {"False"}
+    markdown = (root / "comparison.md").read_text()
+    assert "p (Holm)" in markdown and "Holm-adjusted over the family" in markdown
+    assert "(test_loss: 8, test_acc: 8 comparisons)" in markdown and "| **" not in markdown
+    assert "\\textbf" not in (root / "comparison.tex").read_text()
+    verdicts = [line for line in result.stdout.splitlines() if line.startswith("verdict: ")]
+    assert len(verdicts) == 8 and all("Holm p = " in v for v in verdicts)
+    assert all(": not shown with 5 paired seeds (" in v and "needed)" in v for v in verdicts)
+    assert all(v.removeprefix("verdict: ") in markdown for v in verdicts)
+    assert "no group is shown to beat the baseline" in result.stderr
+    assert "no group is shown to beat the baseline" in markdown
+
+
+def test_3x3_grid_with_a_shown_effect_claims_best(
+    cli, tmp_path: Path, base_config: dict[str, Any]
+) -> None:
+    root = grid_3x3(tmp_path / "runs", base_config, {(0.5, 0.0): -0.3})
+    result = cli("compare", str(root), "--no-plots", "--metric", "test_loss")
+    assert result.exit_code == 0, result.stderr
+    rows = read_csv(root / "comparison.csv")
+    assert rows[0]["group"] == "dropout=0.5 weight_decay=0" and rows[0]["best"] == "True"
+    assert rows[0]["test_loss_shown"] == "True" and rows[0]["test_loss_seeds_needed"] == ""
+    assert float(rows[0]["test_loss_p_holm"]) < 0.05
+    assert [r["best"] for r in rows[1:]] == ["False"] * 8
+    line = next(v for v in result.stdout.splitlines() if "dropout=0.5 weight_decay=0 " in v)
+    diff, change = float(rows[0]["test_loss_diff"]), float(rows[0]["test_loss_rel_change_pct"])
+    assert f"lowers test_loss by {abs(diff):.3g} ({change:+.1f}%, better)" in line
+    assert line.endswith(": shown with 5 paired seeds")
+    assert "no group is shown" not in result.stderr
+    assert "| **0.5**" in (root / "comparison.md").read_text()
+
+
+def test_ci_bootstrap_option(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
+    from regbench import stats
+
+    root = tmp_path / "runs"
+    for seed in range(1, 6):
+        make_run(root, base_config, seed, dropout=0.0)
+        make_run(root, base_config, seed, effect=0.1, dropout=0.5)
+    assert cli("compare", str(root), "--no-plots").exit_code == 0
+    t_rows = {r["dropout"]: r for r in read_csv(root / "comparison.csv")}
+    result = cli("compare", str(root), "--no-plots", "--ci", "bootstrap")
+    assert result.exit_code == 0, result.stderr
+    rows = {r["dropout"]: r for r in read_csv(root / "comparison.csv")}
+    values = final_values(root, "test_loss")
+    group, base = values[(0.5, 0.0)], values[(0.0, 0.0)]
+    assert {r["ci_method"] for r in rows.values()} == {"bootstrap"}
+    low, high = stats.bootstrap_mean(list(group.values()))
+    assert (float(rows["0.5"]["test_loss_ci_low"]), float(rows["0.5"]["test_loss_ci_high"])) == (
+        pytest.approx(low),
+        pytest.approx(high),
+    )
+    d = [group[s] - base[s] for s in range(1, 6)]
+    low, high = stats.bootstrap_mean(d)
+    assert float(rows["0.5"]["test_loss_diff_ci_low"]) == pytest.approx(low)
+    assert float(rows["0.5"]["test_loss_diff_ci_high"]) == pytest.approx(high)
+    # Only the intervals change: the p-values stay the t-test's.
+    assert rows["0.5"]["test_loss_p"] == t_rows["0.5"]["test_loss_p"]
+    assert rows["0.5"]["test_loss_diff_ci_low"] != t_rows["0.5"]["test_loss_diff_ci_low"]
+    assert "BCa bootstrap" in (root / "comparison.md").read_text()
+    assert "bootstrap intervals from 5 seeds (fewer than 10) are too narrow" in result.stderr
+    bad = cli("compare", str(root), "--ci", "bca")
+    assert bad.exit_code == 2 and "--ci bca" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- plots

@@ -147,3 +147,170 @@ def test_shared_seeds_keep_order_and_refuse_repeats() -> None:
     assert stats.shared_seeds([3, 1, 2], [2, 3, 9]) == [3, 2]
     assert stats.shared_seeds([1, 1, 2], [1, 2]) == []
     assert stats.shared_seeds([1, 2], [2, 2]) == []
+
+
+# ----------------------------------------------------------------------------- Holm
+def test_holm_by_hand() -> None:
+    # Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> 0.06 (running max).
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # Capped at 1: 0.5*2 = 1.0, then 0.6 stays at the running maximum 1.0.
+    assert stats.holm([0.6, 0.5]) == [1.0, 1.0]
+    # nan (no test) is not a member of the family: the other two are adjusted for m = 2.
+    adjusted = stats.holm([0.02, float("nan"), 0.04])
+    assert adjusted[0] == pytest.approx(0.04) and adjusted[2] == pytest.approx(0.04)
+    assert math.isnan(adjusted[1])
+    assert stats.holm([]) == []
+
+
+def test_holm_is_monotone_and_never_below_raw() -> None:
+    raw = [0.001, 0.2, 0.013, 0.04, 0.5, 0.012]
+    adjusted = stats.holm(raw)
+    order = np.argsort(raw)
+    assert all(np.diff(np.array(adjusted)[order]) >= 0)
+    assert all(a >= p for a, p in zip(adjusted, raw, strict=True)) and max(adjusted) <= 1
+    # The step-down rule, written out: reject H_(k) while p_(k) <= alpha / (m - k + 1).
+    for alpha in (0.01, 0.05, 0.1):
+        rejected, m = set(), len(raw)
+        for k, i in enumerate(order):
+            if raw[i] > alpha / (m - k):
+                break
+            rejected.add(int(i))
+        assert rejected == {i for i, a in enumerate(adjusted) if a <= alpha}
+
+
+# ----------------------------------------------------------------------------- effect sizes
+def test_relative_change() -> None:
+    assert stats.relative_change(0.132, 0.15) == pytest.approx(-12.0)
+    assert stats.relative_change(-0.9, -1.0) == pytest.approx(10.0)  # of |baseline|
+    assert math.isnan(stats.relative_change(1.0, 0.0))
+
+
+def test_cohens_d_by_hand_and_from_the_pooled_t() -> None:
+    x, y = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]
+    # variances 1 and 4, pooled (2*1 + 2*4) / 4 = 2.5, means 2 and 4.
+    assert stats.cohens_d(x, y) == pytest.approx(-2 / math.sqrt(2.5), rel=1e-12)
+    a, b = [0.30, 0.36, 0.33, 0.41, 0.35], [0.45, 0.38, 0.52]
+    t = sp.ttest_ind(a, b, equal_var=True).statistic  # t = d * sqrt(n1 n2 / (n1 + n2))
+    assert stats.cohens_d(a, b) == pytest.approx(t / math.sqrt(5 * 3 / 8), rel=1e-12)
+    assert math.isnan(stats.cohens_d([1.0], y)) and math.isnan(stats.cohens_d([1, 1], [2, 2]))
+
+
+def test_cohens_dz_from_the_paired_t() -> None:
+    x, y = [0.52, 0.48, 0.61, 0.55, 0.50], [0.50, 0.47, 0.55, 0.56, 0.45]
+    t = sp.ttest_rel(x, y).statistic  # t = d_z * sqrt(n)
+    assert stats.cohens_dz(x, y) == pytest.approx(t / math.sqrt(5), rel=1e-12)
+    assert math.isnan(stats.cohens_dz([1.5, 2.5], [1.0, 2.0]))  # constant difference
+
+
+def test_prob_improvement_by_counting_and_from_mann_whitney() -> None:
+    x, y = [0.3, 0.5, 0.5], [0.5, 0.4]
+    # Pairs (x, y): 0.3<0.5, 0.3<0.4, 0.5=0.5 (1/2), 0.5>0.4, 0.5=0.5 (1/2), 0.5>0.4 -> 3/6.
+    assert stats.prob_improvement(x, y, higher_is_better=True) == pytest.approx(3 / 6)
+    # Lower is better: 0.3<0.5, 0.3<0.4 and the two ties -> 3/6 as well.
+    assert stats.prob_improvement(x, y, higher_is_better=False) == pytest.approx(3 / 6)
+    a, b = [0.30, 0.36, 0.33, 0.41, 0.35], [0.45, 0.38, 0.52, 0.36]
+    u = sp.mannwhitneyu(a, b).statistic  # U = #(a > b) + #(a = b) / 2
+    assert stats.prob_improvement(a, b, True) == pytest.approx(u / 20, rel=1e-12)
+    assert stats.prob_improvement(a, b, False) == pytest.approx(1 - u / 20, rel=1e-12)
+    # Paired: only the matched pairs count (0.3<0.5, 0.5>0.4, 0.5=0.5).
+    assert stats.prob_improvement(x, [0.5, 0.4, 0.5], True, paired=True) == pytest.approx(1.5 / 3)
+
+
+def test_effect_uses_the_same_samples_as_the_test() -> None:
+    group = [(1, 0.30), (2, 0.36), (3, 0.33), (4, 0.41)]
+    base = [(1, 0.35), (2, 0.38), (3, 0.39), (5, 0.30)]
+    paired = stats.effect(group, base, higher_is_better=False)
+    x, y = [0.30, 0.36, 0.33], [0.35, 0.38, 0.39]
+    assert paired.paired and paired.d == pytest.approx(stats.cohens_dz(x, y))
+    assert paired.prob_improvement == 1.0  # lower in all three matched seeds
+    assert paired.relative == pytest.approx(100 * (np.mean(x) - np.mean(y)) / np.mean(y))
+    unpaired = stats.effect(group, [(7, 0.35), (8, 0.38), (9, 0.39)], higher_is_better=False)
+    assert not unpaired.paired
+    assert unpaired.d == pytest.approx(stats.cohens_d([0.30, 0.36, 0.33, 0.41], y))
+
+
+# ----------------------------------------------------------------------------- power
+def integrated_power(effect: float, n: int, alpha: float, paired: bool) -> float:
+    """Power of the two-sided t-test without the noncentral t: T = (Z + delta) / sqrt(V / df),
+    V ~ chi2(df), so P(|T| > c) integrates normal tail probabilities over V's density."""
+    from scipy import integrate
+
+    df = n - 1 if paired else 2 * n - 2
+    delta = effect * math.sqrt(n if paired else n / 2)
+    c = sp.t.ppf(1 - alpha / 2, df)
+
+    def given(v: float) -> float:
+        bound = c * math.sqrt(v / df)
+        return (sp.norm.sf(bound - delta) + sp.norm.cdf(-bound - delta)) * sp.chi2.pdf(v, df)
+
+    # Over where V's density lives (quad misses the narrow peak of a large df on [0, inf)).
+    low, high = sp.chi2.ppf(1e-13, df), sp.chi2.isf(1e-13, df)
+    return integrate.quad(given, low, high, points=[df], limit=400)[0]
+
+
+@pytest.mark.parametrize(
+    ("effect", "paired", "expected"),
+    [(0.5, False, 64), (0.5, True, 34), (0.8, False, 26), (-0.5, True, 34), (1.0, True, 10)],
+)
+def test_seeds_needed_known_values(effect: float, paired: bool, expected: int) -> None:
+    # Textbook: d = 0.5 needs 64 per group (two-sample), d = 0.8 needs 26; paired d_z = 0.5, 34.
+    assert stats.seeds_needed(effect, alpha=0.05, paired=paired) == expected
+    # The same n from the integrated power: it reaches 80%, one fewer does not.
+    assert integrated_power(abs(effect), expected, 0.05, paired) >= 0.8
+    assert integrated_power(abs(effect), expected - 1, 0.05, paired) < 0.8
+
+
+def test_power_matches_the_integrated_power() -> None:
+    for effect, n, alpha, paired in ((0.7, 5, 0.05, True), (1.3, 4, 0.0125, False)):
+        assert stats.power(effect, n, alpha, paired) == pytest.approx(
+            integrated_power(effect, n, alpha, paired), rel=1e-6
+        )
+    # A stricter alpha (e.g. Bonferroni over 8 comparisons) needs more seeds.
+    assert stats.seeds_needed(0.5, alpha=0.05 / 8) > stats.seeds_needed(0.5, alpha=0.05)
+
+
+def test_seeds_needed_without_an_effect() -> None:
+    assert stats.seeds_needed(0.0) is None and stats.seeds_needed(float("nan")) is None
+    assert stats.seeds_needed(0.001) is None  # more than MAX_SEEDS
+
+
+# ----------------------------------------------------------------------------- bootstrap
+def hand_bca(values: list[float], confidence: float, resamples: int = 200_000) -> tuple:
+    """Efron's BCa interval of the mean, written out with its own resamples."""
+    x = np.array(values)
+    rng = np.random.default_rng(12345)
+    boot = x[rng.integers(0, len(x), (resamples, len(x)))].mean(axis=1)
+    z0 = sp.norm.ppf(np.mean(boot < x.mean()))
+    jack = np.array([np.delete(x, i).mean() for i in range(len(x))])
+    dev = jack.mean() - jack
+    a = (dev**3).sum() / (6 * (dev**2).sum() ** 1.5)
+    ends = []
+    for q in ((1 - confidence) / 2, (1 + confidence) / 2):
+        z = sp.norm.ppf(q)
+        ends.append(np.quantile(boot, sp.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))))
+    return tuple(ends)
+
+
+def test_bootstrap_mean_matches_a_hand_bca() -> None:
+    values = [0.31, 0.35, 0.29, 0.40, 0.52, 0.33, 0.30, 0.36]
+    low, high = stats.bootstrap_mean(values)
+    ref_low, ref_high = hand_bca(values, 0.95)
+    assert low == pytest.approx(ref_low, abs=0.004) and high == pytest.approx(ref_high, abs=0.004)
+    assert stats.bootstrap_mean(values) == (low, high)  # fixed seed: reproducible
+    assert math.isnan(stats.bootstrap_mean([0.5])[0])
+    assert stats.bootstrap_mean([0.5, 0.5, 0.5]) == (0.5, 0.5)
+
+
+def test_bootstrap_difference_and_the_ci_option() -> None:
+    group = [(1, 0.30), (2, 0.36), (3, 0.33), (4, 0.41), (5, 0.38)]
+    base = [(1, 0.35), (2, 0.38), (3, 0.39), (4, 0.40), (5, 0.37)]
+    t_based, boot = stats.difference(group, base), stats.difference(group, base, ci="bootstrap")
+    d = [a - b for (_, a), (_, b) in zip(group, base, strict=True)]
+    assert boot.p == t_based.p and boot.value == t_based.value  # only the interval changes
+    assert boot.ci == stats.bootstrap_mean(d) and boot.ci != t_based.ci
+    assert boot.ci[0] < boot.value < boot.ci[1]
+    x, y = [0.30, 0.36, 0.33, 0.41], [0.45, 0.38, 0.52, 0.47]
+    low, high = stats.bootstrap_difference(x, y)
+    assert low < np.mean(x) - np.mean(y) < high and high < 0
+    described = stats.describe([0.31, 0.35, 0.29, 0.40, 0.52], ci="bootstrap")
+    assert described.ci == stats.bootstrap_mean([0.31, 0.35, 0.29, 0.40, 0.52])
