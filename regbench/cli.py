@@ -273,9 +273,14 @@ def sweep(
         stderr.print(f"sweep: {_job_counts(prepared)}", highlight=False, soft_wrap=True)
         budget = int(stack_memory * 2**20) if stack_memory else None
         launcher = sweeps.choose_launcher(overrides, stacked, budget)
-        result = sweeps.run(prepared, overrides, quiet, launcher)
+        again = _sweep_again([*overrides, *(["--stacked"] if stacked else [])], prepared.sweep_dir)
+        try:
+            result = sweeps.run(prepared, overrides, quiet, launcher)
+        except KeyboardInterrupt:
+            stderr.print(f"to go on: {again}", markup=False, highlight=False, soft_wrap=True)
+            raise
         _sweep_comparison(result.sweep_dir, tex)
-        _sweep_outcome(result, [*overrides, *(["--stacked"] if stacked else [])])
+        _sweep_outcome(result, again)
 
 
 def _job_counts(prepared) -> str:
@@ -306,15 +311,19 @@ def _sweep_comparison(sweep_dir: Path, tex: bool) -> None:
         stderr.print(f"no comparison: {exc}", style="yellow", markup=False, highlight=False)
 
 
-def _sweep_outcome(result, overrides: list[str]) -> None:
+def _sweep_again(overrides: list[str], sweep_dir: Path) -> str:
+    """The command that resumes, retries or grows a sweep, shell-quoted so that it pastes back
+    into a shell as is ('seed=range(1,4)' and [csv,tensorboard] survive)."""
+    return shlex.join(["regbench", "sweep", *overrides, "--dir", str(sweep_dir)])
+
+
+def _sweep_outcome(result, again: str) -> None:
     counts: dict[str, int] = {}
     for status in result.statuses.values():
         counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     stdout.print(f"sweep done: {summary}; outputs in {result.sweep_dir}", highlight=False)
-    # Shell-quoted and printed without rich markup, so the line pastes back into a shell as is
-    # ('seed=range(1,4)' and [csv,tensorboard] survive).
-    again = shlex.join(["regbench", "sweep", *overrides, "--dir", str(result.sweep_dir)])
+    # Without rich markup, which would eat the brackets.
     stdout.print(f"to resume, retry or grow it: {again}", markup=False, highlight=False)
     failed = counts.get("failed", 0)
     if failed:

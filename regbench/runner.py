@@ -83,16 +83,49 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     if summary.status is Status.RUNNING and process_alive(summary.pid, summary.host):
         where = f"pid {summary.pid}" + (f" on {summary.host}" if summary.host else "")
         raise UsageError(f"{run_dir} is still running ({where}); stop it first")
+    if summary.status is Status.DIVERGED:
+        raise UsageError(
+            f"{run_dir} diverged at epoch {summary.diverged_epoch}; resuming would repeat it: "
+            f"change what exploded and start a new run (`regbench run`)"
+        )
     settings = saved_settings(run_dir)
+    checkpoint = run_dir.load_checkpoint()
+    check_resumable(settings, checkpoint, run_dir)
+    if checkpoint is None:
+        reporter.notice(f"{run_dir} has no checkpoint yet: resuming starts it over from epoch 1")
+    else:
+        reporter.notice(f"resuming {run_dir} from epoch {checkpoint['epoch'] + 1}")
     with preserved_globals():
         _, study = prepare(settings, reporter)
-        checkpoint = run_dir.load_checkpoint()
         # Rows written after the last checkpoint (if killed between the two writes) are redone.
         run_dir.rewrite_metrics(checkpoint["rows"] if checkpoint else [])
         run_dir.truncate_weights(checkpoint["epoch"] if checkpoint else 0)
         overrides = run_dir.read_overrides()
         return train_run(
             settings, study, overrides, reporter, resume=run_dir, checkpoint=checkpoint
+        )
+
+
+# Keys a resumed run may change: how far it goes and where its output goes, not what the
+# checkpoint's weights and optimizer state were trained with.
+RESUMABLE_CHANGES = ("epochs", "eval_every", "threads", "logger", "mlflow_uri", "out_dir", "name")
+
+
+def check_resumable(settings: Settings, checkpoint: dict[str, Any] | None, run_dir: RunDir) -> None:
+    """A UsageError when config.yaml was edited since its checkpoint in a way the checkpoint's
+    state does not reflect (e.g. lr 0.01 -> 0.5). Checkpoints written before they recorded
+    their config cannot be checked."""
+    saved = (checkpoint or {}).get("config")
+    if saved is None:
+        return
+    now = settings.to_dict()
+    changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k)]
+    if changed:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise UsageError(
+            f"{run_dir.path / CONFIG} no longer matches its checkpoint ({shown}); put it back, "
+            f"or start a new run with `regbench run` (only "
+            f"{', '.join(RESUMABLE_CHANGES)} may change between a run and its resume)"
         )
 
 

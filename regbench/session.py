@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shlex
 import signal
 import socket
 import sys
@@ -63,6 +64,7 @@ class RunSession:
         self.summary, self.writers, self.rows = summary, writers, rows
         self.started = time.time()
         self.shared_by = 1  # runs trained together in this process (a stack's members)
+        self.in_sweep = False
         self.is_open = True
 
     @classmethod
@@ -103,6 +105,7 @@ class RunSession:
         ]
         rows = [dict(row) for row in checkpoint["rows"]] if checkpoint else []
         session = cls(settings, study, run_dir, summary, Loggers(writers), rows)
+        session.in_sweep = folder is not None  # a job folder a sweep named
         try:
             session.writers.start(run_dir.path, settings.to_dict())
         except Exception as exc:
@@ -179,6 +182,14 @@ class RunSession:
         study.extra_plots(path, self.rows)
         draw_weight_plots(study.networks, self.run_dir, title)
 
+    def how_to_go_on(self) -> str:
+        """The line an interrupted run leaves on the console."""
+        done = self.rows[-1]["epoch"] if self.rows else 0
+        return (
+            f"interrupted after epoch {done} of {self.settings.epochs}; outputs in {self.run_dir}; "
+            f"to go on: regbench resume {shlex.quote(str(self.run_dir.path))}"
+        )
+
     @property
     def result(self) -> RunResult:
         return RunResult(self.run_dir, self.summary, self.rows)
@@ -193,8 +204,12 @@ def closing(sessions: Sequence[RunSession], reporter: Reporter) -> Iterator[None
             yield
     except BaseException as exc:
         reporter.stop()
+        interrupted = [s for s in sessions if s.is_open and isinstance(exc, KeyboardInterrupt)]
         for session in sessions:
             session.fail_keeping(exc)
+        for session in interrupted:
+            if not session.in_sweep:  # a sweep says how to go on with all its jobs: --dir
+                reporter.notice(session.how_to_go_on())
         raise
     finally:
         reporter.stop()

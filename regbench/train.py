@@ -143,6 +143,7 @@ def checkpoint_state(
 ) -> dict[str, Any]:
     """Everything a resume needs: weights, optimizer states, every RNG state, rows so far."""
     return {
+        "config": study.settings.to_dict(),  # what resume checks config.yaml against
         "divergence_reference": guard.reference,
         "epoch": rows[-1]["epoch"],
         "networks": study.state_dicts(),

@@ -102,15 +102,18 @@ def test_killed_run_resumes_bitwise(
     proc = start_run(tmp_path, root, "killed", KILL_EPOCHS)
     run = wait_for_rows(tmp_path / "outputs" / "killed", 3, proc)
     proc.send_signal(sig)
-    proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     # SIGKILL cannot be caught: the summary still says running, and resume must accept that.
     assert summary(run)["status"] == status, summary(run).get("error")
     assert len(strip_time(run / "metrics.csv")) - 1 < KILL_EPOCHS
     if sig == signal.SIGINT:
         assert proc.returncode == 130
+    if sig != signal.SIGKILL:  # the run says how to go on
+        assert f"to go on: regbench resume {run.relative_to(tmp_path)}" in err.decode()
 
     resumed = run_regbench("resume", str(run), "-q", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run} from epoch " in resumed.stderr
     assert summary(run)["status"] == "completed"
     # metrics.csv gets a row just before its checkpoint: a kill in between resumes one row back.
     assert summary(run)["resumed_from_epoch"] >= 2
@@ -151,6 +154,39 @@ def test_diverging_run_stops_with_status_diverged(cli, mnist_root: Path, tmp_pat
     assert summary(run)["status"] == "diverged"
     assert summary(run)["diverged_epoch"] == 1
     assert not (run / "model.pt").exists()
+    refused = cli("resume", str(run))
+    assert (
+        refused.exit_code == 2 and "diverged at epoch 1; resuming would repeat it" in refused.stderr
+    )
+
+
+def test_resume_refuses_a_config_edited_since_its_checkpoint(cli, mnist_root, tmp_path) -> None:
+    """The checkpoint's optimizer state was trained with lr=0.001: continuing it under another
+    lr would make config.yaml misstate what was trained. More epochs are fine."""
+    assert cli("run", "epochs=1", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (run,) = run_dirs(tmp_path / "outputs")
+    summary_file = run / "summary.json"
+    summary_file.write_text(summary_file.read_text().replace('"completed"', '"interrupted"'))
+    config = run / "config.yaml"
+    original = config.read_text()
+    config.write_text(re.sub(r"(?m)^lr: .*$", "lr: 0.5", original))
+    refused = cli("resume", str(run))
+    assert refused.exit_code == 2
+    assert "no longer matches its checkpoint (lr: 0.001 -> 0.5)" in refused.stderr
+    config.write_text(original.replace("epochs: 1", "epochs: 2"))
+    resumed = cli("resume", str(run), "-q")
+    assert resumed.exit_code == 0 and f"resuming {run} from epoch 2" in resumed.stderr
+
+
+def test_resume_without_a_checkpoint_says_it_starts_over(cli, mnist_root, tmp_path) -> None:
+    assert cli("run", "epochs=1", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
+    (run,) = run_dirs(tmp_path / "outputs")
+    summary_file = run / "summary.json"
+    summary_file.write_text(summary_file.read_text().replace('"completed"', '"interrupted"'))
+    (run / "checkpoint.pt").unlink()
+    resumed = cli("resume", str(run), "-q")
+    assert resumed.exit_code == 0
+    assert "has no checkpoint yet: resuming starts it over from epoch 1" in resumed.stderr
 
 
 def test_nan_loss_is_divergence_too(cli, mnist_root: Path, tmp_path: Path) -> None:

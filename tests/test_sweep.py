@@ -370,3 +370,15 @@ def test_the_printed_resume_line_passes_through_bash(cli, tmp_path: Path) -> Non
         check=True,
     )
     assert echoed.stdout.splitlines() == [*grid, "--stacked", "--dir", "my sweep"]
+
+
+def test_an_interrupted_sweep_says_how_to_go_on(cli, tmp_path: Path, monkeypatch) -> None:
+    from regbench import sweep as sweeps
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweeps, "run", interrupted)
+    result = cli("sweep", "model=regression", "seed=1,2", "--stacked", "--dir", "s", "-q")
+    assert result.exit_code == 130
+    assert "to go on: regbench sweep model=regression seed=1,2 --stacked --dir s" in result.stderr
