@@ -185,9 +185,15 @@ def compare(
     if ci not in CI_METHODS:
         raise UsageError(f"--ci {ci}: use t (Student t, the default) or bootstrap (BCa)")
     runs, repeats = drop_repeats(find_runs(paths))
+    _check_one_model(runs)
     groups, varying = group_runs(runs, over)
     metrics = _pick_metrics(runs, metrics, varying)
     rows = [Row(g, {m: _cell(g, m, at, ci) for m in metrics}) for g in groups]
+    if not any(row.cells[metrics[0]].values for row in rows):
+        raise UsageError(
+            f"no run has a value of {metrics[0]} at {at}: nothing to compare, nothing written "
+            f"(--at final or best, or an epoch the runs reached)"
+        )
     rows.sort(key=lambda r: _rank(r, metrics[0]))
     notes = []
     if repeats:
@@ -205,6 +211,16 @@ def compare(
     if ci == "bootstrap":
         notes += _bootstrap_note(rows, metrics[0])
     return Comparison(list(metrics), at, varying, rows, base, notes, ci, ALPHA, family)
+
+
+def _check_one_model(runs: Sequence[Run]) -> None:
+    """One model per comparison: an MLP's test_loss and a regression's are different things."""
+    models = sorted({str(run.config.get("model.name")) for run in runs})
+    if len(models) > 1:
+        raise UsageError(
+            f"these runs train different models ({', '.join(models)}), whose metrics do not "
+            f"compare; give each model's runs to its own `regbench compare`"
+        )
 
 
 def _test_family(rows: Sequence[Row], base: Row, metric: str, ci: str) -> int:

@@ -22,8 +22,8 @@ class DataError(RegbenchError):
 class Diverged(RegbenchError):
     """The loss became NaN, infinite, or exploded."""
 
-    def __init__(self, epoch: int, what: str) -> None:
-        super().__init__(f"diverged at epoch {epoch}: {what} (try a smaller lr)")
+    def __init__(self, epoch: int, what: str, advice: str = "try a smaller lr") -> None:
+        super().__init__(f"diverged at epoch {epoch}: {what} ({advice})")
         self.epoch = epoch
 
 

@@ -60,7 +60,14 @@ from regbench.stacked_net import (
     stacked_template,
 )
 from regbench.stacked_optimizer import StackedOptimizer, inverse_order
-from regbench.train import DivergenceGuard, Sums, checkpoint_state, evaluate, run_epochs
+from regbench.train import (
+    DivergenceGuard,
+    Sums,
+    checkpoint_state,
+    divergence_advice,
+    evaluate,
+    run_epochs,
+)
 
 if TYPE_CHECKING:
     from regbench.config import Settings, SourceConfig
@@ -317,7 +324,7 @@ class _Member:
         data_gen = torch.Generator().manual_seed(job.settings.seed)
         return cls(
             job, study, data_gen, mask_gen, capture_rng(data_gen),
-            DivergenceGuard(job.settings.diverge_factor),
+            DivergenceGuard(job.settings.diverge_factor, advice=divergence_advice(job.settings)),
         )  # fmt: skip
 
     @contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -88,9 +88,15 @@ class DivergenceGuard:
     batch's size (at least 1): Adam with a huge lr often explodes to 1e13 without ever
     producing a NaN, and such a run has diverged just the same."""
 
-    def __init__(self, factor: float | None, reference: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        factor: float | None,
+        reference: dict[str, float] | None = None,
+        advice: Callable[[str], str] | None = None,
+    ) -> None:
         self.factor = factor
         self.reference = reference
+        self.advice = advice or (lambda key: "try a smaller lr")
 
     def observe_first(self, terms: dict[str, torch.Tensor]) -> None:
         if self.reference is None:
@@ -105,20 +111,42 @@ class DivergenceGuard:
         )
         if bool((torch.isfinite(means) & (means.abs() <= limits)).all()):  # one host sync
             return
-        for key, mean in zip(sums, means.tolist(), strict=True):
+        # A penalty that explodes takes the data loss with it: when both are bad, name the
+        # penalty, the cause.
+        terms = sorted(zip(sums, means.tolist(), strict=True), key=_penalties_first)
+        for key, mean in terms:
             if not math.isfinite(mean):
-                raise Diverged(epoch, f"{key} became NaN or infinite")
+                raise Diverged(epoch, f"{key} became NaN or infinite", self.advice(key))
             if abs(mean) > self._limit(key):
                 raise Diverged(
                     epoch,
                     f"{key} reached {mean:.3g}, over {self.factor:g}x its first value "
                     f"(diverge_factor)",
+                    self.advice(key),
                 )
 
     def _limit(self, key: str) -> float:
         if self.factor is None or self.reference is None or key not in self.reference:
             return math.inf
         return self.factor * self.reference[key]
+
+
+def _penalties_first(term: tuple[str, float]) -> bool:
+    return not term[0].endswith("_penalty")
+
+
+def divergence_advice(settings: Settings) -> Callable[[str], str]:
+    """What to change when the logged term ``key`` explodes: a penalty term is its strength's
+    doing, not the learning rate's; a data loss may be either the lr's or the data's."""
+
+    def advice(key: str) -> str:
+        if key == "l1_penalty":
+            return f"l1={settings.l1:g} is too strong; try a smaller l1"
+        if key == "l2_penalty":
+            return f"l2={settings.l2:g} is too strong; try a smaller l2"
+        return f"try a smaller lr (lr={settings.lr:g}), or check the data settings (data.*)"
+
+    return advice
 
 
 def shuffled_batches(
@@ -170,7 +198,7 @@ class SoloTrainer:
     ) -> None:
         self.study, self.settings = study, settings
         self.generator = torch.Generator().manual_seed(settings.seed)
-        self.guard = DivergenceGuard(settings.diverge_factor)
+        self.guard = DivergenceGuard(settings.diverge_factor, advice=divergence_advice(settings))
         if checkpoint is not None:
             restore(study, self.generator, checkpoint)
             self.guard.reference = checkpoint.get("divergence_reference")

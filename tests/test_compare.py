@@ -218,6 +218,26 @@ def test_user_errors(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
     assert at.exit_code == 2 and "epoch=N" in at.stderr
 
 
+def test_an_empty_comparison_is_an_error_that_writes_nothing(cli, grid: Path) -> None:
+    assert cli("compare", str(grid), "--no-plots").exit_code == 0
+    before = (grid / "comparison.md").read_text()
+    result = cli("compare", str(grid), "--at", "epoch=99999", "--no-plots")
+    assert result.exit_code == 2
+    assert "no run has a value of test_loss at epoch=99999: nothing to compare" in result.stderr
+    assert (grid / "comparison.md").read_text() == before
+
+
+def test_runs_of_different_models_are_not_compared(
+    cli, tmp_path: Path, base_config: dict[str, Any]
+) -> None:
+    make_run(tmp_path / "runs", base_config, 1)
+    other = {**base_config, "model": {**base_config["model"], "name": "regression"}}
+    make_run(tmp_path / "runs", other, 1, dropout=0.5)
+    result = cli("compare", str(tmp_path / "runs"))
+    assert result.exit_code == 2
+    assert "these runs train different models (mlp, regression)" in result.stderr
+
+
 # ----------------------------------------------------------------------------- issue 15
 def hand_holm(pvalues: list[float]) -> list[float]:
     """Holm's adjusted p, as its definition reads: the largest (m - j + 1) p_(j) over the

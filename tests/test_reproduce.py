@@ -160,6 +160,18 @@ def test_diverging_run_stops_with_status_diverged(cli, mnist_root: Path, tmp_pat
     )
 
 
+def test_divergence_names_the_term_that_exploded_and_its_settings(cli, tmp_path) -> None:
+    """Not always the lr's fault: an exploding penalty names its strength."""
+    result = cli("run", "model=regression", "epochs=2", "l1=1e308", "-q")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "l1_penalty became NaN or infinite (l1=1e+308 is too strong; try a smaller l1)" in line
+    result = cli("run", "model=regression", "epochs=2", "lr=1e6", "optimizer=sgd", "-q")
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: diverged at epoch 2: train_loss")
+    assert "try a smaller lr (lr=1e+06), or check the data settings" in line
+
+
 def test_resume_refuses_a_config_edited_since_its_checkpoint(cli, mnist_root, tmp_path) -> None:
     """The checkpoint's optimizer state was trained with lr=0.001: continuing it under another
     lr would make config.yaml misstate what was trained. More epochs are fine."""
