@@ -147,9 +147,6 @@ class Row:
         stats = self.cells[metric].stats
         return stats.n if stats else 0
 
-    def tests(self) -> str:
-        return "/".join(dict.fromkeys(c.diff.test for c in self.cells.values() if c.diff)) or ""
-
 
 @dataclass
 class Comparison:

@@ -59,12 +59,13 @@ class RunSession:
         summary: Summary,
         writers: Loggers,
         rows: list[dict[str, Any]],
+        in_sweep: bool = False,
     ) -> None:
         self.settings, self.study, self.run_dir = settings, study, run_dir
         self.summary, self.writers, self.rows = summary, writers, rows
         self.started = time.time()
         self.shared_by = 1  # runs trained together in this process (a stack's members)
-        self.in_sweep = False
+        self.in_sweep = in_sweep  # a job folder a sweep named: the sweep says how to go on
         self.is_open = True
 
     @classmethod
@@ -104,8 +105,7 @@ class RunSession:
             *build_loggers(settings).loggers,
         ]
         rows = [dict(row) for row in checkpoint["rows"]] if checkpoint else []
-        session = cls(settings, study, run_dir, summary, Loggers(writers), rows)
-        session.in_sweep = folder is not None  # a job folder a sweep named
+        session = cls(settings, study, run_dir, summary, Loggers(writers), rows, folder is not None)
         try:
             session.writers.start(run_dir.path, settings.to_dict())
         except Exception as exc:

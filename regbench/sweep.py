@@ -297,13 +297,6 @@ def run(
     return prepared
 
 
-def run_stacked(
-    prepared: SweepResult, overrides: Sequence[str], quiet: bool, memory_budget: int | None
-) -> SweepResult:
-    """``run`` with the stacked launcher."""
-    return run(prepared, overrides, quiet, StackedLauncher(memory_budget))
-
-
 def _check_sweep_dir(sweep_dir: Path) -> None:
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise UsageError(f"{sweep_dir} is a file; --dir needs a folder")
