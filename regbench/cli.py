@@ -374,11 +374,29 @@ def compare(
     """Group runs over seeds; mean, std, 95% CI, difference from a baseline, effect sizes,
     Holm-adjusted p-values and a verdict per group."""
     with user_errors():
-        if out is None:
-            out = paths[0] if len(paths) == 1 and paths[0].is_dir() else Path(".")
         options = {"metrics": metric or [], "at": at, "over": over or [], "baseline": baseline}
         options["ci"] = ci
-        _show_comparison(paths, out, tex=tex, plots=plots, **options)
+        # The options that differ from the defaults, as words (they name where the tables go).
+        given = {"metric": "+".join(metric or []), "at": "" if at == "final" else at}
+        given |= {"over": "+".join(over or []), "baseline": baseline or ""}
+        given["ci"] = "" if ci == "t" else ci
+        chosen = [f"{key}={value}" for key, value in given.items() if value]
+        _show_comparison(paths, out or _default_out(paths, chosen), tex=tex, plots=plots, **options)
+
+
+def _default_out(paths: list[Path], given: list[str]) -> Path:
+    """The one folder given, else the working folder. A sweep's own comparison.md/.csv belong to
+    the sweep: a comparison with other options goes to ``comparisons/<options>/`` inside it
+    instead of replacing them (``--out <sweep>`` replaces them on purpose)."""
+    import re
+
+    from regbench.sweep import SWEEP_FILE
+
+    if len(paths) != 1 or not paths[0].is_dir():
+        return Path(".")
+    if given and (paths[0] / SWEEP_FILE).is_file():
+        return paths[0] / "comparisons" / re.sub(r"[^\w=.,+-]+", "_", ",".join(given))
+    return paths[0]
 
 
 def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options) -> None:

@@ -47,6 +47,9 @@ ARTIFACTS = (
     CONFIG, OVERRIDES, METRICS, WEIGHTS, SUMMARY, CHECKPOINT, MODEL,
     LOSS_CURVE, WEIGHT_HIST, WEIGHT_NORMS,
 )  # fmt: skip
+# The files a completed run's results are read from. Without one the run is damaged (its figures
+# can be redrawn with `regbench plot`, and its checkpoint only serves a resume).
+RESULT_FILES = (CONFIG, OVERRIDES, METRICS, WEIGHTS, SUMMARY, MODEL)
 
 
 class Status(str, Enum):
@@ -176,6 +179,16 @@ class RunDir:
 
     def __str__(self) -> str:
         return str(self.path)
+
+    def damage(self) -> str | None:
+        """What makes a run that says it completed not whole (a result file gone, or metrics.csv
+        without rows), or None when nothing is missing."""
+        missing = [name for name in RESULT_FILES if not (self.path / name).is_file()]
+        if missing:
+            return f"{', '.join(missing)} missing"
+        if not self.read_metrics():
+            return f"{METRICS} has no rows"
+        return None
 
     # ------------------------------------------------------------------ config
     def write_config(self, config: dict[str, Any], overrides: Sequence[str]) -> None:

@@ -10,13 +10,14 @@ the files themselves are read only through :class:`~regbench.rundir.RunDir`.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from regbench.diagnostics import weight_columns_by_epoch
-from regbench.errors import UsageError
+from regbench.errors import Notice, UsageError
 from regbench.rundir import RunDir, Status
 
 # Metrics where higher is better; every other metric (losses, errors) is minimized.
@@ -36,8 +37,16 @@ class Run:
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Every run folder at or under ``paths`` (run folders, sweep folders, or any folder)."""
-    return [load_run(run_dir) for run_dir in RunDir.find(paths)]
+    """Every run folder at or under ``paths`` (run folders, sweep folders, or any folder); a
+    run that says it completed but is not whole is left out with a Notice."""
+    return [load_run(run_dir) for run_dir in RunDir.find(paths) if _whole(run_dir)]
+
+
+def _whole(run_dir: RunDir) -> bool:
+    damage = run_dir.damage() if run_dir.read_summary().completed else None
+    if damage:
+        warnings.warn(Notice(f"skipped {run_dir}: it says completed but {damage}"), stacklevel=3)
+    return damage is None
 
 
 def load_run(run: RunDir | Path) -> Run:

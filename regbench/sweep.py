@@ -36,13 +36,14 @@ import shutil
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from regbench.config import ConfigError
-from regbench.errors import RegbenchError, UsageError
+from regbench.errors import Notice, RegbenchError, UsageError
 from regbench.jobs import Job
 from regbench.rundir import (
     CONFIG,
@@ -93,6 +94,7 @@ ACTIONS = {
     "failed": Action.RETRY,
     "diverged": Action.RETRY,
     "partial": Action.RUN,  # killed between creating the folder and writing its summary
+    "damaged": Action.RETRY,  # completed, but a result file is gone
 }
 
 
@@ -115,7 +117,7 @@ def job_key(config: Mapping[str, Any]) -> str:
 
 
 def job_state(folder: Path) -> str:
-    """new | partial | running | completed | interrupted | failed | diverged.
+    """new | partial | running | completed | damaged | interrupted | failed | diverged.
 
     Raises UsageError when the folder's config.yaml does not hash to the folder's name: it was
     edited, or written for a different config, and reusing it would mix two experiments.
@@ -127,8 +129,17 @@ def job_state(folder: Path) -> str:
         _check_key(folder)
     if not (folder / SUMMARY).is_file():
         return "partial"
-    summary = RunDir(folder).summary_or_none()
-    return summary.status.value if summary else "partial"
+    run = RunDir(folder)
+    summary = run.summary_or_none()
+    if summary is None:
+        return "partial"
+    damage = run.damage() if summary.completed else None
+    if damage:
+        # Skipping it would leave a hole in the sweep's results: it is run again.
+        note = f"job {folder.name} says completed but {damage}: running it again"
+        warnings.warn(Notice(note), stacklevel=2)
+        return "damaged"
+    return summary.status.value
 
 
 def _check_key(folder: Path) -> None:

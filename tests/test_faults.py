@@ -338,3 +338,47 @@ def test_atomic_files_follow_a_strict_umask_too(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o640
+
+
+# ----------------------------------------------------------------------------- sweep integrity
+TINY_SWEEP = ("sweep", "model=regression", "epochs=2", "eval_every=1", "data.n_train=20")
+
+
+@pytest.fixture
+def tiny_sweep(cli) -> tuple[tuple[str, ...], Path]:
+    """A real two-seed sweep, and the command that made it."""
+    args = (*TINY_SWEEP, "seed=1,2", "--dir", "sw", "-q")
+    made = cli(*args)
+    assert made.exit_code == 0, made.stderr
+    return args, Path("sw")
+
+
+@pytest.mark.slow
+def test_a_completed_job_missing_a_result_file_is_run_again(cli, tiny_sweep) -> None:
+    args, sweep = tiny_sweep
+    gone = {"metrics.csv": next(sweep.glob("*-seed=1")), "model.pt": next(sweep.glob("*-seed=2"))}
+    for name, job in gone.items():
+        (job / name).unlink()
+    compared = cli("compare", *(str(job) for job in gone.values()), "--no-plots")
+    assert compared.exit_code == 2  # both skipped: nothing left to compare
+    again = cli(*args)
+    assert again.exit_code == 0, again.stderr
+    assert "2 jobs (2 to retry)" in again.stderr
+    for name, job in gone.items():
+        skipped = f"note: skipped {job.resolve()}: it says completed but {name} missing"
+        assert skipped in compared.stderr
+        assert f"{job.name} says completed but {name} missing: running it again" in again.stderr
+        assert RunDir(job).damage() is None and len(RunDir(job).read_metrics()) == 2
+
+
+@pytest.mark.slow
+def test_a_compare_with_other_options_keeps_the_sweeps_own_tables(cli, tiny_sweep) -> None:
+    _, sweep = tiny_sweep
+    own = (sweep / "comparison.md").read_text()
+    other = cli("compare", str(sweep), "--at", "best", "--metric", "train_loss", "--no-plots")
+    assert other.exit_code == 0, other.stderr
+    assert (sweep / "comparison.md").read_text() == own
+    elsewhere = sweep / "comparisons" / "metric=train_loss,at=best" / "comparison.md"
+    assert "train_loss" in elsewhere.read_text() and "best" in elsewhere.read_text()
+    asked = cli("compare", str(sweep), "--at", "best", "--out", str(sweep), "--no-plots")
+    assert asked.exit_code == 0 and (sweep / "comparison.md").read_text() != own
