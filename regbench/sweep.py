@@ -20,7 +20,8 @@ validates every job's config before anything trains. Launchers then carry the jo
 ``SequentialLauncher`` (the default, in this process), ``HydraLauncher`` (a ``hydra/launcher=``
 plugin such as joblib, through Hydra's multirun) and ``StackedLauncher`` (``--stacked``). Jobs a
 Hydra launcher runs in other processes get what they need from the driver on disk
-(``sweep.json``) or in Hydra's own config.
+(``sweep.json``) or in Hydra's own config. A search with a sweeper (``hydra/sweeper=optuna``) is
+regbench/search.py's: its trials' seeds are jobs of this module, run by the same launchers.
 """
 
 from __future__ import annotations
