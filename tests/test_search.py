@@ -127,3 +127,18 @@ def test_an_uninstalled_sweeper_names_its_plugin(cli, tmp_path: Path) -> None:
     result = cli("sweep", "hydra/sweeper=nevergrad", "dropout=interval(0,0.5)")
     assert result.exit_code == 2
     assert "pip install hydra-nevergrad-sweeper" in result.stderr
+
+
+def test_a_diverging_trial_gets_the_worst_value_and_the_search_goes_on(cli, tmp_path: Path) -> None:
+    search = ("model=regression", "epochs=20", "eval_every=1", "data.n_train=8", "seed=1")
+    result = cli(
+        "sweep", *search, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+        "lr=interval(100,1000)", "--dir", "s", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    trials = record(tmp_path / "s")["search"]["trials"]
+    assert [t["value"] for t in trials] == ["inf", "inf"]
+    assert result.stderr.count("diverged, so the worst value") == 2
+    assert yaml.safe_load((tmp_path / "s" / "optimization_results.yaml").read_text())[
+        "best_value"
+    ] == float("inf")
