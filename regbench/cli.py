@@ -253,9 +253,24 @@ def sweep(
         help="MiB one stacked chunk may use (default: half the free memory; 80% on CUDA).",
         show_default=False,
     ),
+    objective: str = typer.Option(
+        None,
+        "--objective",
+        help="With a sweeper (hydra/sweeper=optuna): the metric whose mean over a trial's seeds "
+        "the sweeper optimizes (default test_loss; minimized or maximized by its name).",
+        show_default=False,
+    ),
+    at: str = typer.Option(
+        None,
+        "--at",
+        help="With a sweeper: the objective of each run at final, best or epoch=N (default final).",
+        show_default=False,
+    ),
 ) -> None:
-    """Run a grid of runs (Hydra's sweep syntax); rerun with --dir to resume or grow it."""
+    """Run a grid of runs (Hydra's sweep syntax), or a search with a sweeper such as
+    hydra/sweeper=optuna; rerun with --dir to resume or grow it."""
     with user_errors():
+        from regbench import search as searches
         from regbench import sweep as sweeps
         from regbench.errors import UsageError
 
@@ -265,13 +280,19 @@ def sweep(
             raise UsageError(f"--stacked is the launcher; drop {named[0]}")
         if stack_memory is not None and not stacked:
             raise UsageError("--stack-memory goes with --stacked")
+        budget = int(stack_memory * 2**20) if stack_memory else None
+        if searches.is_search(overrides):
+            search = searches.plan(overrides, objective, at)
+            _run_search(search, overrides, sweep_dir, dry_run, quiet, tex, stacked, budget)
+            return
+        if objective or at:
+            raise UsageError("--objective and --at go with a sweeper, e.g. hydra/sweeper=optuna")
         prepared = sweeps.prepare(overrides, sweep_dir)
         if dry_run:
             stdout.print(_jobs_table(prepared))
             stdout.print(f"dry run: {_job_counts(prepared)}; nothing was run", highlight=False)
             return
         stderr.print(f"sweep: {_job_counts(prepared)}", highlight=False, soft_wrap=True)
-        budget = int(stack_memory * 2**20) if stack_memory else None
         launcher = sweeps.choose_launcher(overrides, stacked, budget)
         again = _sweep_again([*overrides, *(["--stacked"] if stacked else [])], prepared.sweep_dir)
         try:
@@ -281,6 +302,30 @@ def sweep(
             raise
         _sweep_comparison(result.sweep_dir, tex)
         _sweep_outcome(result, again)
+
+
+def _run_search(search, overrides, sweep_dir, dry_run, quiet, tex, stacked, budget) -> None:
+    """A sweeper's search (regbench/search.py): trials as they come, each over its seeds."""
+    from regbench import sweep as sweeps
+
+    prepared = search.prepare(sweep_dir)
+    if dry_run:
+        line = f"dry run: search of {search.describe()}; nothing was run"
+        stdout.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    where = f"search: {search.describe()}; in {prepared.sweep_dir}"
+    stderr.print(where, markup=False, highlight=False, soft_wrap=True)
+    options = [f"--objective={search.objective}", f"--at={search.at}"]
+    again = _sweep_again(
+        [*overrides, *options, *(["--stacked"] if stacked else [])], prepared.sweep_dir
+    )
+    try:
+        result = sweeps.run(prepared, overrides, quiet, search.launcher(stacked, budget))
+    except KeyboardInterrupt:
+        stderr.print(f"to go on: {again}", markup=False, highlight=False, soft_wrap=True)
+        raise
+    _sweep_comparison(result.sweep_dir, tex, metrics=[search.objective], at=search.at)
+    _sweep_outcome(result, again)
 
 
 def _job_counts(prepared) -> str:
@@ -304,9 +349,9 @@ def _jobs_table(prepared):
     return table
 
 
-def _sweep_comparison(sweep_dir: Path, tex: bool) -> None:
+def _sweep_comparison(sweep_dir: Path, tex: bool, **options) -> None:
     try:
-        _show_comparison([sweep_dir], sweep_dir, tex=tex, plots=True)
+        _show_comparison([sweep_dir], sweep_dir, tex=tex, plots=True, **options)
     except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
         stderr.print(f"no comparison: {exc}", style="yellow", markup=False, highlight=False)
 

@@ -116,8 +116,9 @@ def multirun(task: Callable[[Any], Any], overrides: Sequence[str], sweep_dir: Pa
     """Run ``task`` once per job of the sweep ``overrides`` through Hydra's @hydra.main entry in
     multirun mode (so Hydra's sweep syntax, sweepers and launchers all apply).
 
-    ``task`` must be a module-level function: launchers such as joblib pickle it by reference and
-    call it in other processes. Hydra's errors come back as one-line ConfigErrors.
+    ``task`` must be a module-level function for launchers such as joblib, which pickle it by
+    reference and call it in other processes (a search's in-process trials may be a bound method).
+    Hydra's errors come back as one-line ConfigErrors; the caller's logging is put back after.
     """
     import hydra
     from hydra.errors import HydraException
@@ -131,7 +132,8 @@ def multirun(task: Callable[[Any], Any], overrides: Sequence[str], sweep_dir: Pa
     sys.argv = [*argv, *SWEEP_HYDRA_OVERRIDES]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # raise errors to us instead of printing and exiting
     try:
-        entry()
+        with _logging_as_found():
+            entry()
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc, overrides)) from exc
     finally:
@@ -140,6 +142,26 @@ def multirun(task: Callable[[Any], Any], overrides: Sequence[str], sweep_dir: Pa
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full_error
+
+
+@contextmanager
+def _logging_as_found() -> Iterator[None]:
+    """Hydra configures logging for a multirun (regbench's: off, SWEEP_HYDRA_OVERRIDES): the
+    root logger's level and handlers, and which loggers are enabled, are put back after."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    loggers = logging.Logger.manager.loggerDict
+    disabled = {n: lg.disabled for n, lg in loggers.items() if isinstance(lg, logging.Logger)}
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+        for name, logger in list(loggers.items()):
+            if isinstance(logger, logging.Logger):
+                logger.disabled = disabled.get(name, False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +195,25 @@ def expand_sweep(overrides: Sequence[str]) -> SweepGrid:
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc, overrides)) from exc
     return SweepGrid(jobs, master, empty)
+
+
+def multirun_config(overrides: Sequence[str]) -> Any:
+    """The multirun config of ``overrides`` (a DictConfig, hydra node included) as a sweeper gets
+    it, without expanding a job: composing it checks the fixed overrides and the hydra/sweeper,
+    hydra.sweeper.* ones. Searches (regbench/search.py) plan from it."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with regbench_configs():
+            loader = GlobalHydra.instance().config_loader()
+            return loader.load_configuration(
+                PRIMARY_CONFIG, [*overrides, *SWEEP_HYDRA_OVERRIDES], run_mode=RunMode.MULTIRUN
+            )
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_one_line(exc, overrides)) from exc
 
 
 def _cross(master: Any, loader: Any) -> tuple[list[list[str]], list[str]]:
@@ -212,6 +253,20 @@ def save_multirun_config(multirun_config: Any, sweep_dir: Path) -> None:
     OmegaConf.save(multirun_config, sweep_dir / "multirun.yaml")
 
 
+# The plugins regbench has an extra for; any other launcher or sweeper goes by Hydra's naming,
+# hydra-<name>-launcher / hydra-<name>-sweeper (submitit_local: hydra-submitit-launcher).
+PLUGIN_EXTRAS = {"hydra/launcher": {"joblib": "joblib"}, "hydra/sweeper": {"optuna": "optuna"}}
+
+
+def _plugin_hint(group: str, option: str) -> str:
+    kind = group.removeprefix("hydra/")
+    if kind not in ("launcher", "sweeper"):
+        return "(see Hydra's plugin list)"
+    extra = PLUGIN_EXTRAS[group].get(option)
+    package = f"'regbench[{extra}]'" if extra else f"hydra-{option.split('_')[0]}-{kind}"
+    return f"(pip install {package}; see the README's Sweeps section)"
+
+
 def _one_line(exc: Exception, overrides: Sequence[str]) -> str:
     text = str(exc)
     # dropout=0,0.5 and seed=range(1,3) are sweeps: Hydra calls them ambiguous, or asks for
@@ -230,10 +285,8 @@ def _one_line(exc: Exception, overrides: Sequence[str]) -> str:
     if missing:
         group, option = missing.groups()
         if group.startswith("hydra/"):
-            return (
-                f"unknown {group} '{option}'; is its Hydra plugin installed? (joblib: pip "
-                f"install 'regbench[joblib]'; see the README's Sweeps section)"
-            )
+            hint = _plugin_hint(group, option)
+            return f"unknown {group} '{option}'; is its Hydra plugin installed? {hint}"
         options = group_options().get(group, [])
         return f"unknown {group} '{option}'; available: {', '.join(options)}"
     unknown = re.search(r"Could not override '([^']+)'", text) or re.search(

@@ -20,7 +20,8 @@ validates every job's config before anything trains. Launchers then carry the jo
 ``SequentialLauncher`` (the default, in this process), ``HydraLauncher`` (a ``hydra/launcher=``
 plugin such as joblib, through Hydra's multirun) and ``StackedLauncher`` (``--stacked``). Jobs a
 Hydra launcher runs in other processes get what they need from the driver on disk
-(``sweep.json``) or in Hydra's own config.
+(``sweep.json``) or in Hydra's own config. A search with a sweeper (``hydra/sweeper=optuna``) is
+regbench/search.py's: its trials' seeds are jobs of this module, run by the same launchers.
 """
 
 from __future__ import annotations
@@ -168,8 +169,11 @@ def check_overrides(overrides: Sequence[str]) -> None:
                 f"{key} is managed by regbench sweep; choose the sweep folder with --dir"
             )
         if key in ("hydra/sweeper", "hydra.sweeper") and not item.endswith("=basic"):
-            # The plan expands grids as Hydra's basic sweeper does; another would be ignored.
-            raise UsageError(f"{item}: regbench sweep expands grids with Hydra's basic sweeper")
+            # The plan expands grids as Hydra's basic sweeper does; a search is regbench.search's.
+            raise UsageError(
+                f"{item} asks for a search, which is planned by regbench.search (as `regbench "
+                f"sweep` does), not as a grid"
+            )
 
 
 def is_launcher_override(item: str) -> bool:
@@ -268,7 +272,7 @@ def prepare(overrides: Sequence[str], sweep_dir: Path | None) -> SweepResult:
     check_overrides(overrides)
     jobs, multirun_config = plan(overrides)
     sweep_dir = sweep_dir or default_dir(jobs)
-    _check_sweep_dir(sweep_dir)
+    check_sweep_dir(sweep_dir)
     jobs = [dataclasses.replace(job, folder=sweep_dir / job.key) for job in jobs]
     states = {job.key: job_state(sweep_dir / job.key) for job in jobs}
     return SweepResult(sweep_dir, jobs, states, {}, multirun_config)
@@ -308,7 +312,7 @@ def run(
     return prepared
 
 
-def _check_sweep_dir(sweep_dir: Path) -> None:
+def check_sweep_dir(sweep_dir: Path) -> None:
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise UsageError(f"{sweep_dir} is a file; --dir needs a folder")
     if sweep_dir.is_dir() and any(sweep_dir.iterdir()) and not (sweep_dir / SWEEP_FILE).exists():
@@ -547,7 +551,9 @@ def _announce_start(say: Callable[[str], None], action: Action, job: Job, how: s
 def _announcer(console: Console, record: Mapping[str, Any], key: str) -> Callable[[str], None]:
     """Prints ``[k/n] <label>: text``, the one line format of every job's progress."""
     order = record.get("current", {}).get("order", [])
-    position = f"[{order.index(key) + 1}/{len(order)}]" if key in order else "[?]"
+    # A search learns its jobs as it goes: "total" is how many it will have (order grows).
+    total = record.get("current", {}).get("total", len(order))
+    position = f"[{order.index(key) + 1}/{total}]" if key in order else "[?]"
     label = record.get("jobs", {}).get(key, {}).get("label", key)
 
     def say(text: str) -> None:

@@ -1,0 +1,144 @@
+"""`regbench sweep hydra/sweeper=optuna ...` as users type it: a real Optuna search (the
+hydra-optuna-sweeper plugin) whose trials each run one configuration over the given seeds as
+ordinary sweep jobs, with the mean objective over the seeds going back to the sampler."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_dirs
+from tests.test_compare import read_csv
+
+# Six trials of the toy regression over dropout and a log-scaled weight_decay, two seeds each.
+SEARCH = (
+    *("model=regression", "epochs=3", "data.n_train=16", "model.hidden=[16]"),
+    *("hydra/sweeper=optuna", "dropout=interval(0,0.6)"),
+    *("weight_decay=tag(log,interval(1e-5,1e-2))", "seed=1,2", "-q"),
+)
+KEY = re.compile(r"[0-9a-f]{10}-seed=[12]")
+
+
+def record(sweep_dir: Path) -> dict:
+    return json.loads((sweep_dir / "sweep.json").read_text())
+
+
+def final_test_loss(run: Path) -> float:
+    return float(read_csv(run / "metrics.csv")[-1]["test_loss"])
+
+
+def metrics_without_seconds(run: Path) -> list[dict[str, str]]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in read_csv(run / "metrics.csv")]
+
+
+@pytest.mark.slow
+def test_an_optuna_search_runs_repeats_resumes_and_grows_stacked(cli, tmp_path: Path) -> None:
+    first = cli("sweep", *SEARCH, "hydra.sweeper.n_trials=6", "--dir", "a")
+    assert first.exit_code == 0, first.stderr
+    a = tmp_path / "a"
+    runs = run_dirs(a)
+    assert len(runs) == 12 and all(KEY.fullmatch(run.name) for run in runs)
+    assert len({run.name.split("-")[0] for run in runs}) == 6  # one config per trial
+
+    # Each trial's objective is the mean final test_loss of its two seeds' run folders.
+    trials = record(a)["search"]["trials"]
+    assert [t["number"] for t in trials] == [1, 2, 3, 4, 5, 6]
+    for trial in trials:
+        losses = [final_test_loss(a / key) for key in trial["jobs"]]
+        assert trial["value"] == pytest.approx(sum(losses) / 2, rel=1e-12)
+        assert 0 <= float(trial["params"]["dropout"]) <= 0.6
+        assert 1e-5 <= float(trial["params"]["weight_decay"]) <= 1e-2
+        assert f"trial {trial['number']}/6: " in first.stderr
+    assert "sampler seed 0 (the default" in first.stderr and "minimized" in first.stderr
+
+    # The plugin's result names the trial with the lowest mean; regbench compared all six.
+    best = yaml.safe_load((a / "optimization_results.yaml").read_text())
+    lowest = min(trials, key=lambda t: t["value"])
+    assert best["best_value"] == pytest.approx(lowest["value"], rel=1e-12)
+    assert {k: str(v) for k, v in best["best_params"].items()} == lowest["params"]
+    assert len(read_csv(a / "comparison.csv")) == 6
+    assert (a / "multirun.yaml").is_file() and (a / "comparison_loss_curves.png").is_file()
+
+    # The same command again, with one trial's two folders gone: the sampler asks for the same
+    # six trials (ten jobs are found done), and the two retrained runs match bit for bit.
+    redo = trials[2]["jobs"]
+    before = {key: metrics_without_seconds(a / key) for key in redo}
+    for key in redo:
+        shutil.rmtree(a / key)
+    again = cli("sweep", *SEARCH, "hydra.sweeper.n_trials=6", "--dir", "a")
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.count("skipped (already completed)") == 10
+    assert record(a)["invocations"][-1]["actions"] == {"skip": 10, "run": 2}
+    assert record(a)["search"]["trials"] == trials
+    assert {key: metrics_without_seconds(a / key) for key in redo} == before
+
+    # One more trial, stacked: the six done trials are skipped; the seventh trial's two seeds
+    # train together as one stack.
+    stamps = {run.name: (run / "summary.json").stat().st_mtime_ns for run in runs}
+    grown = cli("sweep", *SEARCH, "hydra.sweeper.n_trials=7", "--stacked", "--dir", "a")
+    assert grown.exit_code == 0, grown.stderr
+    assert grown.stderr.count("skipped (already completed)") == 12
+    assert grown.stderr.count("running stacked") == 2
+    assert {run.name: (run / "summary.json").stat().st_mtime_ns for run in runs} == stamps
+    grown_trials = record(a)["search"]["trials"]
+    assert grown_trials[:6] == trials
+    for key in grown_trials[6]["jobs"]:
+        assert json.loads((a / key / "summary.json").read_text())["stacked"] is True
+    assert record(a)["invocations"][-1]["actions"] == {"skip": 12, "run": 2}
+    assert len(read_csv(a / "comparison.csv")) == 7
+
+
+def test_a_dry_run_describes_the_search_and_writes_nothing(cli, tmp_path: Path) -> None:
+    result = cli("sweep", *SEARCH, "--objective", "test_acc", "--at", "best", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "20 trials over dropout, weight_decay, each run with seed 1, 2" in result.stdout
+    assert "mean test_acc (best) over the seeds, maximized" in result.stdout  # by its name
+    assert list(tmp_path.iterdir()) == []
+
+
+BAD_SEARCHES = [
+    (["dropuot=interval(0,0.5)"], "search at dropuot=0.0: unknown key 'dropuot'"),
+    (["dropout=interval(0,1.5)"], "search at dropout=1.5"),
+    (["dropout=interval(0,0.5)", "foo=1"], "unknown key 'foo'"),
+    (["dropout=interval(0,0.5)", "hydra.sweeper.direction=maximize"], "contradicts --objective"),
+    (["dropout=interval(0,0.5)", "seed=interval(1,3)"], "seeds are replicates"),
+    (["dropout=interval(0,0.5)", "hydra/launcher=joblib"], "drop hydra/launcher=joblib"),
+    (["epochs=2"], "nothing to search"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), BAD_SEARCHES, ids=lambda v: str(v))
+def test_a_bad_search_is_one_line_before_training(
+    cli, tmp_path: Path, overrides: list[str], expected: str
+) -> None:
+    result = cli("sweep", "model=regression", "hydra/sweeper=optuna", *overrides, "--dir", "s")
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error:") and expected in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_uninstalled_sweeper_names_its_plugin(cli, tmp_path: Path) -> None:
+    result = cli("sweep", "hydra/sweeper=nevergrad", "dropout=interval(0,0.5)")
+    assert result.exit_code == 2
+    assert "pip install hydra-nevergrad-sweeper" in result.stderr
+
+
+def test_a_diverging_trial_gets_the_worst_value_and_the_search_goes_on(cli, tmp_path: Path) -> None:
+    search = ("model=regression", "epochs=20", "eval_every=1", "data.n_train=8", "seed=1")
+    result = cli(
+        "sweep", *search, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+        "lr=interval(100,1000)", "--dir", "s", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    trials = record(tmp_path / "s")["search"]["trials"]
+    assert [t["value"] for t in trials] == ["inf", "inf"]
+    assert result.stderr.count("diverged, so the worst value") == 2
+    assert yaml.safe_load((tmp_path / "s" / "optimization_results.yaml").read_text())[
+        "best_value"
+    ] == float("inf")
