@@ -95,7 +95,7 @@ def test_a_sweep_is_one_parent_run_with_readable_children(cli, tmp_path: Path) -
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    grid = ("model=regression", "epochs=2", "data.n_train=32", "model.hidden=[8,8]")
+    grid = ("model=regression", "epochs=1", "data.n_train=32", "model.hidden=[8,8]")
     args = (*grid, "dropout=0,0.5", "seed=1,2", "logger=[csv,tensorboard,mlflow]")
     result = cli("sweep", *args, "--dir", "s", "-q")
     assert result.exit_code == 0, result.stderr
