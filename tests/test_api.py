@@ -248,3 +248,18 @@ def test_sweep_with_a_hydra_launcher_inside_a_running_hydra_app(tmp_path: Path) 
         assert logging.getLogger().level == root_level and dict(os.environ) == environment
     finally:
         users_logger.removeHandler(handler)
+
+
+def test_a_sweep_whose_jobs_fail_warns_and_still_returns(tmp_path: Path) -> None:
+    """Failed jobs are a Notice (the outcome still holds every job's status), never silent."""
+    from regbench.errors import Notice
+
+    missing = tmp_path / "no-data"
+    overrides = ["model=mlp", f"data.root={missing}", "data.download=false", "epochs=1"]
+    overrides += ["data.fallback=false", "seed=1,2", f"out_dir={tmp_path}"]
+    with pytest.warns(Notice) as caught:
+        outcome = regbench.sweep(overrides, dir=tmp_path / "s")
+    assert list(outcome.statuses.values()) == ["failed", "failed"]
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("no comparison:") for m in messages)
+    assert any(m.startswith("2 of 2 jobs failed") and str(tmp_path / "s") in m for m in messages)
