@@ -3,22 +3,33 @@
 >>> import regbench
 >>> result = regbench.run(["model=regression", "dropout=0.5", "seed=1"])
 >>> result.run_dir, result.summary.final["test_loss"]
->>> table = regbench.load_runs("outputs")          # one row per run and epoch (pandas)
->>> table.groupby("dropout")["test_loss"].mean()
->>> comparison = regbench.compare("outputs/sweeps/x", baseline="dropout=0")  # as `regbench compare`
->>> [(row.group.label, row.cells["test_loss"].stats.mean) for row in comparison.rows]
+>>> swept = regbench.sweep(["model=regression", "dropout=0,0.5", "seed=1,2,3"])
+>>> swept.comparison                                # the comparison table (pandas), best first
+>>> swept.runs.groupby("dropout")["test_loss"].mean()  # one row per run and epoch
+>>> swept.figures["loss_curves"]                    # a matplotlib Figure; a notebook shows it
+>>> regbench.compare("outputs/sweeps/x", baseline="dropout=0").table  # as `regbench compare`
+
+Every call leaves the caller's process as it found it (``leaving_no_trace``): torch's threads
+and flags, every RNG, the environment, logging and a running Hydra app's globals; matplotlib's
+backend is never touched (figures are plain ``Figure`` objects, pyplot is never imported).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbench.errors import UsageError
+from regbench.errors import Notice, RegbenchError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
     from regbench.comparison import Comparison
     from regbench.session import RunResult
@@ -57,15 +68,13 @@ def run(overrides: Sequence[str] | Mapping[str, Any] = (), *, quiet: bool = True
     The caller's torch threads, determinism flags, RNG states and matplotlib backend are as
     they were afterwards.
     """
-    from regbench.seeding import preserved_globals
-
+    overrides = as_overrides(overrides)
     # Around the imports too: a library may draw from python's RNG when first imported.
-    with preserved_globals():
+    with leaving_no_trace():
         from regbench.hydra_app import load_settings
         from regbench.progress import Reporter, RichReporter
         from regbench.runner import execute
 
-        overrides = as_overrides(overrides)
         reporter = Reporter() if quiet else RichReporter()
         return execute(load_settings(overrides), overrides, reporter)
 
@@ -85,6 +94,98 @@ def load_runs(*paths: str | Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records(find_runs(_paths(paths))))
 
 
+def sweep(
+    overrides: Sequence[str] | Mapping[str, Any],
+    *,
+    dir: str | Path | None = None,
+    stacked: bool = False,
+    stack_memory: float | None = None,
+    quiet: bool = True,
+) -> SweepOutcome:
+    """Run a grid, exactly like ``regbench sweep OVERRIDES... [--dir DIR] [--stacked]``: the
+    same job folders, sweep.json and comparison files, resumed or grown when ``dir`` is an
+    earlier sweep's folder. A dict takes Hydra's sweep syntax as strings
+    (``{"dropout": "0,0.5", "seed": "range(1,4)"}``); ``hydra/launcher=...`` overrides work as on
+    the command line. ``stack_memory`` is ``--stack-memory`` (MiB).
+
+    Returns a SweepOutcome: ``sweep_dir``, ``statuses``, ``runs`` and ``comparison`` (pandas),
+    ``figures`` (matplotlib). Failed jobs are a ``regbench.errors.Notice`` warning, not an
+    exception: the outcome still holds the jobs that worked.
+    """
+    overrides = as_overrides(overrides)
+    with leaving_no_trace():
+        from regbench import sweep as sweeps
+
+        launchers = [o for o in overrides if sweeps.is_launcher_override(o)]
+        if stacked and launchers:  # as `regbench sweep --stacked` refuses it
+            raise UsageError(f"stacked=True is the launcher; drop {launchers[0]}")
+        if stack_memory is not None and not stacked:
+            raise UsageError("stack_memory goes with stacked=True")
+        prepared = sweeps.prepare(overrides, None if dir is None else Path(dir))
+        budget = int(stack_memory * 2**20) if stack_memory else None
+        launcher = sweeps.choose_launcher(overrides, stacked, budget)
+        result = sweeps.run(prepared, overrides, quiet, launcher)
+        _write_comparison(result.sweep_dir)
+    outcome = SweepOutcome(result.sweep_dir, dict(result.statuses))
+    failed = [key for key, status in outcome.statuses.items() if status == "failed"]
+    if failed:
+        warnings.warn(
+            Notice(
+                f"{len(failed)} of {len(outcome.statuses)} jobs failed (their summary.json says "
+                f"why; regbench.sweep(..., dir={str(result.sweep_dir)!r}) retries them)"
+            ),
+            stacklevel=2,
+        )
+    return outcome
+
+
+def _write_comparison(sweep_dir: Path) -> None:
+    """The tables and figures `regbench sweep` writes into the sweep folder at the end."""
+    from regbench.compare_plots import write_plots
+    from regbench.comparison import compare as compare_runs
+    from regbench.tables import write_tables
+
+    try:
+        comparison = compare_runs([sweep_dir])
+    except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
+        warnings.warn(Notice(f"no comparison: {exc}"), stacklevel=3)
+        return
+    write_tables(comparison, sweep_dir)
+    write_plots(comparison, sweep_dir)
+
+
+@dataclass
+class SweepOutcome:
+    """A sweep that ran: its folder, each job's status, and its runs, comparison and figures
+    (read from the folder when first asked for)."""
+
+    sweep_dir: Path
+    statuses: dict[str, str]  # job folder name -> status after this call
+
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        """The jobs' runs as ``regbench.load_runs`` gives them: a row per run and evaluation."""
+        return load_runs(self.sweep_dir)
+
+    @property
+    def comparison(self) -> pd.DataFrame:
+        """The comparison table of the sweep (comparison.csv's rows), best first."""
+        return self.compared.table
+
+    @property
+    def figures(self) -> dict[str, Figure]:
+        return self.compared.figures
+
+    @cached_property
+    def compared(self) -> ComparisonResult:
+        """The sweep's comparison with the command's defaults; ``compare`` for other options."""
+        return self.compare()
+
+    def compare(self, **options: Any) -> ComparisonResult:
+        """``regbench.compare(sweep_dir, **options)`` (metrics, at, over, baseline, ci)."""
+        return compare(self.sweep_dir, **options)
+
+
 def compare(
     paths: str | Path | Sequence[str | Path],
     *,
@@ -93,21 +194,141 @@ def compare(
     over: Sequence[str] = (),
     baseline: str | None = None,
     ci: str = "t",
-) -> Comparison:
-    """The comparison ``regbench compare PATHS`` prints, as objects: groups over seeds, their
-    statistics and the baseline differences; the options are the command's (``--metric``,
-    ``--at``, ``--over``, ``--baseline``, ``--ci``). Nothing is written or drawn, and no global
-    state (matplotlib backend, working folder) changes; ``regbench.tables`` formats the result.
-    Bad options raise ``regbench.RegbenchError`` (a UsageError) with the command's message.
+) -> ComparisonResult:
+    """The comparison ``regbench compare PATHS`` prints and draws: ``.table`` (a DataFrame, a
+    row per group), ``.verdicts``, ``.notes``, ``.figures`` and ``.runs``; ``.comparison`` holds
+    the objects (groups, statistics, baseline differences). The options are the command's
+    (``--metric``, ``--at``, ``--over``, ``--baseline``, ``--ci``). Nothing is written and no
+    global state (matplotlib backend, working folder) changes. Bad options raise
+    ``regbench.RegbenchError`` (a UsageError) with the command's message.
     """
     from regbench.comparison import compare as compare_runs
 
     given = [paths] if isinstance(paths, str | Path) else list(paths)
-    return compare_runs(
-        [Path(p) for p in given], metrics=metrics, at=at, over=over, baseline=baseline, ci=ci
+    folders = tuple(Path(p) for p in given)
+    comparison = compare_runs(
+        list(folders), metrics=metrics, at=at, over=over, baseline=baseline, ci=ci
     )
+    return ComparisonResult(comparison, folders)
+
+
+@dataclass
+class ComparisonResult:
+    """A comparison in the forms a notebook uses; a notebook cell shows it as its Markdown
+    table."""
+
+    comparison: Comparison
+    paths: tuple[Path, ...]
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """comparison.csv as a DataFrame: a row per group, best first, numbers in full."""
+        import pandas as pd
+
+        from regbench.tables import csv_rows
+
+        return pd.DataFrame.from_records(csv_rows(self.comparison))
+
+    @property
+    def verdicts(self) -> list[str]:
+        """One sentence per group on the main metric against the baseline."""
+        from regbench.tables import verdicts
+
+        return verdicts(self.comparison)
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.comparison.notes)
+
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        return load_runs(*self.paths)
+
+    @cached_property
+    def figures(self) -> dict[str, Figure]:
+        """The comparison figures that apply: ``loss_curves``, ``metrics`` and, when exactly two
+        keys vary, ``heatmap``. Plain Figures: ``fig.savefig(...)``, or show one in a cell."""
+        from regbench.compare_plots import figures
+
+        drawn = {}
+        for file, fig in figures(self.comparison).items():
+            fig.tight_layout()
+            drawn[file.removeprefix("comparison_").removesuffix(".png")] = fig
+        return drawn
+
+    def _repr_markdown_(self) -> str:
+        from regbench.tables import markdown
+
+        return markdown(self.comparison)
 
 
 def _paths(paths: Sequence[str | Path]) -> list[Path]:
     # Notebooks usually sit next to outputs/, regbench's default out_dir.
     return [Path(p) for p in paths or ("outputs",)]
+
+
+@contextlib.contextmanager
+def leaving_no_trace() -> Iterator[None]:
+    """Whatever a run or a sweep changes in the process, put back: torch's threads and flags
+    and every RNG (seeding.preserved_globals), the environment (e.g. MLflow's file-store
+    switch), logging (Hydra's launchers reconfigure it) and a running Hydra app's globals."""
+    from regbench.seeding import preserved_globals
+
+    with preserved_globals(), _kept_environment(), _kept_logging(), _hydra_set_aside():
+        yield
+
+
+@contextlib.contextmanager
+def _kept_environment() -> Iterator[None]:
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _kept_logging() -> Iterator[None]:
+    """Every logger's level, handlers and switches: a Hydra launcher applies Hydra's logging
+    config, which drops the root's handlers and disables the loggers that exist."""
+    import logging
+
+    manager = logging.root.manager
+    loggers = [
+        logging.root,
+        *(x for x in manager.loggerDict.values() if isinstance(x, logging.Logger)),
+    ]
+    saved = [(x, x.level, list(x.handlers), x.disabled, x.propagate) for x in loggers]
+    disabled_below = manager.disable
+    try:
+        yield
+    finally:
+        for logger, level, handlers, disabled, propagate in saved:
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.disabled, logger.propagate = disabled, propagate
+        logging.disable(disabled_below)
+
+
+@contextlib.contextmanager
+def _hydra_set_aside() -> Iterator[None]:
+    """A running Hydra app's GlobalHydra and HydraConfig, set aside while regbench composes its
+    own configs and runs Hydra's multirun (which refuses to start beside another and clears
+    the global when done), and put back after."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    callers = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    hydra_config = HydraConfig.instance().cfg
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+        if callers is not None:
+            GlobalHydra.instance().initialize(callers)
+        HydraConfig.instance().cfg = hydra_config

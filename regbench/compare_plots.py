@@ -39,17 +39,22 @@ LABEL_BOX = {"facecolor": "black", "alpha": 0.35, "linewidth": 0}  # readable on
 def write_plots(comparison: Comparison, out_dir: Path) -> list[Path]:
     """Every comparison figure that applies, written into ``out_dir``; their paths."""
     written = []
-    for name, draw in (
-        (LOSS_FILE, loss_curves_figure),
-        (METRICS_FILE, metrics_figure),
-        (HEATMAP_FILE, heatmap_figure),
-    ):
-        fig = draw(comparison)
-        if fig is not None:
-            save(fig, out_dir / name)
-            written.append(out_dir / name)
+    for name, fig in figures(comparison).items():
+        save(fig, out_dir / name)
+        written.append(out_dir / name)
     histograms = weight_histograms_figure(comparison, out_dir / WEIGHTS_FILE)
     return written + ([histograms] if histograms else [])
+
+
+def figures(comparison: Comparison) -> dict[str, Figure]:
+    """The comparison figures that apply, by file name, drawn and not saved (the weight
+    histograms, drawn from each run's model.pt, are only written)."""
+    drawn = {
+        LOSS_FILE: loss_curves_figure(comparison),
+        METRICS_FILE: metrics_figure(comparison),
+        HEATMAP_FILE: heatmap_figure(comparison),
+    }
+    return {name: fig for name, fig in drawn.items() if fig is not None}
 
 
 def weight_histograms_figure(comparison: Comparison, path: Path) -> Path | None:

@@ -1,14 +1,17 @@
-"""A job: one run to make, as sweeps plan it and launchers carry it out."""
+"""A job: one run to make, as sweeps plan it and launchers carry it out; and, read back from a
+sweep folder, what a job folder is to its sweep (what trackers name and group its run by)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from regbench.config import Settings
+
+SWEEP_FILE = "sweep.json"  # the sweep's record, beside its job folders (regbench/sweep.py)
 
 
 @dataclass(frozen=True)
@@ -21,3 +24,47 @@ class Job:
     folder: Path | None = None
     key: str = ""
     label: str = ""
+
+
+@dataclass(frozen=True)
+class SweepMember:
+    """A job folder as its sweep's record lists it. Read from disk, so it is the same in every
+    process a launcher runs jobs in."""
+
+    sweep_dir: Path  # resolved
+    key: str  # the folder's name: <config hash>-seed=<N>
+    label: str  # the overrides that vary across the grid, e.g. "dropout=0.5 seed=3"
+    overrides: tuple[str, ...]  # all of the job's overrides
+    swept: tuple[str, ...]  # the keys the grid varies
+    order: tuple[str, ...]  # the keys of the jobs the sweep's latest invocation runs
+
+    @property
+    def group(self) -> str:
+        """The job's config hash: the same for every seed of one configuration."""
+        return self.key.rsplit("-seed=", 1)[0]
+
+    def varying(self) -> list[tuple[str, str]]:
+        """The (key, value) overrides its label stands for (all of them for a one-job sweep)."""
+        pairs = [tuple(o.split("=", 1)) for o in self.overrides if "=" in o]
+        if not self.swept:
+            return pairs  # type: ignore[return-value]
+        return [(k, v) for k, v in pairs if k in self.swept]
+
+
+def sweep_member(folder: Path) -> SweepMember | None:
+    """The sweep ``folder`` is a job of, from the sweep.json beside it; None for a folder no
+    sweep lists (a solo run), or whose sweep record cannot be read."""
+    sweep_dir = folder.resolve().parent
+    try:
+        record: dict[str, Any] = json.loads((sweep_dir / SWEEP_FILE).read_text())
+        entry = record["jobs"][folder.name]
+        return SweepMember(
+            sweep_dir=sweep_dir,
+            key=folder.name,
+            label=str(entry.get("label") or folder.name),
+            overrides=tuple(entry.get("overrides", ())),
+            swept=tuple(record.get("grid", {})),
+            order=tuple(record.get("current", {}).get("order", ())),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

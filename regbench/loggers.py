@@ -4,20 +4,31 @@ Each logger sees the same events: the run starts (config), a metrics row is writ
 study's networks, for weight histograms), the run ends (status and the folder's plots). The
 libraries are optional extras (``pip install 'regbench[tensorboard]'`` / ``'regbench[mlflow]'``);
 asking for one that is not installed is a one-line error before any work starts.
+
+Both name a run so that people can read it (``identify``): a sweep's job by the overrides that
+vary across its grid (``dropout=0.5 seed=3``, its label in sweep.json), a solo run by the
+overrides it was given. Those settings are also TensorBoard's hparams, and in MLflow a sweep is
+one parent run with its jobs as child runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench.errors import RegbenchError, UsageError
-from regbench.rundir import Status
+from regbench.jobs import SweepMember, sweep_member
+from regbench.rundir import RunDir, Status
 
 if TYPE_CHECKING:
+    from tensorboard.compat.proto.summary_pb2 import Summary
     from torch import nn
 
     from regbench.config import Settings
@@ -28,6 +39,12 @@ MLFLOW_STATUS = {Status.COMPLETED: "FINISHED", Status.INTERRUPTED: "KILLED"}  # 
 # The stores MLflow's client knows; anything else (a bare word, a typo) fails only mid-start.
 TRACKING_SCHEMES = ("file", "http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
 REACH_SECONDS = 3.0  # a tracking server that does not accept a connection by then is down
+EVENTS_DIR = "tensorboard"  # <run>/tensorboard/<run name>/: TensorBoard names runs by folder
+MAX_FOLDER_NAME = 120  # characters of a run name kept in its event folder's name
+# Taken by the jobs of one sweep while they find or create its MLflow parent run, so that jobs
+# starting at once in parallel processes make one parent, not several.
+SWEEP_RUN_LOCK = ".mlflow.lock"
+TB_STATUS = {Status.COMPLETED: "STATUS_SUCCESS", Status.RUNNING: "STATUS_RUNNING"}  # else FAILURE
 
 
 def check(settings: Settings) -> None:
@@ -137,6 +154,47 @@ def _check_reachable(uri: str, host: str | None, port: int) -> None:
         ) from exc
 
 
+@dataclass(frozen=True)
+class RunIdentity:
+    """What the trackers show for a run: a name people can read, the settings that name stands
+    for (TensorBoard's hparams) and, for a sweep's job, its sweep."""
+
+    name: str
+    hparams: dict[str, Any]
+    member: SweepMember | None = None
+    resumed_from: int | None = None  # the epoch a resumed run continues after
+
+
+def identify(run_dir: Path, config: Mapping[str, Any]) -> RunIdentity:
+    """A sweep's job by its label (the overrides that vary across the grid), a solo run by the
+    overrides it was given (its folder's name when it was given none); each named override's
+    value as the config resolved it."""
+    from regbench.runs import flatten
+
+    folder = RunDir(run_dir)
+    member = sweep_member(run_dir)
+    if member is not None:
+        pairs, name = member.varying(), member.label
+    else:
+        overrides = folder.read_overrides()
+        pairs = [tuple(o.split("=", 1)) for o in overrides if "=" in o]
+        name = " ".join(overrides) or run_dir.name
+    flat = flatten(config)
+    hparams = {}
+    for key, text in pairs:
+        key = key.lstrip("+~")
+        hparams[key] = flat.get(key, text)  # a config group (model=mlp) keeps its option's name
+    summary = folder.summary_or_none()
+    resumed = summary.resumed_from_epoch if summary else None
+    return RunIdentity(name, hparams, member, resumed)
+
+
+def param_text(value: Any) -> str:
+    """A config value as a tracker's text: lists as lists (``[300, 300]``), as config.yaml has
+    them, and not as the tuples the flattened config holds."""
+    return json.dumps(value, default=str) if isinstance(value, tuple | list) else str(value)
+
+
 def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
     return {
         k: float(v)
@@ -146,13 +204,20 @@ def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
 
 
 class TensorBoardLogger(Logger):
-    """Event files in ``<run>/tensorboard/``: scalars per row, weight histograms, image grids."""
+    """Event files in ``<run>/tensorboard/<run name>/``: scalars per row, weight histograms,
+    image grids, and the run's hparams (the settings its name stands for) for the HPARAMS tab,
+    whose metric columns are the runs' last scalars: the final metrics."""
 
     def start(self, run_dir: Path, config: dict[str, Any]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        identity = identify(run_dir, config)
+        folder = event_folder(run_dir / EVENTS_DIR, identity.name)
+        # A resumed run redoes the rows after its checkpoint: TensorBoard hides their old events.
+        purge = None if identity.resumed_from is None else identity.resumed_from + 1
+        self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge)
         self.writer.add_text("config", "```\n" + _yaml(config) + "\n```", 0)
+        self.writer.file_writer.add_summary(session_start(identity.hparams))
 
     def log_row(self, row: dict[str, Any], networks: Mapping[str, nn.Module]) -> None:
         step = int(row["epoch"])
@@ -169,19 +234,72 @@ class TensorBoardLogger(Logger):
             step = int(image.stem.rsplit("_", 1)[-1])
             self.writer.add_image("samples", _read_png(image), step, dataformats="HWC")
         self.writer.add_text("status", status, 0)
+        self.writer.file_writer.add_summary(session_end(status))
         self.writer.close()
 
 
+def event_folder(root: Path, name: str) -> Path:
+    """``root/<name>`` (slashes replaced, shortened): TensorBoard calls a run by its folder's
+    path. A resumed run goes on in the folder it has."""
+    existing = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    if len(existing) == 1:
+        return existing[0]
+    safe = name.replace("/", "_").replace("\\", "_")
+    return root / (safe if len(safe) <= MAX_FOLDER_NAME else safe[: MAX_FOLDER_NAME - 1] + "…")
+
+
+def session_start(hparams: Mapping[str, Any]) -> Summary:
+    """The hparams plugin's session start: each setting as a number, a bool or text. Only the
+    sessions are written, no experiment summary: TensorBoard then lists the hparams of every
+    run in its logdir (one experiment summary would hide the others' keys) and takes the
+    metrics from their scalars."""
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    info = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for key, value in hparams.items():
+        if isinstance(value, bool):
+            info.hparams[key].bool_value = value
+        elif isinstance(value, int | float):
+            info.hparams[key].number_value = float(value)
+        else:
+            info.hparams[key].string_value = param_text(value)
+    data = plugin_data_pb2.HParamsPluginData(session_start_info=info)
+    return _hparams_summary(metadata.SESSION_START_INFO_TAG, data)
+
+
+def session_end(status: str) -> Summary:
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    code = api_pb2.Status.Value(TB_STATUS.get(Status(status), "STATUS_FAILURE"))
+    info = plugin_data_pb2.SessionEndInfo(status=code, end_time_secs=time.time())
+    data = plugin_data_pb2.HParamsPluginData(session_end_info=info)
+    return _hparams_summary(metadata.SESSION_END_INFO_TAG, data)
+
+
+def _hparams_summary(tag: str, data: Any) -> Summary:
+    """A summary of the hparams plugin, as the plugin's own writer makes it (without tensorflow)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import metadata
+
+    summary_metadata = metadata.create_summary_metadata(data)
+    value = Summary.Value(tag=tag, metadata=summary_metadata, tensor=metadata.NULL_TENSOR)
+    return Summary(value=[value])
+
+
 class MLflowLogger(Logger):
-    """One MLflow run per regbench run: params = flattened config, metrics per row, artifacts =
-    plots and summary. Uses an explicit client (no global active run), so sweeps in one process
-    never log into each other's runs."""
+    """One MLflow run per regbench run, named as ``identify`` says: params = flattened config,
+    metrics per row, artifacts = plots and summary. A sweep's job is a child run (tag
+    ``mlflow.parentRunId``) of one parent run per sweep, and is tagged with its sweep
+    (``regbench.sweep``, the sweep folder) and config group (``regbench.group``, the hash its
+    seeds share). Uses an explicit client (no global active run), so sweeps in one process never
+    log into each other's runs."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.client: Any = None
         self.run_id: str | None = None  # set once the MLflow run exists
+        self.sweep: SweepRun | None = None
 
     def start(self, run_dir: Path, config: dict[str, Any]) -> None:
         from mlflow.exceptions import MlflowException
@@ -199,20 +317,23 @@ class MLflowLogger(Logger):
 
         from regbench.runs import flatten
 
+        identity = identify(run_dir, config)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         found = self.client.get_experiment_by_name(self.experiment)
         experiment_id = (
             found.experiment_id if found else self.client.create_experiment(self.experiment)
         )
+        tags = {"regbench.run_dir": str(run_dir.resolve())}
+        if identity.member is not None:
+            self.sweep = SweepRun.open(self.client, experiment_id, identity.member)
+            tags.update(self.sweep.child_tags())
         self.run_id = self.client.create_run(
-            experiment_id, run_name=run_dir.name, tags={"regbench.run_dir": str(run_dir)}
+            experiment_id, run_name=identity.name, tags=tags
         ).info.run_id
-        params = [Param(k, str(v)) for k, v in flatten(config).items()]
+        params = [Param(k, param_text(v)) for k, v in flatten(config).items()]
         self.client.log_batch(self.run_id, params=params)
 
     def log_row(self, row: dict[str, Any], networks: Mapping[str, nn.Module]) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now, step = int(time.time() * 1000), int(row["epoch"])
@@ -226,6 +347,67 @@ class MLflowLogger(Logger):
             if artifact.exists():
                 self.client.log_artifact(self.run_id, str(artifact))
         self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
+        if self.sweep is not None:
+            self.sweep.job_ended(Status(status))
+
+
+@dataclass
+class SweepRun:
+    """A sweep's MLflow parent run: RUNNING while any job of the sweep's latest invocation is
+    still to run or running, then FINISHED (KILLED once a job was interrupted)."""
+
+    client: Any
+    run_id: str
+    member: SweepMember
+
+    @classmethod
+    def open(cls, client: Any, experiment_id: str, member: SweepMember) -> SweepRun:
+        """The sweep's parent run in this experiment, found by its tags, else created; running
+        again if an earlier invocation had ended it."""
+        tags = {"regbench.sweep": str(member.sweep_dir), "regbench.role": "sweep"}
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        with _locked(member.sweep_dir / SWEEP_RUN_LOCK):
+            found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+            if found:
+                run_id = found[0].info.run_id
+                if found[0].info.status != "RUNNING":
+                    client.update_run(run_id, status="RUNNING")
+            else:
+                name = f"sweep {member.sweep_dir.name}"
+                run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+        return cls(client, run_id, member)
+
+    def child_tags(self) -> dict[str, str]:
+        return {
+            "mlflow.parentRunId": self.run_id,
+            "regbench.sweep": str(self.member.sweep_dir),
+            "regbench.group": self.member.group,
+        }
+
+    def job_ended(self, status: Status) -> None:
+        """End the parent with the last of its jobs (each job's summary.json is final before
+        its loggers hear the end, so of two jobs ending at once the later one sees both)."""
+        if status is Status.INTERRUPTED:  # Ctrl-C or a preemption: the sweep stops here
+            self.client.set_terminated(self.run_id, "KILLED")
+        elif not any(self._pending(key) for key in self.member.order):
+            self.client.set_terminated(self.run_id, "FINISHED")
+
+    def _pending(self, key: str) -> bool:
+        summary = RunDir(self.member.sweep_dir / key).summary_or_none()
+        return summary is None or summary.status is Status.RUNNING
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if need be) among processes on its file system."""
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _yaml(config: dict[str, Any]) -> str:

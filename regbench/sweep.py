@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from regbench.config import ConfigError
 from regbench.errors import Notice, RegbenchError, UsageError
-from regbench.jobs import Job
+from regbench.jobs import SWEEP_FILE, Job
 from regbench.rundir import (
     CONFIG,
     SUMMARY,
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.progress import Reporter
 
-SWEEP_FILE, LOCK_FILE = "sweep.json", ".sweep.lock"
+LOCK_FILE = ".sweep.lock"
 # Keys that do not change what a run computes: not part of a job's key.
 UNKEYED = ("seed", "out_dir", "name")
 HASH_CHARS = 10
@@ -616,3 +616,10 @@ def _one_line(exc: Exception) -> str:
 # Used by `regbench sweep --dry-run` and the final lines.
 def describe_states(prepared: SweepResult) -> dict[str, int]:
     return _count(decide(s).value for s in prepared.states.values())
+
+
+# `regbench.sweep` is this module, and also what notebooks call: regbench.sweep([...]) runs
+# regbench.api.sweep (the package's SweepModule). Set last, once the module is whole.
+import regbench  # noqa: E402  (the package, already imported: a module's package is first)
+
+sys.modules[__name__].__class__ = regbench.SweepModule

@@ -1,4 +1,5 @@
-"""The Python API that notebooks use: regbench.run, regbench.load_runs and regbench.compare."""
+"""The Python API that notebooks use: regbench.run, regbench.sweep, regbench.load_runs and
+regbench.compare (the notebook itself: tests/test_notebook.py)."""
 
 from __future__ import annotations
 
@@ -66,21 +67,28 @@ def test_compare_returns_the_comparison_and_leaves_global_state(tmp_path: Path) 
         "import os, sys, regbench; cwd = os.getcwd(); "
         f"c = regbench.compare({str(root)!r}, metrics=['test_loss'], baseline='dropout=0'); "
         f"again = regbench.compare([{str(root)!r}]); "
-        "print(type(c).__name__, c.baseline.group.label, len(again.rows), "
+        "print(type(c).__name__, c.comparison.baseline.group.label, len(again.table), "
         "'matplotlib' in sys.modules, os.getcwd() == cwd)"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["Comparison", "dropout=0", "2", "False", "True"]
+    assert proc.stdout.split() == ["ComparisonResult", "dropout=0", "2", "False", "True"]
     assert not list(tmp_path.rglob("comparison*"))  # nothing written
 
-    comparison = regbench.compare(root, at="final")
-    values = final_values(root, "test_loss")
-    for row in comparison.rows:
+    result = regbench.compare(root, at="final")
+    comparison, values = result.comparison, final_values(root, "test_loss")
+    for row, (_, line) in zip(comparison.rows, result.table.iterrows(), strict=True):
         stats = row.cells["test_loss"].stats
         expected = direct_stats(list(values[(row.group.config["dropout"], 0.0)].values()))
         assert (stats.mean, stats.std, *stats.ci) == pytest.approx(expected, rel=1e-9)
+        got = [line[f"test_loss_{k}"] for k in ("mean", "std", "ci_low", "ci_high")]
+        assert got == [stats.mean, stats.std, *stats.ci]  # the table holds the same numbers
+        assert line["group"] == row.group.label and line["best"] == row.is_best
     assert comparison.rows[0].is_best and comparison.baseline is comparison.rows[0]
+    assert result.verdicts and result.verdicts[0].startswith("dropout=0.5 ")
+    assert "| dropout |" in result._repr_markdown_()
+    assert result.runs["run"].nunique() == 6  # three seeds of two groups
+    assert not list(tmp_path.rglob("comparison*"))
     with pytest.raises(regbench.RegbenchError, match="no run has this key"):
         regbench.compare(root, over=["nope"])
 
@@ -160,3 +168,98 @@ def test_run_works_inside_a_running_hydra_app(mnist_root: Path, tmp_path: Path) 
         assert result.summary.status == "completed"
         assert GlobalHydra.instance().hydra is users
         assert compose("app").answer == 42
+
+
+# Two jobs: the least that has a comparison, and the most this file can afford.
+SWEEP = {"model": "regression", "epochs": 1, "data.n_train": 32, "dropout": "0,0.5", "seed": 1}
+
+
+def test_sweep_returns_its_runs_comparison_and_figures(tmp_path: Path) -> None:
+    """As `regbench sweep` writes it (job folders, sweep.json, comparison files), with the
+    tables as DataFrames and the figures as Figures; callable after the module was imported."""
+    import csv
+
+    from matplotlib.figure import Figure
+
+    import regbench.sweep as sweep_module  # binds the module to regbench.sweep
+
+    assert regbench.sweep is sweep_module and callable(regbench.sweep)
+    outcome = regbench.sweep({**SWEEP, "out_dir": str(tmp_path / "o")}, dir=tmp_path / "s")
+    assert outcome.sweep_dir == tmp_path / "s"
+    assert sorted(outcome.statuses.values()) == ["completed"] * 2
+    assert {p.name for p in (tmp_path / "s").iterdir()} >= {
+        "sweep.json",
+        "multirun.yaml",
+        "comparison.md",
+        "comparison.csv",
+        "comparison_loss_curves.png",
+        *outcome.statuses,
+    }
+    assert set(outcome.runs["run"]) == {str(tmp_path / "s" / key) for key in outcome.statuses}
+    with (tmp_path / "s" / "comparison.csv").open() as f:
+        written = list(csv.DictReader(f))
+    table = outcome.comparison
+    assert list(table["group"]) == [row["group"] for row in written] and len(table) == 2
+    assert list(table["test_loss_mean"]) == [float(row["test_loss_mean"]) for row in written]
+    assert set(outcome.figures) == {"loss_curves", "metrics"}  # one key varies: no heatmap
+    assert all(isinstance(fig, Figure) for fig in outcome.figures.values())
+    assert outcome.compare(baseline="dropout=0.5").comparison.baseline.group.label == (
+        "dropout=0.5"
+    )
+
+    again = regbench.sweep(SWEEP | {"out_dir": str(tmp_path / "o")}, dir=tmp_path / "s")
+    assert again.statuses == outcome.statuses  # all skipped: already completed
+    with pytest.raises(regbench.UsageError, match="not the string"):
+        regbench.sweep("dropout=0,0.5")
+    with pytest.raises(regbench.UsageError, match="stacked=True is the launcher"):
+        regbench.sweep([*as_list(SWEEP), "hydra/launcher=joblib"], stacked=True)
+
+
+def as_list(overrides: dict[str, object]) -> list[str]:
+    return [f"{k}={v}" for k, v in overrides.items()]
+
+
+def test_sweep_with_a_hydra_launcher_inside_a_running_hydra_app(tmp_path: Path) -> None:
+    """Hydra's multirun refuses to start beside another Hydra, clears the global when done and
+    applies Hydra's logging config (disabling every logger): none of it reaches the caller."""
+    import logging
+    import os
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    app_configs = tmp_path / "app"
+    app_configs.mkdir()
+    (app_configs / "app.yaml").write_text("answer: 42\n")
+    users_logger, handler = logging.getLogger("users.app"), logging.NullHandler()
+    users_logger.addHandler(handler)
+    root_level, environment = logging.getLogger().level, dict(os.environ)
+    overrides = [*as_list(SWEEP | {"dropout": 0.5}), "hydra/launcher=basic"]  # one job
+    try:
+        with initialize_config_dir(config_dir=str(app_configs), version_base=None):
+            users, hydra_config = GlobalHydra.instance().hydra, HydraConfig.instance().cfg
+            outcome = regbench.sweep([*overrides, f"out_dir={tmp_path}"], dir=tmp_path / "s")
+            assert GlobalHydra.instance().hydra is users and compose("app").answer == 42
+            assert HydraConfig.instance().cfg is hydra_config
+        assert list(outcome.statuses.values()) == ["completed"]
+        assert "BasicLauncher" in (tmp_path / "s" / "multirun.yaml").read_text()
+        assert users_logger.handlers == [handler] and not users_logger.disabled
+        assert logging.getLogger().level == root_level and dict(os.environ) == environment
+    finally:
+        users_logger.removeHandler(handler)
+
+
+def test_a_sweep_whose_jobs_fail_warns_and_still_returns(tmp_path: Path) -> None:
+    """Failed jobs are a Notice (the outcome still holds every job's status), never silent."""
+    from regbench.errors import Notice
+
+    missing = tmp_path / "no-data"
+    overrides = ["model=mlp", f"data.root={missing}", "data.download=false", "epochs=1"]
+    overrides += ["data.fallback=false", "seed=1,2", f"out_dir={tmp_path}"]
+    with pytest.warns(Notice) as caught:
+        outcome = regbench.sweep(overrides, dir=tmp_path / "s")
+    assert list(outcome.statuses.values()) == ["failed", "failed"]
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("no comparison:") for m in messages)
+    assert any(m.startswith("2 of 2 jobs failed") and str(tmp_path / "s") in m for m in messages)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from regbench.loggers import MAX_FOLDER_NAME
 from tests.conftest import run_dirs
 
 SMALL = ("epochs=3", "model.hidden=[16]", "l1=1e-4")
@@ -17,35 +19,152 @@ def metrics(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def event_runs(folder: Path) -> dict[str, Any]:
+    """TensorBoard's runs under ``folder`` (name -> loaded EventAccumulator), as its own reader
+    finds and names them."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    runs = EventMultiplexer(size_guidance={"histograms": 0}).AddRunsFromDirectory(str(folder))
+    runs.Reload()
+    return {name: runs.GetAccumulator(name) for name in runs.Runs()}
+
+
+def hparams(events: Any) -> tuple[dict[str, Any], str]:
+    """A run's hparams as the HPARAMS tab reads them, and its session's end status."""
+    from google.protobuf.json_format import MessageToDict
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    content = events.PluginTagToContent(metadata.PLUGIN_NAME)
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+    values = {k: MessageToDict(v) for k, v in start.hparams.items()}
+    return values, api_pb2.Status.Name(end.status)
+
+
 def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    result = cli("run", *SMALL, f"data.root={mnist_root}", "logger=[csv,tensorboard,mlflow]", "-q")
+    typed = (*SMALL, f"data.root={mnist_root}", "logger=[csv,tensorboard,mlflow]")
+    result = cli("run", *typed, "-q")
     assert result.exit_code == 0, result.stderr
     (run,) = run_dirs(tmp_path / "outputs")
     rows = metrics(run)
 
-    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"histograms": 0})
-    events.Reload()
+    # A solo run is named by the overrides the user typed (TensorBoard: its event folder, without
+    # slashes and shortened, as this one's data.root is long).
+    name = " ".join(typed)
+    (folder, events), *others = event_runs(run / "tensorboard").items()
+    assert len(name) > MAX_FOLDER_NAME and not others
+    assert folder == name.replace("/", "_")[: MAX_FOLDER_NAME - 1] + "…"
     test_loss = events.Scalars("test_loss")
     assert [e.step for e in test_loss] == [1, 2, 3]
     assert [e.value for e in test_loss] == pytest.approx([float(r["test_loss"]) for r in rows])
     histograms = events.Tags()["histograms"]
     assert "weights/model/layers.0.weight" in histograms
     assert len(events.Histograms("weights/model/layers.0.weight")) == 3
+    values, status = hparams(events)
+    assert status == "STATUS_SUCCESS"
+    assert values == {
+        "epochs": 3.0,
+        "model.hidden": "[16]",
+        "l1": 1e-4,
+        "data.root": str(mnist_root),
+        "logger": '["csv", "tensorboard", "mlflow"]',
+    }
 
     client = MlflowClient(tracking_uri=(tmp_path / "outputs" / "mlruns").as_uri())
     (found,) = client.search_runs([client.get_experiment_by_name("mlp").experiment_id])
-    assert found.info.status == "FINISHED"
-    assert found.data.params["dropout"] == "0.0" and found.data.params["model.hidden"] == "(16,)"
+    assert found.info.status == "FINISHED" and found.info.run_name == name
+    assert found.data.params["dropout"] == "0.0" and found.data.params["model.hidden"] == "[16]"
+    assert found.data.tags["regbench.run_dir"] == str(run.resolve())
+    assert not {"mlflow.parentRunId", "regbench.sweep"} & set(found.data.tags)  # no sweep
     history = client.get_metric_history(found.info.run_id, "test_acc")
     assert [m.step for m in history] == [1, 2, 3]
     assert [m.value for m in history] == pytest.approx([float(r["test_acc"]) for r in rows])
     artifacts = {a.path for a in client.list_artifacts(found.info.run_id)}
     assert {"loss_curve.png", "summary.json"} <= artifacts
+
+
+def test_a_sweep_is_one_parent_run_with_readable_children(cli, tmp_path: Path) -> None:
+    """Each job named by the keys that vary (TensorBoard's run, MLflow's run name), those keys as
+    hparams, and in MLflow one parent run for the sweep with the jobs as its children, tagged
+    with the sweep and their config group (the hash of the job folder, which its seeds share)."""
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    grid = ("model=regression", "epochs=1", "data.n_train=32", "model.hidden=[8,8]", "seed=1")
+    args = (*grid, "dropout=0,0.5", "logger=[csv,tensorboard,mlflow]")
+    result = cli("sweep", *args, "--dir", "s", "-q")
+    assert result.exit_code == 0, result.stderr
+    sweep_dir = (tmp_path / "s").resolve()
+    jobs = run_dirs(sweep_dir)
+    labels = {"dropout=0", "dropout=0.5"}
+
+    runs = event_runs(sweep_dir)
+    assert {name.split("/")[-1] for name in runs} == labels
+    for name, events in runs.items():
+        job, _, label = name.split("/")
+        values, status = hparams(events)
+        assert values == {"dropout": float(label.split("=")[1])}
+        assert status == "STATUS_SUCCESS"
+        final = float(metrics(sweep_dir / job)[-1]["test_loss"])
+        assert events.Scalars("test_loss")[-1].value == pytest.approx(final)
+
+    client = MlflowClient(tracking_uri=(tmp_path / "outputs" / "mlruns").as_uri())
+    found = client.search_runs([client.get_experiment_by_name("regression").experiment_id])
+    (parent,) = [r for r in found if r.data.tags.get("regbench.role") == "sweep"]
+    children = [r for r in found if r is not parent]
+    assert parent.info.run_name == "sweep s" and parent.info.status == "FINISHED"
+    assert parent.data.tags["regbench.sweep"] == str(sweep_dir)
+    assert {r.info.run_name for r in children} == labels
+    for child in children:
+        tags, folder = child.data.tags, Path(child.data.tags["regbench.run_dir"])
+        assert folder in jobs and child.info.status == "FINISHED"
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["regbench.sweep"] == str(sweep_dir)
+        assert tags["regbench.group"] == folder.name.removesuffix("-seed=1")
+        assert child.data.params["model.hidden"] == "[8, 8]"
+
+
+def test_the_sweep_parent_run_ends_with_its_last_job(tmp_path: Path) -> None:
+    """Found again (not made twice) by every job; running while a job of the invocation is still
+    to come or running, finished after the last, killed when a job is interrupted."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from regbench.jobs import SweepMember
+    from regbench.loggers import SweepRun
+    from regbench.rundir import RunDir, Status, Summary
+
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    experiment = client.create_experiment("x")
+    order = ("a-seed=1", "a-seed=2")
+    member = SweepMember(tmp_path, order[0], "seed=1", ("seed=1",), ("seed",), order)
+
+    def status_of(key: str, status: Status) -> None:
+        (tmp_path / key).mkdir(exist_ok=True)
+        RunDir(tmp_path / key).write_summary(Summary(status, "x", "mlp", seed=1))
+
+    first = SweepRun.open(client, experiment, member)
+    assert SweepRun.open(client, experiment, member).run_id == first.run_id
+    status_of(order[0], Status.COMPLETED)
+    first.job_ended(Status.COMPLETED)  # the second job has not started
+    assert client.get_run(first.run_id).info.status == "RUNNING"
+    status_of(order[1], Status.RUNNING)
+    first.job_ended(Status.COMPLETED)
+    assert client.get_run(first.run_id).info.status == "RUNNING"
+    status_of(order[1], Status.COMPLETED)
+    first.job_ended(Status.COMPLETED)
+    assert client.get_run(first.run_id).info.status == "FINISHED"
+    again = SweepRun.open(client, experiment, member)  # the sweep grown or resumed later
+    assert again.run_id == first.run_id
+    assert client.get_run(first.run_id).info.status == "RUNNING"
+    again.job_ended(Status.INTERRUPTED)
+    assert client.get_run(first.run_id).info.status == "KILLED"
+    assert len(client.search_runs([experiment])) == 1
 
 
 def test_missing_logger_library_is_one_line(cli, mnist_root, tmp_path, monkeypatch) -> None:

@@ -125,7 +125,8 @@ def test_joblib_launcher_runs_the_same_jobs_and_sweeps_merge(
     assert all(f"[{k}/12]" in proc.stderr for k in range(1, 13))
     # Seed 3 is in both sweeps: same config, so the same folder name and the same numbers.
     shared = [job for job in run_dirs(parallel) if job.name.endswith("seed=3")]
-    assert len(shared) == 4
+    default = [job for job in run_dirs(grid_sweep.path) if job.name.endswith("seed=3")]
+    assert [job.name for job in shared] == [job.name for job in default] and len(shared) == 4
     for job in shared:
         first, second = without_seconds(grid_sweep.path / job.name), without_seconds(job)
         for a, b in zip(first, second, strict=True):
