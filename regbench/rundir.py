@@ -180,10 +180,10 @@ class RunDir:
     def __str__(self) -> str:
         return str(self.path)
 
-    def damage(self) -> str | None:
-        """What makes a run that says it completed not whole (a result file gone, or metrics.csv
-        without rows), or None when nothing is missing."""
-        missing = [name for name in RESULT_FILES if not (self.path / name).is_file()]
+    def damage(self, needed: Sequence[str] = RESULT_FILES) -> str | None:
+        """What makes a run that says it completed not whole (one of the ``needed`` files gone,
+        or metrics.csv without rows), or None when nothing is missing."""
+        missing = [name for name in needed if not (self.path / name).is_file()]
         if missing:
             return f"{', '.join(missing)} missing"
         if not self.read_metrics():

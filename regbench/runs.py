@@ -18,7 +18,7 @@ from typing import Any
 
 from regbench.diagnostics import weight_columns_by_epoch
 from regbench.errors import Notice, UsageError
-from regbench.rundir import RunDir, Status
+from regbench.rundir import METRICS, RunDir, Status
 
 # Metrics where higher is better; every other metric (losses, errors) is minimized.
 HIGHER_IS_BETTER = re.compile(r"acc|auc|r2|score|precision|recall|f1")
@@ -38,12 +38,13 @@ class Run:
 
 def find_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Every run folder at or under ``paths`` (run folders, sweep folders, or any folder); a
-    run that says it completed but is not whole is left out with a Notice."""
-    return [load_run(run_dir) for run_dir in RunDir.find(paths) if _whole(run_dir)]
+    run that says it completed but has no metrics is left out with a Notice (a missing model.pt
+    only leaves it out of the weight histograms, which say so themselves)."""
+    return [load_run(run_dir) for run_dir in RunDir.find(paths) if _has_metrics(run_dir)]
 
 
-def _whole(run_dir: RunDir) -> bool:
-    damage = run_dir.damage() if run_dir.read_summary().completed else None
+def _has_metrics(run_dir: RunDir) -> bool:
+    damage = run_dir.damage([METRICS]) if run_dir.read_summary().completed else None
     if damage:
         warnings.warn(Notice(f"skipped {run_dir}: it says completed but {damage}"), stacklevel=3)
     return damage is None
