@@ -171,25 +171,52 @@ def test_run_works_inside_a_running_hydra_app(mnist_root: Path, tmp_path: Path) 
 
 
 # Two jobs: the least that has a comparison, and the most this file can afford.
-SWEEP = {"model": "regression", "epochs": 1, "data.n_train": 32, "dropout": "0,0.5", "seed": 1}
+SWEEP = ["model=regression", "epochs=1", "data.n_train=32", "dropout=0,0.5", "seed=1"]
 
 
-def test_sweep_returns_its_runs_comparison_and_figures(tmp_path: Path) -> None:
+def test_sweep_inside_a_running_hydra_app_returns_runs_comparison_and_figures(
+    tmp_path: Path,
+) -> None:
     """As `regbench sweep` writes it (job folders, sweep.json, comparison files), with the
-    tables as DataFrames and the figures as Figures; callable after the module was imported."""
+    tables as DataFrames and the figures as Figures; callable after the module was imported.
+    Run with a Hydra launcher inside a user's Hydra app: Hydra's multirun refuses to start
+    beside another Hydra, clears the global when done and applies Hydra's logging config
+    (disabling every logger), and none of it reaches the caller."""
     import csv
+    import logging
+    import os
 
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
     from matplotlib.figure import Figure
 
     import regbench.sweep as sweep_module  # binds the module to regbench.sweep
 
     assert regbench.sweep is sweep_module and callable(regbench.sweep)
-    outcome = regbench.sweep({**SWEEP, "out_dir": str(tmp_path / "o")}, dir=tmp_path / "s")
+    app_configs = tmp_path / "app"
+    app_configs.mkdir()
+    (app_configs / "app.yaml").write_text("answer: 42\n")
+    users_logger, handler = logging.getLogger("users.app"), logging.NullHandler()
+    users_logger.addHandler(handler)
+    root_level, environment = logging.getLogger().level, dict(os.environ)
+    overrides = [*SWEEP, "hydra/launcher=basic", f"out_dir={tmp_path / 'o'}"]
+    try:
+        with initialize_config_dir(config_dir=str(app_configs), version_base=None):
+            users, hydra_config = GlobalHydra.instance().hydra, HydraConfig.instance().cfg
+            outcome = regbench.sweep(overrides, dir=tmp_path / "s")
+            assert GlobalHydra.instance().hydra is users and compose("app").answer == 42
+            assert HydraConfig.instance().cfg is hydra_config
+        assert users_logger.handlers == [handler] and not users_logger.disabled
+        assert logging.getLogger().level == root_level and dict(os.environ) == environment
+    finally:
+        users_logger.removeHandler(handler)
+
     assert outcome.sweep_dir == tmp_path / "s"
     assert sorted(outcome.statuses.values()) == ["completed"] * 2
+    assert "BasicLauncher" in (tmp_path / "s" / "multirun.yaml").read_text()
     assert {p.name for p in (tmp_path / "s").iterdir()} >= {
         "sweep.json",
-        "multirun.yaml",
         "comparison.md",
         "comparison.csv",
         "comparison_loss_curves.png",
@@ -203,51 +230,13 @@ def test_sweep_returns_its_runs_comparison_and_figures(tmp_path: Path) -> None:
     assert list(table["test_loss_mean"]) == [float(row["test_loss_mean"]) for row in written]
     assert set(outcome.figures) == {"loss_curves", "metrics"}  # one key varies: no heatmap
     assert all(isinstance(fig, Figure) for fig in outcome.figures.values())
-    assert outcome.compare(baseline="dropout=0.5").comparison.baseline.group.label == (
-        "dropout=0.5"
-    )
+    other = outcome.compare(baseline="dropout=0.5").comparison
+    assert other.baseline.group.label == "dropout=0.5"
 
-    again = regbench.sweep(SWEEP | {"out_dir": str(tmp_path / "o")}, dir=tmp_path / "s")
-    assert again.statuses == outcome.statuses  # all skipped: already completed
     with pytest.raises(regbench.UsageError, match="not the string"):
         regbench.sweep("dropout=0,0.5")
     with pytest.raises(regbench.UsageError, match="stacked=True is the launcher"):
-        regbench.sweep([*as_list(SWEEP), "hydra/launcher=joblib"], stacked=True)
-
-
-def as_list(overrides: dict[str, object]) -> list[str]:
-    return [f"{k}={v}" for k, v in overrides.items()]
-
-
-def test_sweep_with_a_hydra_launcher_inside_a_running_hydra_app(tmp_path: Path) -> None:
-    """Hydra's multirun refuses to start beside another Hydra, clears the global when done and
-    applies Hydra's logging config (disabling every logger): none of it reaches the caller."""
-    import logging
-    import os
-
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    app_configs = tmp_path / "app"
-    app_configs.mkdir()
-    (app_configs / "app.yaml").write_text("answer: 42\n")
-    users_logger, handler = logging.getLogger("users.app"), logging.NullHandler()
-    users_logger.addHandler(handler)
-    root_level, environment = logging.getLogger().level, dict(os.environ)
-    overrides = [*as_list(SWEEP | {"dropout": 0.5}), "hydra/launcher=basic"]  # one job
-    try:
-        with initialize_config_dir(config_dir=str(app_configs), version_base=None):
-            users, hydra_config = GlobalHydra.instance().hydra, HydraConfig.instance().cfg
-            outcome = regbench.sweep([*overrides, f"out_dir={tmp_path}"], dir=tmp_path / "s")
-            assert GlobalHydra.instance().hydra is users and compose("app").answer == 42
-            assert HydraConfig.instance().cfg is hydra_config
-        assert list(outcome.statuses.values()) == ["completed"]
-        assert "BasicLauncher" in (tmp_path / "s" / "multirun.yaml").read_text()
-        assert users_logger.handlers == [handler] and not users_logger.disabled
-        assert logging.getLogger().level == root_level and dict(os.environ) == environment
-    finally:
-        users_logger.removeHandler(handler)
+        regbench.sweep([*SWEEP, "hydra/launcher=joblib"], stacked=True)
 
 
 def test_a_sweep_whose_jobs_fail_warns_and_still_returns(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def metrics_without_seconds(run: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_an_optuna_search_runs_repeats_resumes_and_grows_stacked(cli, tmp_path: Path) -> None:
+def test_an_optuna_search_runs_repeats_and_resumes(cli, tmp_path: Path) -> None:
     first = cli("sweep", *SEARCH, "hydra.sweeper.n_trials=6", "--dir", "a")
     assert first.exit_code == 0, first.stderr
     a = tmp_path / "a"
@@ -64,33 +64,22 @@ def test_an_optuna_search_runs_repeats_resumes_and_grows_stacked(cli, tmp_path: 
     assert len(read_csv(a / "comparison.csv")) == 6
     assert (a / "multirun.yaml").is_file() and (a / "comparison_loss_curves.png").is_file()
 
-    # The same command again, with one trial's two folders gone: the sampler asks for the same
-    # six trials (ten jobs are found done), and the two retrained runs match bit for bit.
+    # The same command again with one more trial, after removing one trial's two folders: the
+    # sampler asks for the same six trials first (ten jobs are found done and skipped), the two
+    # retrained runs match the removed ones bit for bit, and a seventh trial is added.
     redo = trials[2]["jobs"]
     before = {key: metrics_without_seconds(a / key) for key in redo}
+    kept = {r.name: (r / "summary.json").stat().st_mtime_ns for r in runs if r.name not in redo}
     for key in redo:
         shutil.rmtree(a / key)
-    again = cli("sweep", *SEARCH, "hydra.sweeper.n_trials=6", "--dir", "a")
+    again = cli("sweep", *SEARCH, "hydra.sweeper.n_trials=7", "--dir", "a")
     assert again.exit_code == 0, again.stderr
     assert again.stderr.count("skipped (already completed)") == 10
-    assert record(a)["invocations"][-1]["actions"] == {"skip": 10, "run": 2}
-    assert record(a)["search"]["trials"] == trials
+    assert record(a)["invocations"][-1]["actions"] == {"skip": 10, "run": 4}
+    assert {key: (a / key / "summary.json").stat().st_mtime_ns for key in kept} == kept
     assert {key: metrics_without_seconds(a / key) for key in redo} == before
-
-    # One more trial, stacked: the six done trials are skipped; the seventh trial's two seeds
-    # train together as one stack.
-    stamps = {run.name: (run / "summary.json").stat().st_mtime_ns for run in runs}
-    grown = cli("sweep", *SEARCH, "hydra.sweeper.n_trials=7", "--stacked", "--dir", "a")
-    assert grown.exit_code == 0, grown.stderr
-    assert grown.stderr.count("skipped (already completed)") == 12
-    assert grown.stderr.count("running stacked") == 2
-    assert {run.name: (run / "summary.json").stat().st_mtime_ns for run in runs} == stamps
-    grown_trials = record(a)["search"]["trials"]
-    assert grown_trials[:6] == trials
-    for key in grown_trials[6]["jobs"]:
-        assert json.loads((a / key / "summary.json").read_text())["stacked"] is True
-    assert record(a)["invocations"][-1]["actions"] == {"skip": 12, "run": 2}
-    assert len(read_csv(a / "comparison.csv")) == 7
+    assert record(a)["search"]["trials"][:6] == trials
+    assert len(run_dirs(a)) == 14 and len(read_csv(a / "comparison.csv")) == 7
 
 
 def test_a_dry_run_describes_the_search_and_writes_nothing(cli, tmp_path: Path) -> None:
@@ -129,16 +118,23 @@ def test_an_uninstalled_sweeper_names_its_plugin(cli, tmp_path: Path) -> None:
     assert "pip install hydra-nevergrad-sweeper" in result.stderr
 
 
-def test_a_diverging_trial_gets_the_worst_value_and_the_search_goes_on(cli, tmp_path: Path) -> None:
-    search = ("model=regression", "epochs=20", "eval_every=1", "data.n_train=8", "seed=1")
+def test_stacked_trials_that_diverge_get_the_worst_value_and_the_search_goes_on(
+    cli, tmp_path: Path
+) -> None:
+    search = ("model=regression", "epochs=20", "eval_every=1", "data.n_train=8", "seed=1,2")
     result = cli(
         "sweep", *search, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
-        "lr=interval(100,1000)", "--dir", "s", "-q",
+        "lr=interval(100,1000)", "--stacked", "--dir", "s", "-q",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     trials = record(tmp_path / "s")["search"]["trials"]
     assert [t["value"] for t in trials] == ["inf", "inf"]
     assert result.stderr.count("diverged, so the worst value") == 2
-    assert yaml.safe_load((tmp_path / "s" / "optimization_results.yaml").read_text())[
-        "best_value"
-    ] == float("inf")
+    results = yaml.safe_load((tmp_path / "s" / "optimization_results.yaml").read_text())
+    assert results["best_value"] == float("inf")
+    # Each trial's two seeds trained together, as one stack of two.
+    assert result.stderr.count("running stacked") == 4
+    for trial in trials:
+        for key in trial["jobs"]:
+            summary = json.loads((tmp_path / "s" / key / "summary.json").read_text())
+            assert summary["status"] == "diverged" and summary["stack"]["size"] == 2
