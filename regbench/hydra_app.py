@@ -203,11 +203,41 @@ def compose(overrides: Sequence[str]) -> dict[str, Any]:
     """Compose the primary config with ``overrides`` (as typed by users) into a plain dict."""
     refuse_hydra_keys(overrides)
     from hydra import compose as hydra_compose
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     with _hydra_errors(overrides), regbench_configs():
-        cfg = hydra_compose(current_search().config_name, overrides=list(overrides))
+        name = current_search().config_name
+        cfg = hydra_compose(name, overrides=list(overrides), return_hydra_config=True)
+        with open_dict(cfg):
+            hydra = cfg.pop("hydra")
+        refuse_hydra_settings(OmegaConf.to_container(hydra, resolve=False))  # type: ignore[arg-type]
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def refuse_hydra_settings(hydra: dict[str, Any]) -> None:
+    """The same refusal as refuse_hydra_keys for a config file (a user's experiment or primary
+    config) that sets the run folder or the working folder: it would do nothing for one run."""
+    if hydra["job"].get("chdir"):
+        raise ConfigError(
+            "hydra.job.chdir: true (set in a config file) does nothing for one run: regbench "
+            "never changes the working folder; remove it"
+        )
+    if hydra["run"]["dir"] != _hydra_default_run_dir():
+        raise ConfigError(
+            f"hydra.run.dir: {hydra['run']['dir']} (set in a config file) does nothing for one "
+            f"run: regbench names the run folder <out_dir>/<name>/<timestamp>; set out_dir and "
+            f"name instead"
+        )
+
+
+def _hydra_default_run_dir() -> str:
+    """Hydra's own default ``hydra.run.dir``, read from Hydra's config package."""
+    from importlib.resources import files
+
+    import yaml
+
+    text = (files("hydra.conf") / "hydra" / "output" / "default.yaml").read_text()
+    return yaml.safe_load(text)["run"]["dir"]  # (the file is "# @package hydra")
 
 
 # The one Hydra key a run reads: where else to look for configs.

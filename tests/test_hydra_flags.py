@@ -180,6 +180,20 @@ def test_config_name_picks_a_user_primary_config_that_must_validate(
     assert "model must be one of" in one_error(cli("run", "-cd", str(myconfigs), "-cn", "bare"))
 
 
+def test_user_model_options_validate_and_hydra_keys_in_files_are_refused(
+    cli, myconfigs: Path
+) -> None:
+    (myconfigs / "model").mkdir()
+    (myconfigs / "model" / "small.yaml").write_text("name: regression\nhidden: [16]\n")
+    small = ("-cd", str(myconfigs), "model=small", "data=tiny_line")
+    assert "- 16" in cli("run", *small, "--cfg", "job", "-p", "model").stdout
+    assert "data=toy_regression" in one_error(cli("run", *small[:3], "--cfg", "job"))  # mnist
+    chdir = "# @package _global_\nhydra:\n  job:\n    chdir: true\n"
+    (myconfigs / "experiment" / "chdir.yaml").write_text(chdir)
+    line = one_error(cli("run", "-cd", str(myconfigs), "+experiment=chdir"))
+    assert "hydra.job.chdir: true (set in a config file) does nothing for one run" in line
+
+
 # ----------------------------------------------------------------------------- user configs
 @pytest.mark.slow  # a sweep through Hydra's multirun, and its comparison's plots
 def test_user_configs_reach_every_job_of_a_sweep(cli, tmp_path: Path, finished: Finished) -> None:
