@@ -211,7 +211,9 @@ CONFIG_NAME_OPTION = typer.Option(
 )
 
 
-def _check_hydra_flags(cfg: str | None, resolve: bool, package: str | None, info: str | None):
+def _check_hydra_flags(
+    cfg: str | None, resolve: bool, package: str | None, info: str | None
+) -> None:
     """Hydra's rules for its flags, as one-line errors."""
     if cfg is not None and cfg not in CFG_KINDS:
         raise UsageError(f"--cfg {cfg}: choose one of {', '.join(CFG_KINDS)}")
@@ -300,8 +302,11 @@ def run(
             from regbench.hydra_app import load_settings
             from regbench.runner import execute
 
-            settings = load_settings(overrides)  # --cfg too: it prints configs that would run
-            if _show_hydra(overrides, cfg, package, resolve, info, multirun=False):
+            # --info is Hydra's view, shown for any config; --cfg prints a config that would run.
+            if _show_hydra(overrides, None, None, False, info, multirun=False):
+                return
+            settings = load_settings(overrides)
+            if _show_hydra(overrides, cfg, package, resolve, None, multirun=False):
                 return
             _show_result(execute(settings, overrides, _reporter(quiet)), quiet)
 

@@ -144,6 +144,8 @@ def test_cfg_hydra_package_resolve_and_info(cli, myconfigs: Path) -> None:
     assert grid.exit_code == 0, grid.stderr
     assert "- dropout=0,0.5" in grid.stdout  # the config a multirun starts from
     assert "Defaults List" in cli("sweep", "dropout=0,0.5", "--info", "defaults").stdout
+    # --info is Hydra's view of any config; --cfg (below) prints only configs that would run.
+    assert "dropout: 3" in cli("run", "dropout=3", "--info", "config").stdout
 
 
 HYDRA_FLAG_MISUSE = [
@@ -195,26 +197,34 @@ def test_user_model_options_validate_and_hydra_keys_in_files_are_refused(
 
 
 # ----------------------------------------------------------------------------- user configs
-@pytest.mark.slow  # a sweep through Hydra's multirun, and its comparison's plots
+COMPOSED: list[dict] = []
+
+
+def record_job(cfg) -> None:  # a Hydra task: module level, as launchers need
+    from omegaconf import OmegaConf
+
+    COMPOSED.append(OmegaConf.to_container(cfg, resolve=True))
+
+
 def test_user_configs_reach_every_job_of_a_sweep(cli, tmp_path: Path, finished: Finished) -> None:
-    """The module's sweep ran its jobs in-process with -cd. Hydra's multirun (the path of every
-    launcher plugin: it composes each job in this process), given the same -cd, finds each job
-    in the folder its config names, completed: a job composed without the user's experiment
-    would be another folder, to run. hydra.searchpath plans the same jobs; run -m is sweep."""
+    """The module's sweep composed its jobs in-process with -cd; Hydra's multirun (the path of
+    every launcher plugin, hydra/launcher=...: Hydra composes each job in this process and hands
+    it to the launcher) gets the same -cd; hydra.searchpath plans the same jobs; run -m is sweep."""
+    from regbench.hydra_app import multirun, searching
+
     myconfigs = finished.root / "myconfigs"
+    assert "dropout: 0.25" in (finished.job(1) / "config.yaml").read_text()
+    COMPOSED.clear()
+    with searching(myconfigs):
+        multirun(record_job, ["+experiment=foo", "seed=1,2"], tmp_path / "multirun")
+    assert [(job["seed"], job["dropout"], job["data"]["n_train"]) for job in COMPOSED] == [
+        (1, 0.25, 8),
+        (2, 0.25, 8),
+    ]
     copy = finished.copy_to(tmp_path)
-    assert "dropout: 0.25" in (finished.job(1, copy) / "config.yaml").read_text()
-    args = ("-cd", str(myconfigs), *SWEEP_ARGS, "--dir", str(copy))
-    hydra = cli("sweep", *args, "hydra/launcher=basic", "-q")
-    assert hydra.exit_code == 0, hydra.stderr
-    assert hydra.stderr.count("skipped (already completed)") == 2
-    assert sorted(p.name for p in copy.glob("*-seed=*")) == sorted(
-        p.name for p in finished.sweep_dir.glob("*-seed=*")
-    )
     searchpath = f"hydra.searchpath=[file://{myconfigs}]"
-    dry = cli(
-        "run", "-m", searchpath, "+experiment=foo", "seed=1,2,3", "--dir", str(copy), "--dry-run"
-    )
+    args = (searchpath, "+experiment=foo", "seed=1,2,3", "--dir", str(copy), "--dry-run")
+    dry = cli("run", "-m", *args)
     assert dry.exit_code == 0, dry.stderr
     assert "3 jobs (2 to skip, 1 to run)" in dry.stdout
 
