@@ -452,12 +452,25 @@ def expand_sweep(overrides: Sequence[str]) -> SweepGrid:
     with _hydra_errors(overrides), regbench_configs():
         loader = GlobalHydra.instance().config_loader()
         master = multirun_config(overrides, loader)
+        _refuse_file_launcher(master, overrides)
         cells, empty = _cross(master, loader)
         # Each job as Hydra's launchers compose it: the invocation's hydra overrides (its
         # hydra.searchpath among them) and the job's own.
         hydra_overrides = OmegaConf.to_container(master.hydra.overrides.hydra)
         jobs = [(tuple(cell), _compose_job([*hydra_overrides, *cell])) for cell in cells]
     return SweepGrid(jobs, master, empty)
+
+
+def _refuse_file_launcher(master: Any, overrides: Sequence[str]) -> None:
+    """regbench picks the launcher from the command line (``hydra/launcher=...``); one chosen in
+    a config file (an experiment's ``override /hydra/launcher: joblib``) would be ignored."""
+    chosen = master.hydra.runtime.choices.get("hydra/launcher")
+    named = any(o.split("=", 1)[0].lstrip("+~") == "hydra/launcher" for o in overrides)
+    if chosen not in (None, "basic") and not named:
+        raise ConfigError(
+            f"hydra/launcher: {chosen} is chosen in a config file; name the launcher on the "
+            f"command line instead (hydra/launcher={chosen}), where regbench sweep looks for it"
+        )
 
 
 def multirun_config(overrides: Sequence[str], loader: Any = None) -> Any:

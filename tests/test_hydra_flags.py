@@ -194,6 +194,11 @@ def test_user_model_options_validate_and_hydra_keys_in_files_are_refused(
     (myconfigs / "experiment" / "chdir.yaml").write_text(chdir)
     line = one_error(cli("run", "-cd", str(myconfigs), "+experiment=chdir"))
     assert "hydra.job.chdir: true (set in a config file) does nothing for one run" in line
+    if importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher"):
+        launcher = "# @package _global_\ndefaults:\n  - override /hydra/launcher: joblib\n"
+        (myconfigs / "experiment" / "par.yaml").write_text(launcher)
+        par = ("sweep", "-cd", str(myconfigs), "+experiment=par", "--dry-run")
+        assert "name the launcher on the command line" in one_error(cli(*par))
 
 
 # ----------------------------------------------------------------------------- user configs
