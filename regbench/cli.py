@@ -14,15 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 
-from regbench.errors import RegbenchError
+from regbench.errors import RegbenchError, UsageError
 from regbench.progress import PipeSafeConsole
 
 app = typer.Typer(
     name="regbench",
     help="Train and compare the classic regularization studies (dropout, L1, L2, weight decay).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; overrides complete as Hydra's
     pretty_exceptions_enable=False,
 )
 OVERRIDES_HELP = "Hydra overrides, e.g. model=mlp dropout=0.2 seed=3 epochs=10 device=cpu"
@@ -133,32 +134,200 @@ def _show_result(result, quiet: bool) -> None:
     stdout.print(f"run {result.summary.status}: outputs in {result.run_dir}", highlight=False)
 
 
-@app.command(context_settings=EXTRA_ARGS)
+# ----------------------------------------------------------------------------- Hydra's flags
+# The flags a Hydra app (@hydra.main) takes, on `run` and `sweep`, with Hydra's names and meaning.
+CFG_KINDS = ("job", "hydra", "all")
+INFO_KINDS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+INFO_FLAGS = ("--info", "-i")
+
+
+class HydraFlagsCommand(TyperCommand):
+    """A command whose ``--info`` may go without a value, as in Hydra's apps (``--info`` is
+    ``--info all``): a value is taken only when it is one of INFO_KINDS, so ``--info
+    model=mlp`` is ``--info all model=mlp``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+        given = list(args)
+        for i in reversed(range(len(given))):
+            following = given[i + 1] if i + 1 < len(given) else None
+            if given[i] in INFO_FLAGS and following not in INFO_KINDS:
+                given.insert(i + 1, "all")
+        return super().parse_args(ctx, given)
+
+
+def _complete_overrides(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of overrides: Hydra's own (groups, their options, config keys)."""
+    from regbench.hydra_app import complete_override, searching
+
+    words = [w for w in (ctx.params.get("overrides") or []) if not w.startswith("-")]
+    try:
+        with searching(ctx.params.get("config_dir"), ctx.params.get("config_name")):
+            return complete_override(words, incomplete)
+    except RegbenchError:
+        return []
+
+
+OVERRIDES_ARGUMENT = typer.Argument(
+    None, help=OVERRIDES_HELP, show_default=False, autocompletion=_complete_overrides
+)
+CFG_OPTION = typer.Option(
+    None,
+    "--cfg",
+    "-c",
+    help="Print the composed config and run nothing: job (regbench's keys), hydra (Hydra's "
+    "node) or all, as Hydra's apps do; the config must validate.",
+    show_default=False,
+)
+RESOLVE_OPTION = typer.Option(False, "--resolve", help="With --cfg: resolve interpolations.")
+PACKAGE_OPTION = typer.Option(
+    None,
+    "--package",
+    "-p",
+    help="With --cfg: print only this key (e.g. model).",
+    show_default=False,
+)
+INFO_OPTION = typer.Option(
+    None,
+    "--info",
+    "-i",
+    help="Print Hydra's information and run nothing: all (the default), config, defaults, "
+    "defaults-tree, plugins or searchpath.",
+    show_default=False,
+)
+CONFIG_DIR_OPTION = typer.Option(
+    None,
+    "--config-dir",
+    "-cd",
+    help="A folder of your own configs, added to the config search path (e.g. "
+    "myconfigs/experiment/foo.yaml for +experiment=foo).",
+    show_default=False,
+)
+CONFIG_NAME_OPTION = typer.Option(
+    None,
+    "--config-name",
+    "-cn",
+    help="The primary config's name in the search path (default: regbench's config).",
+    show_default=False,
+)
+
+
+def _check_hydra_flags(
+    cfg: str | None, resolve: bool, package: str | None, info: str | None
+) -> None:
+    """Hydra's rules for its flags, as one-line errors."""
+    if cfg is not None and cfg not in CFG_KINDS:
+        raise UsageError(f"--cfg {cfg}: choose one of {', '.join(CFG_KINDS)}")
+    if info is not None and info not in INFO_KINDS:
+        raise UsageError(f"--info {info}: choose one of {', '.join(INFO_KINDS)}")
+    if cfg is not None and info is not None:
+        raise UsageError("--cfg and --info: give one of them")
+    if cfg is None and (resolve or package is not None):
+        raise UsageError(f"{'--resolve' if resolve else '--package'} goes with --cfg")
+
+
+@contextmanager
+def _config_search(config_dir: Path | None, config_name: str | None) -> Iterator[None]:
+    from regbench.hydra_app import searching
+
+    with searching(config_dir, config_name):
+        yield
+
+
+def _show_hydra(
+    overrides: list[str],
+    cfg: str | None,
+    package: str | None,
+    resolve: bool,
+    info: str | None,
+    multirun: bool,
+) -> bool:
+    """Print what --cfg or --info asks for (True), or nothing (False, when neither is given)."""
+    from regbench import hydra_app
+
+    if info is not None:
+        text = hydra_app.info_text(overrides, info, multirun=multirun)
+    elif cfg is not None:
+        text = hydra_app.config_text(overrides, cfg, package, resolve, multirun=multirun)
+    else:
+        return False
+    stdout.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+    return True
+
+
+def _as_sweep(ctx: typer.Context, args: list[str]) -> None:
+    """``regbench run -m ARGS`` is ``regbench sweep ARGS``, every sweep option included."""
+    command = ctx.parent.command.get_command(ctx.parent, "sweep")  # type: ignore[union-attr]
+    with command.make_context("sweep", args, parent=ctx.parent) as sweep_ctx:
+        command.invoke(sweep_ctx)
+
+
+def _flags_back(**flags: object) -> list[str]:
+    """Parsed options back as command-line words (for passing them on to `sweep`)."""
+    words: list[str] = []
+    for name, value in flags.items():
+        if value is True:
+            words.append(f"--{name.replace('_', '-')}")
+        elif value not in (None, False):
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    return words
+
+
+@app.command(context_settings=EXTRA_ARGS, cls=HydraFlagsCommand)
 def run(
-    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    ctx: typer.Context,
+    overrides: list[str] = OVERRIDES_ARGUMENT,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or tables."),
+    multirun: bool = typer.Option(
+        False,
+        "--multirun",
+        "-m",
+        help="Run OVERRIDES as a sweep: the same as `regbench sweep` (its options apply).",
+    ),
+    cfg: str = CFG_OPTION,
+    resolve: bool = RESOLVE_OPTION,
+    package: str = PACKAGE_OPTION,
+    info: str = INFO_OPTION,
+    config_dir: Path = CONFIG_DIR_OPTION,
+    config_name: str = CONFIG_NAME_OPTION,
 ) -> None:
     """Train one model and write its run folder (metrics, summary, plots, weights)."""
     with user_errors():
-        from regbench.hydra_app import load_settings
-        from regbench.runner import execute
-
         overrides = overrides or []
-        settings = load_settings(overrides)
-        _show_result(execute(settings, overrides, _reporter(quiet)), quiet)
+        if multirun:
+            flags = {"cfg": cfg, "resolve": resolve, "package": package, "info": info}
+            where = {"config_dir": config_dir, "config_name": config_name, "quiet": quiet}
+            return _as_sweep(ctx, [*_flags_back(**flags, **where), *overrides])
+        _check_hydra_flags(cfg, resolve, package, info)
+        with _config_search(config_dir, config_name):
+            from regbench.hydra_app import load_settings
+            from regbench.runner import execute
+
+            # --info is Hydra's view, shown for any config; --cfg prints a config that would run.
+            if _show_hydra(overrides, None, None, False, info, multirun=False):
+                return
+            settings = load_settings(overrides)
+            if _show_hydra(overrides, cfg, package, resolve, None, multirun=False):
+                return
+            _show_result(execute(settings, overrides, _reporter(quiet)), quiet)
 
 
 @app.command(context_settings=EXTRA_ARGS)
 def configs(
-    overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    overrides: list[str] = OVERRIDES_ARGUMENT,
+    config_dir: Path = CONFIG_DIR_OPTION,
+    config_name: str = CONFIG_NAME_OPTION,
 ) -> None:
-    """List config groups and options, and print the resolved config for OVERRIDES."""
-    with user_errors():
+    """List every config group and option Hydra sees (your --config-dir and hydra.searchpath
+    folders and Hydra's plugins included), and print the resolved config for OVERRIDES."""
+    with user_errors(), _config_search(config_dir, config_name):
         import yaml
 
-        from regbench.hydra_app import group_options, load_settings
+        from regbench.hydra_app import group_options, hydra_group_options, load_settings
 
-        for group, options in group_options().items():
+        for group, options in group_options(overrides or []).items():
+            stdout.print(f"{group}: {', '.join(options)}", highlight=False)
+        stdout.print("\n# Hydra's groups (launchers and sweepers go with `regbench sweep`)")
+        for group, options in hydra_group_options(overrides or []).items():
             stdout.print(f"{group}: {', '.join(options)}", highlight=False)
         settings = load_settings(overrides or [])
         stdout.print("\n# resolved config")
@@ -227,9 +396,11 @@ SWEEP_HELP = (
 )
 
 
-@app.command(context_settings=EXTRA_ARGS)
+@app.command(context_settings=EXTRA_ARGS, cls=HydraFlagsCommand)
 def sweep(
-    overrides: list[str] = typer.Argument(None, help=SWEEP_HELP, show_default=False),
+    overrides: list[str] = typer.Argument(
+        None, help=SWEEP_HELP, show_default=False, autocompletion=_complete_overrides
+    ),
     sweep_dir: Path = typer.Option(
         None,
         "--dir",
@@ -266,15 +437,30 @@ def sweep(
         help="With a sweeper: the objective of each run at final, best or epoch=N (default final).",
         show_default=False,
     ),
+    cfg: str = CFG_OPTION,
+    resolve: bool = RESOLVE_OPTION,
+    package: str = PACKAGE_OPTION,
+    info: str = INFO_OPTION,
+    config_dir: Path = CONFIG_DIR_OPTION,
+    config_name: str = CONFIG_NAME_OPTION,
 ) -> None:
     """Run a grid of runs (Hydra's sweep syntax), or a search with a sweeper such as
     hydra/sweeper=optuna; rerun with --dir to resume or grow it."""
-    with user_errors():
+    with user_errors(), _config_search(config_dir, config_name):
         from regbench import search as searches
         from regbench import sweep as sweeps
-        from regbench.errors import UsageError
 
         overrides = overrides or []
+        _check_hydra_flags(cfg, resolve, package, info)
+        if cfg is not None or info is not None:
+            actions = {"--dir": sweep_dir, "--dry-run": dry_run, "--stacked": stacked, "--tex": tex}
+            given = [flag for flag, value in actions.items() if value]
+            if given:
+                raise UsageError(f"--cfg and --info run nothing; drop {given[0]}")
+        if info is not None:
+            sweeps.check_overrides(overrides)
+            _show_hydra(overrides, None, None, False, info, multirun=True)
+            return
         named = [o for o in overrides if sweeps.is_launcher_override(o)]
         if stacked and named:
             raise UsageError(f"--stacked is the launcher; drop {named[0]}")
@@ -287,14 +473,18 @@ def sweep(
             return
         if objective or at:
             raise UsageError("--objective and --at go with a sweeper, e.g. hydra/sweeper=optuna")
-        prepared = sweeps.prepare(overrides, sweep_dir)
+        prepared = sweeps.prepare(overrides, sweep_dir)  # --cfg too: every job must validate
+        if _show_hydra(overrides, cfg, package, resolve, None, multirun=True):
+            return
         if dry_run:
             stdout.print(_jobs_table(prepared))
             stdout.print(f"dry run: {_job_counts(prepared)}; nothing was run", highlight=False)
             return
         stderr.print(f"sweep: {_job_counts(prepared)}", highlight=False, soft_wrap=True)
         launcher = sweeps.choose_launcher(overrides, stacked, budget)
-        again = _sweep_again([*overrides, *(["--stacked"] if stacked else [])], prepared.sweep_dir)
+        again = _sweep_again(
+            [*_search_flags(), *overrides, *(["--stacked"] if stacked else [])], prepared.sweep_dir
+        )
         try:
             result = sweeps.run(prepared, overrides, quiet, launcher)
         except KeyboardInterrupt:
@@ -316,9 +506,8 @@ def _run_search(search, overrides, sweep_dir, dry_run, quiet, tex, stacked, budg
     where = f"search: {search.describe()}; in {prepared.sweep_dir}"
     stderr.print(where, markup=False, highlight=False, soft_wrap=True)
     options = [f"--objective={search.objective}", f"--at={search.at}"]
-    again = _sweep_again(
-        [*overrides, *options, *(["--stacked"] if stacked else [])], prepared.sweep_dir
-    )
+    stack = ["--stacked"] if stacked else []
+    again = _sweep_again([*_search_flags(), *overrides, *options, *stack], prepared.sweep_dir)
     try:
         result = sweeps.run(prepared, overrides, quiet, search.launcher(stacked, budget))
     except KeyboardInterrupt:
@@ -362,14 +551,23 @@ def _sweep_again(overrides: list[str], sweep_dir: Path) -> str:
     return shlex.join(["regbench", "sweep", *overrides, "--dir", str(sweep_dir)])
 
 
+def _search_flags() -> list[str]:
+    from regbench.hydra_app import hydra_flags
+
+    return hydra_flags()
+
+
 def _sweep_outcome(result, again: str) -> None:
     counts: dict[str, int] = {}
     for status in result.statuses.values():
         counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     stdout.print(f"sweep done: {summary}; outputs in {result.sweep_dir}", highlight=False)
-    # Without rich markup, which would eat the brackets.
-    stdout.print(f"to resume, retry or grow it: {again}", markup=False, highlight=False)
+    # Without rich markup, which would eat the brackets, and on one line however long (a
+    # wrapped line pastes as two commands).
+    stdout.print(
+        f"to resume, retry or grow it: {again}", markup=False, highlight=False, soft_wrap=True
+    )
     failed = counts.get("failed", 0)
     if failed:
         raise RegbenchError(

@@ -108,13 +108,13 @@ def plan(overrides: Sequence[str], objective: str | None = None, at: str | None 
     objective, at = objective or DEFAULT_OBJECTIVE, at or DEFAULT_AT
     parse_at(at)
     seeds, rest = _split_seeds(overrides)
-    sweeper = hydra_app.multirun_config(rest).hydra.sweeper
+    sweeper = hydra_app.load_multirun_config(rest).hydra.sweeper
     if "seed" in (sweeper.get("params") or {}):
         raise UsageError("seed is searched in hydra.sweeper.params; seeds are replicates: seed=1,2")
     direction, direction_override = _direction(sweeper, rest, objective)
     sampler_override, sampler = _sampler_seed(sweeper)
     overrides_for_hydra = (*rest, *direction_override, *sampler_override)
-    master = hydra_app.multirun_config(overrides_for_hydra)
+    master = hydra_app.load_multirun_config(overrides_for_hydra)
     arguments = [*(f"{k}={v}" for k, v in (sweeper.get("params") or {}).items())]
     space, fixed = _space([*arguments, *master.hydra.overrides.task])
     checked = _check_corners(fixed, space)

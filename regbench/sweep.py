@@ -10,10 +10,10 @@ by config, safe to rerun.
         comparison.{md,csv}     the table `regbench compare` prints, and its plots
 
 A job's folder is named by a short hash of its resolved config without ``seed`` (and without
-``out_dir``/``name``, which do not change results) plus its seed. Running the same sweep again
-with ``--dir`` therefore finds every job where it was: completed jobs are skipped, interrupted
-ones resumed from their checkpoint, failed or diverged ones retried from scratch, and cells that
-are new to the grid are added (``decide``).
+``out_dir``, ``name``, ``logger`` and ``mlflow_uri``, which change no result) plus its seed.
+Running the same sweep again with ``--dir`` therefore finds every job where it was: completed
+jobs are skipped, interrupted ones resumed from their checkpoint, failed or diverged ones
+retried from scratch, and cells that are new to the grid are added (``decide``).
 
 The plan expands the grid in this process with Hydra's own override parser and basic sweeper and
 validates every job's config before anything trains. Launchers then carry the jobs out:
@@ -65,8 +65,12 @@ if TYPE_CHECKING:
     from regbench.progress import Reporter
 
 LOCK_FILE = ".sweep.lock"
-# Keys that do not change what a run computes: not part of a job's key.
-UNKEYED = ("seed", "out_dir", "name")
+# Keys that do not change what a run computes: not part of a job's key. Where a run writes
+# (out_dir, name) and where else it logs (logger, mlflow_uri) change no number, so adding a
+# logger to a finished sweep reruns nothing; the seed is in the key on its own.
+UNKEYED = ("seed", "out_dir", "name", "logger", "mlflow_uri")
+# Before logger and mlflow_uri left the key (regbench 0.x sweeps), folders were named with them.
+LEGACY_UNKEYED = ("seed", "out_dir", "name")
 HASH_CHARS = 10
 SKIPPED = "skipped (already completed)"
 
@@ -105,16 +109,36 @@ def decide(state: str) -> Action:
 
 
 # ----------------------------------------------------------------------------- job keys
-def config_hash(config: Mapping[str, Any]) -> str:
+def config_hash(config: Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
     """Short, stable hash of a resolved config (a ``Settings.to_dict()``) without UNKEYED keys."""
-    keyed = {k: v for k, v in config.items() if k not in UNKEYED}
+    keyed = {k: v for k, v in config.items() if k not in unkeyed}
     text = json.dumps(keyed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
 
 
-def job_key(config: Mapping[str, Any]) -> str:
+def job_key(config: Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
     """The job's folder name: ``<config hash>-seed=<seed>``."""
-    return f"{config_hash(config)}-seed={config['seed']}"
+    return f"{config_hash(config, unkeyed)}-seed={config['seed']}"
+
+
+def refuse_legacy_folders(sweep_dir: Path, jobs: Sequence[Job]) -> None:
+    """A sweep folder written before logger and mlflow_uri left the key names its jobs by the
+    old hash: running it again would run every job a second time beside the old folders (and
+    compare would count both). Say so instead, with the renames that carry it over."""
+    moves = [
+        (old, job.key)
+        for job in jobs
+        if not (sweep_dir / job.key).exists()
+        and (sweep_dir / (old := job_key(job.settings.to_dict(), LEGACY_UNKEYED))).is_dir()
+    ]
+    if moves:
+        old, new = moves[0]
+        more = f" (and {len(moves) - 1} more the same way)" if len(moves) > 1 else ""
+        raise UsageError(
+            f"{sweep_dir} names its job folders as regbench did before logger and mlflow_uri "
+            f"left the job hash: rename {old} to {new}{more} (mv {sweep_dir / old} "
+            f"{sweep_dir / new}), or sweep into a new --dir"
+        )
 
 
 def job_state(folder: Path) -> str:
@@ -274,6 +298,7 @@ def prepare(overrides: Sequence[str], sweep_dir: Path | None) -> SweepResult:
     sweep_dir = sweep_dir or default_dir(jobs)
     check_sweep_dir(sweep_dir)
     jobs = [dataclasses.replace(job, folder=sweep_dir / job.key) for job in jobs]
+    refuse_legacy_folders(sweep_dir, jobs)
     states = {job.key: job_state(sweep_dir / job.key) for job in jobs}
     return SweepResult(sweep_dir, jobs, states, {}, multirun_config)
 
