@@ -306,7 +306,13 @@ def _jobs_table(prepared):
 
 def _sweep_comparison(sweep_dir: Path, tex: bool) -> None:
     try:
-        _show_comparison([sweep_dir], sweep_dir, tex=tex, plots=True)
+        comparison, written = _show_comparison([sweep_dir], sweep_dir, tex=tex, plots=True)
+        if comparison.experiment is not None:  # an experiment ends in its report
+            from regbench.report import write_report
+
+            plots = [p for p in written if p.name.endswith(".png")]
+            report = write_report(sweep_dir, comparison, plots)
+            stdout.print(f"report written to {report}", highlight=False)
     except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
         stderr.print(f"no comparison: {exc}", style="yellow", markup=False, highlight=False)
 
@@ -345,7 +351,13 @@ def compare(
         "ranks the groups.",
         show_default=False,
     ),
-    at: str = typer.Option("final", "--at", help="Summarise each run at: final, best or epoch=N."),
+    at: str = typer.Option(
+        None,
+        "--at",
+        help="Summarise each run at: final, best or epoch=N (default: the experiment's, else "
+        "final).",
+        show_default=False,
+    ),
     over: list[str] = typer.Option(
         None,
         "--over",
@@ -370,6 +382,13 @@ def compare(
     ci: str = typer.Option(
         "t", "--ci", help="Confidence intervals: t (Student t) or bootstrap (BCa, scipy)."
     ),
+    margin: float = typer.Option(
+        None,
+        "--margin",
+        help="Equivalence margin of the first metric: TOST against the baseline (default: "
+        "the experiment's, if the runs were swept for one).",
+        show_default=False,
+    ),
 ) -> None:
     """Group runs over seeds; mean, std, 95% CI, difference from a baseline, effect sizes,
     Holm-adjusted p-values and a verdict per group."""
@@ -377,15 +396,17 @@ def compare(
         if out is None:
             out = paths[0] if len(paths) == 1 and paths[0].is_dir() else Path(".")
         options = {"metrics": metric or [], "at": at, "over": over or [], "baseline": baseline}
-        options["ci"] = ci
+        options.update(ci=ci, margin=margin)
         _show_comparison(paths, out, tex=tex, plots=plots, **options)
 
 
-def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options) -> None:
+def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options):
     from regbench.comparison import compare as compare_runs
-    from regbench.tables import rich_table, verdicts, write_tables
+    from regbench.tables import claim_lines, rich_table, verdicts, write_tables
 
     comparison = compare_runs(paths, **options)
+    for line in claim_lines(comparison):
+        stdout.print(line, markup=False, highlight=False, soft_wrap=True)
     stdout.print(rich_table(comparison))
     for verdict in verdicts(comparison):
         stdout.print(f"verdict: {verdict}", markup=False, highlight=False, soft_wrap=True)
@@ -398,6 +419,7 @@ def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **opt
         written += write_plots(comparison, out)
     names = ", ".join(p.name for p in written)
     stdout.print(f"comparison written to {out}: {names}", highlight=False, soft_wrap=True)
+    return comparison, written
 
 
 @app.command()

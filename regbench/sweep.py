@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 SWEEP_FILE, LOCK_FILE = "sweep.json", ".sweep.lock"
 # Keys that do not change what a run computes: not part of a job's key.
-UNKEYED = ("seed", "out_dir", "name")
+UNKEYED = ("seed", "out_dir", "name", "experiment")
 HASH_CHARS = 10
 SKIPPED = "skipped (already completed)"
 
