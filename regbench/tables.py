@@ -16,7 +16,13 @@ from regbench.runs import higher_is_better
 from regbench.stats import MAX_SEEDS, NAN
 
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
-WEIGHT_PREFIX = "weights_"
+# Metrics that describe a model rather than score it (sparsity and norms of the weights; the
+# GAN discriminator's mean outputs, whose balance matters): neither direction is "better".
+UNDIRECTED_PREFIXES = ("weights_", "d_real", "d_fake")
+
+
+def undirected(metric: str) -> bool:
+    return metric.startswith(UNDIRECTED_PREFIXES)
 
 
 def _num(x: float, signed: bool = False, digits: int = 4) -> str:
@@ -200,14 +206,16 @@ def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
         return f"{label} leaves {metric} unchanged (Δ = 0)"
     verb = "raises" if diff.value > 0 else "lowers"
     better = (diff.value > 0) == higher_is_better(metric)
-    # Weight statistics (sparsity, norms) describe a model; neither direction is "better".
-    judged = "" if metric.startswith(WEIGHT_PREFIX) else f", {'better' if better else 'worse'}"
+    judged = "" if undirected(metric) else f", {'better' if better else 'worse'}"
+    # Without a direction, "better" is only "lower" (the default for a metric not named like
+    # an accuracy); say that.
+    chance = "P(lower)" if undirected(metric) else "P(better)"
     method = "BCa CI" if comparison.ci == "bootstrap" else "CI"
     text = (
         f"{label} {verb} {metric} by {abs(diff.value):.3g} ({_percent(effect.relative)}"
         f"{judged}) {_ci_text(f'95% {method}', diff.ci)}, "
         f"{'d_z' if effect.paired else 'd'} = {_num(effect.d, signed=True, digits=2)}, "
-        f"P(better) = {_num(effect.prob_improvement, digits=2)}"
+        f"{chance} = {_num(effect.prob_improvement, digits=2)}"
     )
     seeds = f"{diff.n} {'paired ' if diff.test == 'paired' else ''}seed{'s' * (diff.n != 1)}"
     if math.isnan(cell.p_adjusted):
