@@ -163,3 +163,10 @@ def test_the_experiment_block_changes_no_job_hash() -> None:
     assert {k: v for k, v in plain.items() if k != "experiment"} == {
         k: v for k, v in asked.items() if k != "experiment"
     }
+
+
+def test_an_unknown_experiment_names_the_ones_there_are(cli) -> None:
+    result = cli("sweep", "+experiment=dropuot_overfit", "--dry-run")
+    assert result.exit_code == 2
+    assert "unknown experiment 'dropuot_overfit'; available: " in result.stderr
+    assert all(name in result.stderr for name in EXPERIMENTS)
