@@ -540,7 +540,15 @@ def _jobs_table(prepared):
 
 def _sweep_comparison(sweep_dir: Path, tex: bool, **options) -> None:
     try:
-        _show_comparison([sweep_dir], sweep_dir, tex=tex, plots=True, **options)
+        comparison, written = _show_comparison(
+            [sweep_dir], sweep_dir, tex=tex, plots=True, **options
+        )
+        if comparison.experiment is not None:  # an experiment ends in its report
+            from regbench.report import write_report
+
+            plots = [p for p in written if p.name.endswith(".png")]
+            report = write_report(sweep_dir, comparison, plots)
+            stdout.print(f"report written to {report}", highlight=False)
     except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
         stderr.print(f"no comparison: {exc}", style="yellow", markup=False, highlight=False)
 
@@ -588,7 +596,13 @@ def compare(
         "ranks the groups.",
         show_default=False,
     ),
-    at: str = typer.Option("final", "--at", help="Summarise each run at: final, best or epoch=N."),
+    at: str = typer.Option(
+        None,
+        "--at",
+        help="Summarise each run at: final, best or epoch=N (default: the experiment's, else "
+        "final).",
+        show_default=False,
+    ),
     over: list[str] = typer.Option(
         None,
         "--over",
@@ -613,16 +627,23 @@ def compare(
     ci: str = typer.Option(
         "t", "--ci", help="Confidence intervals: t (Student t) or bootstrap (BCa, scipy)."
     ),
+    margin: float = typer.Option(
+        None,
+        "--margin",
+        help="Equivalence margin of the first metric: TOST against the baseline (default: "
+        "the experiment's, if the runs were swept for one).",
+        show_default=False,
+    ),
 ) -> None:
     """Group runs over seeds; mean, std, 95% CI, difference from a baseline, effect sizes,
     Holm-adjusted p-values and a verdict per group."""
     with user_errors():
         options = {"metrics": metric or [], "at": at, "over": over or [], "baseline": baseline}
-        options["ci"] = ci
+        options.update(ci=ci, margin=margin)
         # The options that differ from the defaults, as words (they name where the tables go).
-        given = {"metric": "+".join(metric or []), "at": "" if at == "final" else at}
-        given |= {"over": "+".join(over or []), "baseline": baseline or ""}
-        given["ci"] = "" if ci == "t" else ci
+        given = {"metric": "+".join(metric or []), "at": at or "", "over": "+".join(over or [])}
+        given |= {"baseline": baseline or "", "ci": "" if ci == "t" else ci}
+        given["margin"] = "" if margin is None else str(margin)
         chosen = [f"{key}={value}" for key, value in given.items() if value]
         _show_comparison(paths, out or _default_out(paths, chosen), tex=tex, plots=plots, **options)
 
@@ -633,7 +654,7 @@ def _default_out(paths: list[Path], given: list[str]) -> Path:
     instead of replacing them (``--out <sweep>`` replaces them on purpose)."""
     import re
 
-    from regbench.sweep import SWEEP_FILE
+    from regbench.jobs import SWEEP_FILE
 
     if len(paths) != 1 or not paths[0].is_dir():
         return Path(".")
@@ -642,11 +663,13 @@ def _default_out(paths: list[Path], given: list[str]) -> Path:
     return paths[0]
 
 
-def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options) -> None:
+def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options):
     from regbench.comparison import compare as compare_runs
-    from regbench.tables import rich_table, verdicts, write_tables
+    from regbench.tables import claim_lines, rich_table, verdicts, write_tables
 
     comparison = compare_runs(paths, **options)
+    for line in claim_lines(comparison):
+        stdout.print(line, markup=False, highlight=False, soft_wrap=True)
     stdout.print(rich_table(comparison))
     for verdict in verdicts(comparison):
         stdout.print(f"verdict: {verdict}", markup=False, highlight=False, soft_wrap=True)
@@ -659,6 +682,7 @@ def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **opt
         written += write_plots(comparison, out)
     names = ", ".join(p.name for p in written)
     stdout.print(f"comparison written to {out}: {names}", highlight=False, soft_wrap=True)
+    return comparison, written
 
 
 @app.command()

@@ -12,6 +12,12 @@ Holm-adjusted, and a difference counts as shown only when its adjusted p is belo
 cell also gets effect sizes (relative change, d or d_z, P(better)) and, when its difference is
 not shown, the seeds a t-test would need to show it. ``best`` is claimed only for what is shown.
 
+With an equivalence ``margin`` (in units of the first metric), each group also gets a TOST
+against the baseline in that metric, Holm-adjusted over the same family: "equivalent within
+±margin" is said only when that adjusted p is below ALPHA, never because a difference was not
+shown. Runs swept for an experiment (experiments.py) supply the metrics, baseline, ``at`` and
+margin that the caller leaves out.
+
 The runs come from runs.py (the run table), the numbers from stats.py (pure functions), and
 tables.py writes the result as text.
 """
@@ -23,17 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from regbench.config import ExperimentConfig
 from regbench.errors import UsageError
+from regbench.experiments import experiment_of, is_experiment_key, question
 from regbench.rundir import Status
 from regbench.runs import Run, find_runs, hashable, higher_is_better, parse_at, value_at
 from regbench.stats import (
     NAN,
     Difference,
     Effect,
+    Equivalence,
     Stats,
     describe,
     difference,
     effect,
+    equivalence,
     holm,
     seeds_needed,
 )
@@ -78,7 +88,9 @@ def group_runs(runs: Sequence[Run], over: Sequence[str] = ()) -> tuple[list[Grou
     ignored = set(UNGROUPED) | set(over)
     groups: dict[tuple, Group] = {}
     for run in runs:
-        config = {k: v for k, v in run.config.items() if k not in ignored}
+        config = {
+            k: v for k, v in run.config.items() if k not in ignored and not is_experiment_key(k)
+        }
         key = tuple(sorted(config.items(), key=lambda kv: kv[0]))
         groups.setdefault(key, Group(config, [])).runs.append(run)
     varying = varying_keys([g.config for g in groups.values()])
@@ -109,7 +121,13 @@ def drop_repeats(runs: Sequence[Run]) -> tuple[list[Run], int]:
     seen: set[tuple] = set()
     kept = []
     for run in ranked:
-        identity = tuple(sorted((k, v) for k, v in run.config.items() if k not in BOOKKEEPING))
+        identity = tuple(
+            sorted(
+                (k, v)
+                for k, v in run.config.items()
+                if k not in BOOKKEEPING and not is_experiment_key(k)
+            )
+        )
         if identity not in seen:
             seen.add(identity)
             kept.append(run)
@@ -129,6 +147,9 @@ class Cell:
     p_adjusted: float = NAN  # Holm over the metric's family (every group vs the baseline)
     shown: bool = False  # p_adjusted < ALPHA
     seeds_needed: int | None = None  # per group, when not shown (None: shown, or no estimate)
+    equivalence: Equivalence | None = None  # TOST against the baseline (with a margin only)
+    tost_adjusted: float = NAN  # its p, Holm over the metric's family
+    equivalent: bool = False  # tost_adjusted < ALPHA
 
 
 @dataclass
@@ -137,6 +158,7 @@ class Row:
     cells: dict[str, Cell]
     is_baseline: bool = False
     is_best: bool = False
+    versus: Row | None = None  # the baseline this row is tested against (None: it is one)
 
     @property
     def n(self) -> int:
@@ -159,6 +181,9 @@ class Comparison:
     ci: str = "t"  # "t" or "bootstrap" (BCa): the intervals' method
     alpha: float = ALPHA
     family: dict[str, int] = field(default_factory=dict)  # metric -> comparisons with a p-value
+    margin: float | None = None  # equivalence margin of the first metric (TOST), if any
+    experiment: ExperimentConfig | None = None  # the question the runs were swept for
+    within: str | None = None  # each group against the baseline of its own value of this key
 
     @property
     def main(self) -> str:
@@ -172,16 +197,27 @@ class Comparison:
 def compare(
     paths: Sequence[Path],
     metrics: Sequence[str] = (),
-    at: str = "final",
+    at: str | None = None,
     over: Sequence[str] = (),
     baseline: str | None = None,
     ci: str = "t",
+    margin: float | None = None,
+    within: str | None = None,
 ) -> Comparison:
-    """Read the runs under ``paths`` and compare their groups (see the module docstring)."""
-    parse_at(at)
+    """Read the runs under ``paths`` and compare their groups (see the module docstring);
+    options left out (empty ``metrics``, None) come from the runs' experiment, if they have
+    one, else the defaults (final, the unregularized baseline, no margin)."""
+    if at is not None:
+        parse_at(at)
     if ci not in CI_METHODS:
         raise UsageError(f"--ci {ci}: use t (Student t, the default) or bootstrap (BCa)")
+    if margin is not None and not margin > 0:
+        raise UsageError(f"--margin {margin}: an equivalence margin must be > 0 (metric units)")
     runs, repeats = drop_repeats(find_runs(paths))
+    experiment = experiment_of(runs)
+    asked = question(experiment, metrics, at, baseline, margin, within)
+    metrics, at, baseline, margin = asked.metrics, asked.at, asked.baseline, asked.margin
+    within = asked.within
     _check_one_model(runs)
     groups, varying = group_runs(runs, over)
     metrics = _pick_metrics(runs, metrics, varying)
@@ -195,19 +231,63 @@ def compare(
     notes = []
     if repeats:
         notes.append(f"{repeats} run(s) repeat another run's config and seed; counted once")
-    base, note = pick_baseline(rows, varying, baseline)
+    base, note = _assign_baselines(rows, varying, baseline, within)
     if note:
         notes.append(note)
-    family: dict[str, int] = {}
-    if base is not None:
-        base.is_baseline = True
-        for metric in metrics:
-            family[metric] = _test_family(rows, base, metric, ci)
-        notes += _best_or_why_not(rows, base, metrics[0], family[metrics[0]])
+    family, found = _test_groups(rows, base, metrics, ci, margin, within)
+    notes += found
     notes += _replicate_notes(rows, metrics[0])
     if ci == "bootstrap":
         notes += _bootstrap_note(rows, metrics[0])
-    return Comparison(list(metrics), at, varying, rows, base, notes, ci, ALPHA, family)
+    return Comparison(
+        list(metrics), at, varying, rows, base, notes, ci, ALPHA, family, margin, experiment, within
+    )
+
+
+def _test_groups(
+    rows: Sequence[Row],
+    base: Row | None,
+    metrics: Sequence[str],
+    ci: str,
+    margin: float | None,
+    within: str | None,
+) -> tuple[dict[str, int], list[str]]:
+    """Every group against its baseline: per metric one Holm family (its size returned), the
+    equivalence tests of the first metric with a margin, and ``best`` where it is shown."""
+    if base is None:
+        return {}, [f"no baseline, so no equivalence test (margin ±{margin:g})"] if margin else []
+    family = {metric: _test_family(rows, metric, ci) for metric in metrics}
+    if margin is not None:
+        _test_equivalence(rows, metrics[0], margin)
+    if within is not None:
+        return family, [f"no best claimed: each group is compared with its own {within}'s baseline"]
+    return family, _best_or_why_not(rows, base, metrics[0], family[metrics[0]])
+
+
+def _assign_baselines(
+    rows: Sequence[Row], varying: Sequence[str], spec: str | None, within: str | None
+) -> tuple[Row | None, str]:
+    """Mark the baseline row(s) and point every other row at its own (``Row.versus``): one
+    baseline, or with ``within`` one per value of that key. Returns the (first) baseline and a
+    note for the reader."""
+    if within is None:
+        blocks = [list(rows)]
+    else:
+        _check_keys([r for row in rows for r in row.group.runs], [within], "within")
+        values = list(dict.fromkeys(hashable(row.group.config.get(within)) for row in rows))
+        blocks = [[r for r in rows if hashable(r.group.config.get(within)) == v] for v in values]
+    first, notes = None, []
+    for block in blocks:
+        base, note = pick_baseline(block, varying, spec)
+        if note:
+            notes.append(note)
+        if base is None:
+            continue
+        base.is_baseline = True
+        for row in block:
+            row.versus = None if row is base else base
+        first = first or base
+    return first, "; ".join(notes)
 
 
 def _check_one_model(runs: Sequence[Run]) -> None:
@@ -220,14 +300,16 @@ def _check_one_model(runs: Sequence[Run]) -> None:
         )
 
 
-def _test_family(rows: Sequence[Row], base: Row, metric: str, ci: str) -> int:
-    """Test every group against ``base`` in ``metric`` and Holm-adjust the family; returns its
-    size (the comparisons with a p-value)."""
-    base_cell = base.cells[metric]
+def _test_family(rows: Sequence[Row], metric: str, ci: str) -> int:
+    """Test every group against its baseline in ``metric`` and Holm-adjust the family; returns
+    its size (the comparisons with a p-value)."""
     tested = []
     for row in rows:
         cell = row.cells[metric]
-        if row is not base and cell.values and base_cell.values:
+        if row.versus is None:
+            continue
+        base_cell = row.versus.cells[metric]
+        if cell.values and base_cell.values:
             cell.diff = difference(cell.values, base_cell.values, ci=ci)
             cell.effect = effect(cell.values, base_cell.values, higher_is_better(metric))
             tested.append(cell)
@@ -243,6 +325,21 @@ def _test_family(rows: Sequence[Row], base: Row, metric: str, ci: str) -> int:
                 abs(cell.effect.d), alpha=ALPHA / size, paired=cell.effect.paired
             )
     return size
+
+
+def _test_equivalence(rows: Sequence[Row], metric: str, margin: float) -> None:
+    """TOST of every group against its baseline in ``metric`` within ±``margin``,
+    Holm-adjusted over the family (the groups with a test), as the differences are."""
+    tested = []
+    for row in rows:
+        if row.versus is not None and row.cells[metric].values:
+            cell, base_cell = row.cells[metric], row.versus.cells[metric]
+            cell.equivalence = equivalence(cell.values, base_cell.values, margin, ALPHA)
+            tested.append(cell)
+    adjusted = holm([cell.equivalence.p for cell in tested if cell.equivalence])
+    for cell, p in zip(tested, adjusted, strict=True):
+        cell.tost_adjusted = p
+        cell.equivalent = p < ALPHA
 
 
 def _best_or_why_not(rows: Sequence[Row], base: Row, metric: str, size: int) -> list[str]:

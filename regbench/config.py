@@ -62,6 +62,41 @@ class SourceConfig:
     name: str
 
 
+# ----------------------------------------------------------------------------- experiments
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The ``experiment.*`` keys: the question a sweep answers (configs/experiment/<name>.yaml).
+
+    Read only by the comparison at the end of a sweep and by ``regbench compare``; a run never
+    reads it, and job folder hashes leave it out (sweep.UNKEYED), so it changes nothing a run
+    computes nor where it is stored."""
+
+    name: str
+    claim: str  # the classic claim, in words, shown above the verdicts
+    metrics: tuple[str, ...]  # compared and given verdicts; the first ranks the groups
+    baseline: str | None  # the baseline group, e.g. "dropout=0" (null: the unregularized one)
+    at: Literal["final", "best"]  # each run's value: at its final evaluation, or its best
+    # An equivalence claim's margin, in units of the first metric: TOST against the baseline
+    # instead of "no difference shown" (null: a difference claim).
+    margin: float | None = bounds(0, why="the equivalence margin is a width, in metric units")
+    # Each group against the baseline of its own value of this key (e.g. optimizer: SGD's l2
+    # arm against SGD's, Adam's against Adam's); null: one baseline for all.
+    within: str | None
+
+    def __post_init__(self) -> None:
+        if self.margin == 0:
+            raise ConfigError(
+                "experiment.margin=0 can never be met; give the equivalence margin in units of "
+                f"{self.metrics[0]} (e.g. 0.01), or null for a difference claim"
+            )
+        for item in (self.baseline or "").split():
+            if "=" not in item or item.startswith("="):
+                raise ConfigError(
+                    f"experiment.baseline={self.baseline!r}: write key=value pairs, e.g. "
+                    "'dropout=0 l2=0'"
+                )
+
+
 # ----------------------------------------------------------------------------- top level
 @dataclass(frozen=True)
 class Settings:
@@ -97,6 +132,7 @@ class Settings:
     name: str | None
     logger: tuple[Literal["csv", "tensorboard", "mlflow"], ...]
     mlflow_uri: str | None
+    experiment: ExperimentConfig | None  # the question a sweep answers; never read by a run
 
     def __post_init__(self) -> None:
         # The run folder is <out_dir>/<name>/<stamp>: a name with a separator, "." or ".."

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from regbench.comparison import Comparison, compare
 from regbench.rundir import CONFIG
-from regbench.tables import caption, cells, header, verdicts
+from regbench.tables import caption, cells, claim_lines, header, verdicts
 
 REPORT = "report.html"
 STYLE = """
@@ -33,12 +33,17 @@ pre { background: #f7f7f7; padding: .6em; font-size: 12px; overflow-x: auto; }
 """
 
 
-def write_report(path: Path) -> Path:
-    """Write ``report.html`` into the run or sweep folder ``path``; return its path."""
+def write_report(
+    path: Path, comparison: Comparison | None = None, plots: list[Path] | None = None
+) -> Path:
+    """Write ``report.html`` into the run or sweep folder ``path``; return its path. A
+    ``comparison`` of ``path`` already made, and the comparison ``plots`` already drawn, are
+    used as they are (the end of a sweep has both) instead of being made again."""
     from regbench.compare_plots import write_plots
 
-    comparison = compare([path])
-    plots = write_plots(comparison, path) if not (path / CONFIG).is_file() else []
+    comparison = comparison or compare([path])
+    if plots is None:
+        plots = write_plots(comparison, path) if not (path / CONFIG).is_file() else []
     page = render(path, comparison, plots)
     target = path / REPORT
     target.write_text(page, encoding="utf-8")
@@ -51,10 +56,11 @@ def render(path: Path, comparison: Comparison, comparison_plots: list[Path]) -> 
         f"<h1>regbench report: {html.escape(path.name)}</h1>",
         f"<p>{html.escape(str(path.resolve()))} · {len(runs)} run(s) · written "
         f"{time.strftime('%Y-%m-%d %H:%M')}</p>",
+        *(f"<p><b>{html.escape(line)}</b></p>" for line in claim_lines(comparison)),
         "<h2>Comparison</h2>",
         _table(comparison),
         f"<p>{html.escape(caption(comparison))}</p>",
-        _verdicts(verdicts(comparison), comparison.main),
+        _verdicts(verdicts(comparison), ", ".join(comparison.metrics)),
         _notes(comparison.notes),
     ]
     if comparison_plots:
@@ -80,11 +86,11 @@ def _table(comparison: Comparison) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _verdicts(found: list[str], metric: str) -> str:
+def _verdicts(found: list[str], metrics: str) -> str:
     if not found:
         return ""
     items = "".join(f"<li>{html.escape(v)}</li>" for v in found)
-    return f"<h3>Verdicts ({html.escape(metric)} against the baseline)</h3><ul>{items}</ul>"
+    return f"<h3>Verdicts ({html.escape(metrics)} against the baseline)</h3><ul>{items}</ul>"
 
 
 def _notes(notes: list[str]) -> str:

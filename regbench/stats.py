@@ -13,6 +13,10 @@ adjusts the p-values of a family of comparisons; ``effect`` gives the relative c
 effect into the number of seeds a t-test needs to show it (noncentral t power); and
 ``bootstrap_mean`` / ``bootstrap_difference`` are BCa bootstrap intervals, the option to the
 t interval.
+
+For an equivalence claim ("A and B train to the same result") a large p-value shows nothing:
+``tost`` runs the two one-sided tests against a stated margin, paired or Welch like
+``difference``, and only its small p-value says "equivalent within the margin".
 """
 
 from __future__ import annotations
@@ -179,6 +183,72 @@ def _values(pairs: Sequence[tuple[Hashable, float]]) -> NDArray:
     import numpy as np
 
     return np.array([v for _, v in pairs], dtype=float)
+
+
+# ----------------------------------------------------------------------------- equivalence
+@dataclass(frozen=True)
+class Equivalence:
+    """TOST of ``|mean difference| < margin``: the larger of the two one-sided p-values, and
+    the (1 - 2 alpha) interval of the difference, which lies inside ±margin exactly when TOST
+    rejects at alpha."""
+
+    margin: float
+    p: float  # nan: no test (too few values, or no spread)
+    ci: tuple[float, float]
+    test: str  # "paired" | "Welch" | ""
+    n: int
+
+
+def tost(
+    x: ArrayLike, y: ArrayLike, margin: float, paired: bool, alpha: float = 0.05
+) -> Equivalence:
+    """Two one-sided t-tests of H0: mean(x) - mean(y) <= -margin and H0: ... >= +margin,
+    paired (x[i], y[i] one pair) or Welch (unequal variances). nan p without two values (pairs)
+    each, or without spread."""
+    import numpy as np
+    from scipy import stats
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    test = "paired" if paired else "Welch"
+    if len(a) < 2 or len(b) < 2:
+        return Equivalence(margin, NAN, (NAN, NAN), "", len(a))
+    value, se, df = _paired_se(a, b) if paired else _welch_se(a, b)
+    if se == 0:
+        return Equivalence(margin, NAN, (value, value), test, len(a))
+    p_above_lower = float(stats.t.sf((value + margin) / se, df))
+    p_below_upper = float(stats.t.cdf((value - margin) / se, df))
+    half = float(stats.t.isf(alpha, df)) * se
+    return Equivalence(
+        margin, max(p_above_lower, p_below_upper), (value - half, value + half), test, len(a)
+    )
+
+
+def _paired_se(a: NDArray, b: NDArray) -> tuple[float, float, float]:
+    """Mean difference, its standard error and degrees of freedom, for pairs."""
+    d = a - b
+    return float(d.mean()), float(d.std(ddof=1)) / math.sqrt(len(d)), len(d) - 1.0
+
+
+def _welch_se(a: NDArray, b: NDArray) -> tuple[float, float, float]:
+    """Difference of means, its standard error and Welch-Satterthwaite degrees of freedom."""
+    va, vb = float(a.var(ddof=1)) / len(a), float(b.var(ddof=1)) / len(b)
+    se2 = va + vb
+    if se2 == 0:
+        return float(a.mean() - b.mean()), 0.0, NAN
+    df = se2**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return float(a.mean() - b.mean()), math.sqrt(se2), df
+
+
+def equivalence(
+    group: Sequence[tuple[Hashable, float]],
+    baseline: Sequence[tuple[Hashable, float]],
+    margin: float,
+    alpha: float = 0.05,
+) -> Equivalence:
+    """``tost`` of ``group`` against ``baseline`` ((seed, value) pairs) over the same samples
+    ``difference`` tests: paired over two or more shared seeds, Welch otherwise."""
+    x, y, is_paired = samples(group, baseline)
+    return tost(x, y, margin, is_paired, alpha)
 
 
 # ----------------------------------------------------------------------------- multiple comparisons

@@ -67,10 +67,11 @@ if TYPE_CHECKING:
 LOCK_FILE = ".sweep.lock"
 # Keys that do not change what a run computes: not part of a job's key. Where a run writes
 # (out_dir, name) and where else it logs (logger, mlflow_uri) change no number, so adding a
-# logger to a finished sweep reruns nothing; the seed is in the key on its own.
-UNKEYED = ("seed", "out_dir", "name", "logger", "mlflow_uri")
+# logger to a finished sweep reruns nothing; the seed is in the key on its own. An experiment's
+# question (which metric, which baseline) changes no run either.
+UNKEYED = ("seed", "out_dir", "name", "logger", "mlflow_uri", "experiment")
 # Before logger and mlflow_uri left the key (regbench 0.x sweeps), folders were named with them.
-LEGACY_UNKEYED = ("seed", "out_dir", "name")
+LEGACY_UNKEYED = ("seed", "out_dir", "name", "experiment")  # experiment: a key added since
 HASH_CHARS = 10
 SKIPPED = "skipped (already completed)"
 

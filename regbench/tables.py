@@ -16,6 +16,13 @@ from regbench.runs import higher_is_better
 from regbench.stats import MAX_SEEDS, NAN
 
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
+# Metrics that describe a model rather than score it (sparsity and norms of the weights; the
+# GAN discriminator's mean outputs, whose balance matters): neither direction is "better".
+UNDIRECTED_PREFIXES = ("weights_", "d_real", "d_fake")
+
+
+def undirected(metric: str) -> bool:
+    return metric.startswith(UNDIRECTED_PREFIXES)
 
 
 def _num(x: float, signed: bool = False, digits: int = 4) -> str:
@@ -131,8 +138,11 @@ def caption(comparison: Comparison) -> str:
     if comparison.baseline is None:
         return text + " No baseline, so no tests and no best claimed."
     sizes = ", ".join(f"{m}: {k}" for m, k in comparison.family.items())
+    base = comparison.baseline.group.label
+    if comparison.within:
+        base = f"the baseline group of the same {comparison.within}, e.g. {base}"
     return text + (
-        f" Δ = group mean - baseline ({comparison.baseline.group.label}) with its 95% CI "
+        f" Δ = group mean - baseline ({base}) with its 95% CI "
         f"({method}); Δ % of the baseline mean; d = Cohen's d_z (mean / std of the paired "
         "differences) for paired tests, Cohen's d (pooled std) for Welch; P(better) = share of "
         "seed pairs where the group beats the baseline (ties 1/2). p from a paired t-test over "
@@ -145,17 +155,50 @@ def caption(comparison: Comparison) -> str:
 
 
 def verdicts(comparison: Comparison, metric: str | None = None) -> list[str]:
-    """One sentence per group on ``metric`` (default the main one) against the baseline: the
-    difference, its relative size and CI, the Holm p and whether it is shown (else the seeds
-    needed)."""
-    metric = metric or comparison.main
+    """One sentence per group and metric (or only ``metric``) against the baseline, metric by
+    metric: the difference, its relative size and CI, the Holm p and whether it is shown (else
+    the seeds needed); with an equivalence margin, the first metric's TOST verdict first."""
     if comparison.baseline is None:
         return []
-    return [_verdict(comparison, row, metric) for row in comparison.rows if not row.is_baseline]
+    out = []
+    for name in [metric] if metric else comparison.metrics:
+        for row in comparison.rows:
+            if row.is_baseline:
+                continue
+            if name == comparison.main and comparison.margin is not None:
+                out.append(_equivalence_verdict(comparison, row, name))
+            out.append(_verdict(comparison, row, name))
+    return out
+
+
+def _label(comparison: Comparison, row: Row) -> str:
+    """A group's name in verdicts; with several baselines, which one it is held against."""
+    if comparison.within and row.versus is not None:
+        return f"{row.group.label} (vs {row.versus.group.label})"
+    return row.group.label
+
+
+def _equivalence_verdict(comparison: Comparison, row: Row, metric: str) -> str:
+    """ "equivalent within ±margin (TOST p = ...)" only when TOST rejects after Holm; never
+    because a difference was not shown."""
+    cell, label = row.cells[metric], _label(comparison, row)
+    result, margin = cell.equivalence, f"±{comparison.margin:g}"
+    if result is None:
+        return f"{label}: no {metric} to test for equivalence with the baseline"
+    confidence = round(100 * (1 - 2 * comparison.alpha))
+    seeds = f"{result.n} {'paired ' if result.test == 'paired' else ''}seed{'s' * (result.n != 1)}"
+    interval = _ci_text(f"{confidence}% CI of Δ", result.ci)[1:-1]
+    if math.isnan(cell.tost_adjusted):
+        return f"{label}: {metric} not shown equivalent within {margin}: no TOST with {seeds}"
+    holm = " (Holm)" if comparison.family.get(metric, 1) > 1 else ""
+    tost = f"TOST p{holm} = {_p(cell.tost_adjusted)}, {interval}, {seeds}"
+    if cell.equivalent:
+        return f"{label}: {metric} equivalent to the baseline within {margin} ({tost})"
+    return f"{label}: {metric} not shown equivalent within {margin} ({tost})"
 
 
 def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
-    cell, label = row.cells[metric], row.group.label
+    cell, label = row.cells[metric], _label(comparison, row)
     diff, effect = cell.diff, cell.effect
     if diff is None or effect is None:
         return f"{label}: no {metric} to compare with the baseline"
@@ -163,12 +206,16 @@ def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
         return f"{label} leaves {metric} unchanged (Δ = 0)"
     verb = "raises" if diff.value > 0 else "lowers"
     better = (diff.value > 0) == higher_is_better(metric)
+    judged = "" if undirected(metric) else f", {'better' if better else 'worse'}"
+    # Without a direction, "better" is only "lower" (the default for a metric not named like
+    # an accuracy); say that.
+    chance = "P(lower)" if undirected(metric) else "P(better)"
     method = "BCa CI" if comparison.ci == "bootstrap" else "CI"
     text = (
-        f"{label} {verb} {metric} by {abs(diff.value):.3g} ({_percent(effect.relative)}, "
-        f"{'better' if better else 'worse'}) [95% {method} {_interval(diff.ci, 2)[1:-1]}], "
+        f"{label} {verb} {metric} by {abs(diff.value):.3g} ({_percent(effect.relative)}"
+        f"{judged}) {_ci_text(f'95% {method}', diff.ci)}, "
         f"{'d_z' if effect.paired else 'd'} = {_num(effect.d, signed=True, digits=2)}, "
-        f"P(better) = {_num(effect.prob_improvement, digits=2)}"
+        f"{chance} = {_num(effect.prob_improvement, digits=2)}"
     )
     seeds = f"{diff.n} {'paired ' if diff.test == 'paired' else ''}seed{'s' * (diff.n != 1)}"
     if math.isnan(cell.p_adjusted):
@@ -179,6 +226,24 @@ def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
     needed = _seeds(cell)
     about = f"about {needed}" if needed.isdigit() else needed
     return f"{text}: not shown with {seeds} ({about} needed)"
+
+
+def _ci_text(name: str, ci: tuple[float, float]) -> str:
+    """``[95% CI a, b]``, or ``[no CI]`` when there is none (too few values)."""
+    interval = _interval(ci, 2)
+    return "[no CI]" if interval == "—" else f"[{name} {interval[1:-1]}]"
+
+
+def claim_lines(comparison: Comparison) -> list[str]:
+    """The experiment's question above its table: its name, the claim and what is compared."""
+    experiment = comparison.experiment
+    if experiment is None:
+        return []
+    margin = f"; equivalence margin ±{comparison.margin:g}" if comparison.margin else ""
+    return [
+        f"Experiment {experiment.name}: {experiment.claim}",
+        f"Compared: {', '.join(comparison.metrics)} at {comparison.at}{margin}.",
+    ]
 
 
 def rich_table(comparison: Comparison) -> Any:
@@ -195,7 +260,9 @@ def rich_table(comparison: Comparison) -> Any:
 
 def markdown(comparison: Comparison) -> str:
     names = header(comparison)
-    lines = ["# Comparison over seeds", "", caption(comparison), ""]
+    lines = ["# Comparison over seeds", ""]
+    lines += [f"{line}\n" for line in claim_lines(comparison)]
+    lines += [caption(comparison), ""]
     lines.append("| " + " | ".join(names) + " |")
     lines.append("|" + "|".join("---" if n == "notes" else "---:" for n in names) + "|")
     for row in comparison.rows:
@@ -205,7 +272,7 @@ def markdown(comparison: Comparison) -> str:
         lines.append("| " + " | ".join(texts) + " |")
     found = verdicts(comparison)
     if found:
-        lines += ["", f"Verdicts ({comparison.main} against the baseline):", ""]
+        lines += ["", f"Verdicts ({', '.join(comparison.metrics)} against the baseline):", ""]
         lines += [f"- {verdict}" for verdict in found]
     if comparison.notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in comparison.notes]
@@ -294,6 +361,20 @@ def _csv_effect(metric: str, cell: Cell) -> dict[str, Any]:
         f"{metric}_effect_size_kind": ("d_z" if effect.paired else "d") if effect else "",
         f"{metric}_prob_improvement": effect.prob_improvement if effect else NAN,
         f"{metric}_seeds_needed": cell.seeds_needed if cell.seeds_needed is not None else "",
+        **_csv_equivalence(metric, cell),
+    }
+
+
+def _csv_equivalence(metric: str, cell: Cell) -> dict[str, Any]:
+    """TOST columns, only for the metric that has an equivalence margin."""
+    result = cell.equivalence
+    if result is None:
+        return {}
+    return {
+        f"{metric}_margin": result.margin,
+        f"{metric}_tost_p": result.p,
+        f"{metric}_tost_p_holm": cell.tost_adjusted,
+        f"{metric}_equivalent": cell.equivalent,
     }
 
 
@@ -304,7 +385,9 @@ def write_tables(comparison: Comparison, out_dir: Path, tex: bool = False) -> li
     md.write_text(markdown(comparison))
     rows = csv_rows(comparison)
     with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["group"])
+        # Every row's keys: TOST columns exist only for groups tested against the baseline.
+        names = list(dict.fromkeys(k for r in rows for k in r)) or ["group"]
+        writer = csv.DictWriter(f, fieldnames=names, restval="")
         writer.writeheader()
         writer.writerows({k: _csv_value(v) for k, v in r.items()} for r in rows)
     written = [md, csv_path]

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from regbench.config import ConfigError, Settings, SourceConfig, StudyConfig, build_config
+from regbench.config import (
+    ConfigError,
+    ExperimentConfig,
+    Settings,
+    SourceConfig,
+    StudyConfig,
+    build_config,
+)
 from regbench.data import source_config, source_names
 from regbench.studies import study_config, study_names
 
@@ -22,10 +29,19 @@ def validate(raw: Mapping[str, Any]) -> Settings:
     prebuilt = {
         "model": build_config(model_schema, raw["model"], "model."),
         "data": build_config(data_schema, raw["data"], "data."),
+        "experiment": validate_experiment(raw.get("experiment")),
     }
     settings = build_config(Settings, raw, "", prebuilt=prebuilt)
     check_pairing(settings.model, settings.data)
     return settings
+
+
+def validate_experiment(raw: Any) -> ExperimentConfig | None:
+    """The ``experiment`` block (configs/experiment/<name>.yaml), or None without one: run
+    folders written before experiments existed have no such key, and stay valid."""
+    if raw is None:
+        return None
+    return build_config(ExperimentConfig, raw, "experiment.")
 
 
 def check_pairing(model: StudyConfig, data: SourceConfig) -> None:

@@ -44,7 +44,9 @@ def test_every_config_option_validates(cli) -> None:
         for option in options:
             # A data option goes with a model that trains on it (model=mlp data=sine is refused).
             pairing = [f"model={model_for_data(option)}"] if group == "data" else []
-            assert load_settings([*pairing, f"{group}={option}"])
+            # An experiment is not in the defaults list: it is added, +experiment=NAME.
+            add = "+" if group == "experiment" else ""
+            assert load_settings([*pairing, f"{add}{group}={option}"])
 
 
 def model_for_data(option: str) -> str:

@@ -297,7 +297,11 @@ def test_3x3_grid_with_nothing_shown(cli, tmp_path: Path, base_config: dict[str,
     assert "(test_loss: 8, test_acc: 8 comparisons)" in markdown and "| **" not in markdown
     assert "\\textbf" not in (root / "comparison.tex").read_text()
     verdicts = [line for line in result.stdout.splitlines() if line.startswith("verdict: ")]
-    assert len(verdicts) == 8 and all("Holm p = " in v for v in verdicts)
+    # One verdict per group and metric (8 groups x test_loss, test_acc), metric by metric.
+    assert len(verdicts) == 16 and all("Holm p = " in v for v in verdicts)
+    assert all(" test_loss " in v for v in verdicts[:8]) and all(
+        " test_acc " in v for v in verdicts[8:]
+    )
     assert all(": not shown with 5 paired seeds (" in v and "needed)" in v for v in verdicts)
     assert all(v.removeprefix("verdict: ") in markdown for v in verdicts)
     assert "no group is shown to beat the baseline" in result.stderr

@@ -30,8 +30,9 @@ def test_report_is_self_contained(cli, runs_folder: Path) -> None:
     page = (runs_folder / "report.html").read_text()
     assert "<table>" in page and "test_loss mean ± std" in page and "95% CI" in page
     # The verdict of the one group against the baseline, with its Holm-adjusted p (issue 15).
-    assert "Verdicts (test_loss against the baseline)" in page and "p (Holm)" in page
-    assert page.count("<li>dropout=0.5 ") == 1 and ("Holm p = " in page or "no test" in page)
+    # One per metric compared (issue 15: verdicts beyond the first metric).
+    assert "Verdicts (test_loss, test_acc against the baseline)" in page and "p (Holm)" in page
+    assert page.count("<li>dropout=0.5 ") == 2 and ("Holm p = " in page or "no test" in page)
     images = re.findall(r"<img [^>]*src='data:image/png;base64,", page)
     per_run = sum(len(list(r.glob("*.png"))) for r in run_dirs(runs_folder))
     assert len(images) >= per_run + 1  # every run's plots plus the comparison figures

@@ -314,3 +314,62 @@ def test_bootstrap_difference_and_the_ci_option() -> None:
     assert low < np.mean(x) - np.mean(y) < high and high < 0
     described = stats.describe([0.31, 0.35, 0.29, 0.40, 0.52], ci="bootstrap")
     assert described.ci == stats.bootstrap_mean([0.31, 0.35, 0.29, 0.40, 0.52])
+
+
+# ----------------------------------------------------------------------------- equivalence (TOST)
+TOST_X = [0.912, 0.905, 0.921, 0.899, 0.915, 0.908]
+TOST_Y = [0.910, 0.907, 0.916, 0.902, 0.911, 0.906]
+
+
+@pytest.mark.parametrize("margin", [0.002, 0.01, 0.05])
+def test_paired_tost_matches_two_one_sided_scipy_tests(margin: float) -> None:
+    """TOST = the larger p of two one-sided one-sample t-tests of the differences, against
+    -margin (alternative greater) and +margin (alternative less), run by scipy."""
+    d = np.array(TOST_X) - np.array(TOST_Y)
+    lower = sp.ttest_1samp(d, -margin, alternative="greater").pvalue
+    upper = sp.ttest_1samp(d, margin, alternative="less").pvalue
+    result = stats.tost(TOST_X, TOST_Y, margin, paired=True)
+    assert result.p == pytest.approx(max(lower, upper), rel=1e-10)
+    assert result.test == "paired" and result.n == 6 and result.margin == margin
+    ci = sp.ttest_1samp(d, 0).confidence_interval(0.90)  # the (1 - 2 alpha) interval
+    assert result.ci == pytest.approx((ci.low, ci.high), rel=1e-10)
+
+
+@pytest.mark.parametrize("margin", [0.002, 0.01, 0.05])
+def test_welch_tost_matches_two_shifted_scipy_welch_tests(margin: float) -> None:
+    """Unpaired: Welch's one-sided tests of x + margin > y and x - margin < y."""
+    x, y = np.array(TOST_X), np.array(TOST_Y[:5]) + 0.003
+    lower = sp.ttest_ind(x + margin, y, equal_var=False, alternative="greater").pvalue
+    upper = sp.ttest_ind(x - margin, y, equal_var=False, alternative="less").pvalue
+    result = stats.tost(x, y, margin, paired=False)
+    assert result.p == pytest.approx(max(lower, upper), rel=1e-10)
+    ci = sp.ttest_ind(x, y, equal_var=False).confidence_interval(0.90)
+    assert result.ci == pytest.approx((ci.low, ci.high), rel=1e-10) and result.test == "Welch"
+
+
+def test_tost_rejects_exactly_when_the_90_ci_lies_inside_the_margin() -> None:
+    for margin in (0.001, 0.002, 0.003, 0.004, 0.006, 0.01):
+        result = stats.tost(TOST_X, TOST_Y, margin, paired=True)
+        inside = -margin < result.ci[0] and result.ci[1] < margin
+        assert (result.p < 0.05) == inside
+
+
+def test_tost_of_a_clear_difference_is_not_equivalence() -> None:
+    """A large p for the difference does not make TOST small: noisy data with a wide CI."""
+    x, y = [1.0, 3.0, 0.5, 2.5], [2.0, 1.0, 2.6, 1.2]
+    assert sp.ttest_rel(x, y).pvalue > 0.05  # "no difference shown"...
+    assert stats.tost(x, y, 0.5, paired=True).p > 0.05  # ...is not "equivalent within 0.5"
+
+
+def test_tost_degenerate_inputs_give_no_p() -> None:
+    assert math.isnan(stats.tost([1.0], [1.0], 0.1, paired=False).p)
+    same = stats.tost([1.0, 2.0], [0.5, 1.5], 0.1, paired=True)  # constant difference
+    assert math.isnan(same.p) and same.ci == (0.5, 0.5)
+
+
+def test_equivalence_pairs_over_shared_seeds_like_difference() -> None:
+    group = list(zip([3, 1, 2, 4], [0.91, 0.90, 0.92, 0.93], strict=True))
+    baseline = list(zip([1, 2, 3], [0.905, 0.915, 0.912], strict=True))
+    result = stats.equivalence(group, baseline, 0.02)
+    expected = stats.tost([0.91, 0.90, 0.92], [0.912, 0.905, 0.915], 0.02, paired=True)
+    assert result == expected and result.test == "paired" and result.n == 3
