@@ -190,15 +190,19 @@ def compare(
     paths: str | Path | Sequence[str | Path],
     *,
     metrics: Sequence[str] = (),
-    at: str = "final",
+    at: str | None = None,
     over: Sequence[str] = (),
     baseline: str | None = None,
     ci: str = "t",
+    margin: float | None = None,
+    within: str | None = None,
 ) -> ComparisonResult:
     """The comparison ``regbench compare PATHS`` prints and draws: ``.table`` (a DataFrame, a
     row per group), ``.verdicts``, ``.notes``, ``.figures`` and ``.runs``; ``.comparison`` holds
     the objects (groups, statistics, baseline differences). The options are the command's
-    (``--metric``, ``--at``, ``--over``, ``--baseline``, ``--ci``). Nothing is written and no
+    (``--metric``, ``--at``, ``--over``, ``--baseline``, ``--ci``, ``--margin``; ``within``
+    compares each group with the baseline of its own value of a key); left out, they come from
+    the runs' experiment when they were swept for one, else the defaults. Nothing is written and no
     global state (matplotlib backend, working folder) changes. Bad options raise
     ``regbench.RegbenchError`` (a UsageError) with the command's message.
     """
@@ -206,9 +210,8 @@ def compare(
 
     given = [paths] if isinstance(paths, str | Path) else list(paths)
     folders = tuple(Path(p) for p in given)
-    comparison = compare_runs(
-        list(folders), metrics=metrics, at=at, over=over, baseline=baseline, ci=ci
-    )
+    options = {"at": at, "over": over, "baseline": baseline, "ci": ci, "margin": margin}
+    comparison = compare_runs(list(folders), metrics=metrics, within=within, **options)
     return ComparisonResult(comparison, folders)
 
 

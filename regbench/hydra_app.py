@@ -605,6 +605,10 @@ def _one_line(exc: Exception, overrides: Sequence[str]) -> str:
         r"Key '([^']+)' is not in struct", text
     )
     if unknown:
+        key = unknown.group(1)
+        if key in group_options(_searchpath_only(overrides)):  # a group not in the defaults list
+            typed = next((o for o in overrides if o.split("=", 1)[0] == key), f"{key}=NAME")
+            return f"{key} is a config group that is added, not overridden: write +{typed}"
         known = ", ".join(f.name for f in dataclasses.fields(Settings))
         return (
             f"unknown key '{unknown.group(1)}'; known keys: {known} (model.*, data.*: see "

@@ -170,3 +170,10 @@ def test_an_unknown_experiment_names_the_ones_there_are(cli) -> None:
     assert result.exit_code == 2
     assert "unknown experiment 'dropuot_overfit'; available: " in result.stderr
     assert all(name in result.stderr for name in EXPERIMENTS)
+
+
+def test_an_experiment_without_the_plus_says_how_to_add_it(cli) -> None:
+    result = cli("sweep", "experiment=dropout_overfit", "--dry-run")
+    assert result.exit_code == 2
+    expected = "experiment is a config group that is added, not overridden: write "
+    assert f"error: {expected}+experiment=dropout_overfit" in result.stderr
