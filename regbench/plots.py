@@ -30,11 +30,55 @@ def new_figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, Any]:
 
 
 def save(fig: Figure, path: Path) -> None:
+    """``fig`` laid out by tight_layout (for figures whose labels vary, such as comparisons')."""
+    fig.tight_layout()
+    _write(fig, path)
+
+
+# A run's own figures get fixed margins, in inches, sized for the tick labels, axis labels and
+# titles they carry: tight_layout measures every text of a figure in an extra draw, about half
+# the time a run spent on its figures (benchmarks/bench.py [5]).
+MARGINS = {"left": 0.9, "right": 0.3, "bottom": 0.55, "top": 0.35, "wspace": 1.05, "hspace": 0.9}
+SUPTITLE_SPACE = 0.3  # above the panels' own titles
+
+
+def save_fixed(fig: Figure, path: Path) -> None:
+    """``fig`` (one grid of panels, perhaps a suptitle) with fixed margins (MARGINS)."""
+    width, height = fig.get_size_inches()
+    nrows, ncols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    top = MARGINS["top"] + (SUPTITLE_SPACE if fig.get_suptitle() else 0.0)
+    left, right, bottom = MARGINS["left"], MARGINS["right"], MARGINS["bottom"]
+    panel_width = (width - left - right - (ncols - 1) * MARGINS["wspace"]) / ncols
+    panel_height = (height - top - bottom - (nrows - 1) * MARGINS["hspace"]) / nrows
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=MARGINS["wspace"] / panel_width,  # matplotlib's: a fraction of a panel's size
+        hspace=MARGINS["hspace"] / panel_height,
+    )
+    _write(fig, path)
+
+
+def _write(fig: Figure, path: Path) -> None:
     from regbench.rundir import writing
 
-    fig.tight_layout()
     with writing(path):  # a full disk: one line naming the figure
         fig.savefig(path, dpi=110)
+
+
+# Minor ticks of a log axis at 2 and 5 of each decade rather than matplotlib's eight: each tick is
+# a handful of artists to build and draw, and log axes held most of a run's figures' ticks.
+LOG_MINOR_SUBS = (2.0, 5.0)
+
+
+def log_y(ax: Any) -> None:
+    """A log-scale y axis with fewer minor ticks (LOG_MINOR_SUBS)."""
+    from matplotlib.ticker import LogLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(LogLocator(subs=LOG_MINOR_SUBS))
 
 
 def draw_loss_curves(ax: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -55,7 +99,7 @@ def loss_curve(
     fig, axes = new_figure()
     draw_loss_curves(axes[0, 0], rows, columns)
     axes[0, 0].set_title(title, fontsize=10)
-    save(fig, path)
+    save_fixed(fig, path)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -91,13 +135,13 @@ def weight_histograms(weights: dict[str, Any], title: str, path: Path) -> None:
         counts, edges = np.histogram(values, bins=symmetric_bins([values]))
         # One stairs artist instead of a patch per bin: several times faster to draw.
         ax.stairs(counts, edges, fill=True, color="tab:blue")
-        ax.set_yscale("log")
+        log_y(ax)
         ax.set_title(f"{layer} ({values.size:,} weights)", fontsize=9)
         ax.set_xlabel("w")
         ax.set_ylabel("count (log)")
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    save(fig, path)
+    save_fixed(fig, path)
 
 
 def weight_norms(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
@@ -115,13 +159,13 @@ def weight_norms(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None
             epochs = [r["epoch"] for r in layer_rows]
             ax.plot(epochs, [r[column] for r in layer_rows], marker="o", markersize=3, label=layer)
         if log:
-            ax.set_yscale("log")
+            log_y(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    save(fig, path)
+    save_fixed(fig, path)
 
 
 def overlaid_weight_histograms(
@@ -146,7 +190,7 @@ def overlaid_weight_histograms(
                 continue
             counts, edges = np.histogram(np.concatenate(arrays), bins=bins)
             ax.stairs(counts / len(arrays), edges, linewidth=1.4, label=label)
-        ax.set_yscale("log")
+        log_y(ax)
         ax.set_title(layer, fontsize=9)
         ax.set_xlabel("w")
         ax.set_ylabel("count per run (log)")
