@@ -115,7 +115,7 @@ def regression_fit(
     """
     from regbench.plots import draw_loss_curves, draw_mc_band, log_y, new_figure, save_fixed
 
-    fig, axes = new_figure(ncols=2)
+    fig, axes = new_figure(ncols=2, reuse=True)
     ax = axes[0, 0]
     if band is not None:
         draw_mc_band(ax, curve[0][:, 0], band[0][:, 0], band[1][:, 0], "tab:green")
