@@ -473,11 +473,10 @@ def regbench_argv(*args: str) -> list[str]:
 
 def bench_whole_run(scale: Scale, out: Path) -> Command:
     """Benchmark 5: the whole ``regbench run`` process against the hand-written script."""
-    epochs = [f"epochs={scale.run_epochs[0]}", f"eval_every={scale.run_epochs[1]}"]
-    run = ["model=regression", "dropout=0.5", "threads=1", "--quiet", *(
-        epochs if scale.run_epochs else []
-    )]  # fmt: skip
-    hand_epochs = [str(n) for n in scale.run_epochs or ()]
+    schedule = scale.run_epochs  # None: the model's own 500 epochs, a row every 50
+    epochs = [f"epochs={schedule[0]}", f"eval_every={schedule[1]}"] if schedule else []
+    run = ["model=regression", "dropout=0.5", "threads=1", "--quiet", *epochs]
+    hand_epochs = [str(n) for n in schedule or ()]
     results = alternate_commands(
         {
             "regbench": lambda i: regbench_argv("run", *run, f"out_dir={out / 'runs'}"),
@@ -512,6 +511,13 @@ def sweep_argv(members: int, epochs: int, folder: Path, stacked: bool = False) -
     return regbench_argv("sweep", *args, *(["--stacked"] if stacked else []), "--dir", str(folder))
 
 
+def per_job_overhead(k_jobs: float, one_job: float, k: int, loop: float) -> float:
+    """What a job of a sequential sweep costs beyond its training loop: the wall time each
+    further job adds to a 1-job sweep (so the sweep's own start and end cancel out), less its
+    ``loop`` seconds."""
+    return (k_jobs - one_job) / (k - 1) - loop
+
+
 def mean_loop_seconds(sweep_dir: Path) -> float:
     """The mean over a sweep's jobs of their training loop's seconds (metrics rows' sum)."""
     import csv
@@ -542,7 +548,7 @@ def bench_whole_sweeps(scale: Scale, out: Path, run: Command | None) -> None:
     one, many = best(results["one"]), best(results["k"])
     i = results["k"].index(many)
     loop = mean_loop_seconds(folder / f"{k}x{scale.overhead_epochs}-{i}")
-    overhead = (many.wall - one.wall) / (k - 1) - loop
+    overhead = per_job_overhead(many.wall, one.wall, k, loop)
     report(
         "6",
         f"sequential sweep, cost per job beyond its training loop (regression, "
