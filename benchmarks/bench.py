@@ -14,6 +14,13 @@
    too, and the marginal cost of one more member (its arithmetic, its masks, its evaluation)
    is set against the cost of one more solo run.
 4. peak memory of one run and of a stacked sweep (each in a fresh child process).
+5. the whole process ``regbench run model=regression dropout=0.5 threads=1 --quiet`` (start-up,
+   config, training, run folder, figures) vs a hand-written script doing the same training and
+   writing a metrics CSV and one loss-curve PNG (benchmarks/hand_regression.py).
+6. a sequential sweep's cost per job beyond its training loop: ((wall of a K-job sweep - wall of
+   a 1-job sweep) / (K - 1)) - the jobs' mean loop seconds (their metrics rows' ``seconds``);
+   and the whole ``regbench sweep --stacked`` of K seeds vs the same sweep one after another;
+   with the peak resident memory of each whole command (a run, stacked sweeps of 8 and 64).
 
 Timings alternate between the contenders (A B A B ...) and keep each one's best round, so a
 machine shared with other work slows both sides alike and its noise only adds time. Every ratio
@@ -56,10 +63,30 @@ class Scale:
     sweep_members: int
     sweep_train: int  # MNIST training images in the MLP sweep of [3] (2,000 test images)
     sweep_epochs: int | None  # None: each study's own (bench [3]); tiny runs shorten them
+    # Whole commands ([5], [6]): regression epochs (None: its own 500) and eval_every of [5];
+    # epochs of [6]'s overhead sweeps and of its stacked comparison; rounds of [6]; the stack
+    # sizes whose peak memory is reported.
+    run_epochs: tuple[int, int] | None = None
+    overhead_epochs: int = 300
+    stacked_epochs: int = 1000
+    command_rounds: int = 2
+    memory_members: tuple[int, ...] = (8, 64)
 
 
 FULL = Scale(60_000, 10_000, rounds=3, sweep_members=8, sweep_train=20_000, sweep_epochs=None)
-TINY = Scale(512, 256, rounds=1, sweep_members=2, sweep_train=256, sweep_epochs=2)
+TINY = Scale(
+    512,
+    256,
+    rounds=1,
+    sweep_members=2,
+    sweep_train=256,
+    sweep_epochs=2,
+    run_epochs=(20, 10),
+    overhead_epochs=20,
+    stacked_epochs=20,
+    command_rounds=1,
+    memory_members=(2,),
+)
 
 
 # ----------------------------------------------------------------------------- data
@@ -396,6 +423,172 @@ def bench_memory(scale: Scale, root: Path, out: Path) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- whole commands
+HAND_SCRIPT = Path(__file__).resolve().parent / "hand_regression.py"
+RUN_TARGET, OVERHEAD_TARGET, STACKED_TARGET = 1.15, 0.5, 2.0
+
+
+@dataclass(frozen=True)
+class Command:
+    """One whole process: its wall seconds, CPU seconds (user + system) and peak RSS."""
+
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
+def run_command(argv: list[str], log: Path) -> Command:
+    """Run ``argv`` to its end (output to ``log``) and measure it; os.wait4 gives the child's
+    own resource use, so each command's peak memory is its own."""
+    with log.open("w") as sink:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-3:]
+        raise RuntimeError(f"{' '.join(argv[:6])} ... exited {proc.returncode}: {tail}")
+    return Command(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def alternate_commands(
+    commands: dict[str, Callable[[int], list[str]]], rounds: int, out: Path
+) -> dict[str, list[Command]]:
+    """Each command of each round (A B A B ...); ``commands`` build the argv of round i."""
+    results: dict[str, list[Command]] = {name: [] for name in commands}
+    for i in range(rounds):
+        for name, argv in commands.items():
+            results[name].append(run_command(argv(i), out / f"{name}-{i}.log"))
+    return results
+
+
+def best(results: list[Command]) -> Command:
+    return min(results, key=lambda c: c.wall)
+
+
+def regbench_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "regbench", *args]
+
+
+def bench_whole_run(scale: Scale, out: Path) -> Command:
+    """Benchmark 5: the whole ``regbench run`` process against the hand-written script."""
+    schedule = scale.run_epochs  # None: the model's own 500 epochs, a row every 50
+    epochs = [f"epochs={schedule[0]}", f"eval_every={schedule[1]}"] if schedule else []
+    run = ["model=regression", "dropout=0.5", "threads=1", "--quiet", *epochs]
+    hand_epochs = [str(n) for n in schedule or ()]
+    results = alternate_commands(
+        {
+            "regbench": lambda i: regbench_argv("run", *run, f"out_dir={out / 'runs'}"),
+            "hand": lambda i: [
+                sys.executable,
+                str(HAND_SCRIPT),
+                str(out / f"hand{i}"),
+                *hand_epochs,
+            ],
+        },
+        scale.rounds,
+        out,
+    )
+    ours, hand = best(results["regbench"]), best(results["hand"])
+    ratio = ours.wall / hand.wall
+    report(
+        "5",
+        f"whole `regbench run {' '.join(run)}` vs the hand-written script",
+        f"{ratio:.2f}x",
+        f"<= {RUN_TARGET:g}x",
+        ratio <= RUN_TARGET,
+        f"(regbench {ours.wall:.2f} s, hand-written {hand.wall:.2f} s, best of {scale.rounds}; "
+        f"CPU {ours.cpu:.2f} s vs {hand.cpu:.2f} s = {ours.cpu / hand.cpu:.2f}x; peak RSS "
+        f"{ours.peak_mb:.0f} MB vs {hand.peak_mb:.0f} MB)",
+    )
+    return ours
+
+
+def sweep_argv(members: int, epochs: int, folder: Path, stacked: bool = False) -> list[str]:
+    seeds = f"seed=range(0,{members})" if members > 1 else "seed=0"
+    args = ["model=regression", seeds, f"epochs={epochs}", "threads=1", "--quiet"]
+    return regbench_argv("sweep", *args, *(["--stacked"] if stacked else []), "--dir", str(folder))
+
+
+def per_job_overhead(k_jobs: float, one_job: float, k: int, loop: float) -> float:
+    """What a job of a sequential sweep costs beyond its training loop: the wall time each
+    further job adds to a 1-job sweep (so the sweep's own start and end cancel out), less its
+    ``loop`` seconds."""
+    return (k_jobs - one_job) / (k - 1) - loop
+
+
+def mean_loop_seconds(sweep_dir: Path) -> float:
+    """The mean over a sweep's jobs of their training loop's seconds (metrics rows' sum)."""
+    import csv
+
+    loops = [
+        sum(float(row["seconds"]) for row in csv.DictReader(metrics.open()))
+        for metrics in sweep_dir.glob("*/metrics.csv")
+    ]
+    return sum(loops) / len(loops)
+
+
+def bench_whole_sweeps(scale: Scale, out: Path, run: Command | None) -> None:
+    """Benchmark 6: a sequential sweep's cost per job beyond its loop, and stacked vs
+    sequential as whole commands; then the peak memory of the whole commands."""
+    k, rounds = scale.sweep_members, scale.command_rounds
+    folder = out / "sweeps"
+
+    def sweep(members: int, epochs: int, stacked: bool = False) -> Callable[[int], list[str]]:
+        name = f"{members}x{epochs}{'-stacked' if stacked else ''}"
+        return lambda i: sweep_argv(members, epochs, folder / f"{name}-{i}", stacked)
+
+    commands = {"one": sweep(1, scale.overhead_epochs), "k": sweep(k, scale.overhead_epochs)}
+    same = scale.stacked_epochs == scale.overhead_epochs  # tiny: the K-job sweep serves twice
+    if not same:
+        commands["sequential"] = sweep(k, scale.stacked_epochs)
+    commands["stacked"] = sweep(k, scale.stacked_epochs, stacked=True)
+    results = alternate_commands(commands, rounds, out)
+    one, many = best(results["one"]), best(results["k"])
+    i = results["k"].index(many)
+    loop = mean_loop_seconds(folder / f"{k}x{scale.overhead_epochs}-{i}")
+    overhead = per_job_overhead(many.wall, one.wall, k, loop)
+    report(
+        "6",
+        f"sequential sweep, cost per job beyond its training loop (regression, "
+        f"{scale.overhead_epochs} epochs)",
+        f"{overhead:.2f} s",
+        f"<= {OVERHEAD_TARGET:g} s",
+        overhead <= OVERHEAD_TARGET,
+        f"(({k} jobs {many.wall:.1f} s - 1 job {one.wall:.1f} s) / {k - 1} = "
+        f"{(many.wall - one.wall) / (k - 1):.2f} s a job, of which its loop {loop:.2f} s; "
+        f"best of {rounds})",
+    )
+    sequential = best(results["k" if same else "sequential"])
+    stacked = best(results["stacked"])
+    ratio = sequential.wall / stacked.wall
+    report(
+        "6",
+        f"whole `regbench sweep --stacked` of {k} seeds vs one after another (regression, "
+        f"{scale.stacked_epochs} epochs)",
+        f"{ratio:.2f}x",
+        f">= {STACKED_TARGET:g}x",
+        ratio >= STACKED_TARGET,
+        f"(sequential {sequential.wall:.1f} s, stacked {stacked.wall:.1f} s; best of {rounds})",
+    )
+    peaks = {k: stacked.peak_mb}
+    for members in scale.memory_members:
+        if members not in peaks:
+            argv = sweep(members, scale.overhead_epochs, stacked=True)(0)
+            peaks[members] = run_command(argv, out / f"memory-{members}.log").peak_mb
+    shown = ", ".join(f"{n}: {peaks[n]:.0f} MB" for n in scale.memory_members)
+    first = f"one run {run.peak_mb:.0f} MB; " if run else ""
+    report(
+        "6",
+        "peak memory (RSS) of whole commands",
+        f"{first}stacked sweeps of {shown}",
+        "reported",
+        True,
+        f"(regression; the sequential sweep of {k}: {sequential.peak_mb:.0f} MB)",
+    )
+
+
 # ----------------------------------------------------------------------------- main
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
@@ -415,7 +608,7 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny data: a smoke run in seconds")
-    parser.add_argument("--only", default="1,2,3,4", help="comma-separated benchmark numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated benchmark numbers")
     parser.add_argument("--models", default="mlp,regression,rnn", help="studies for [3]")
     parser.add_argument(
         "--threads", type=int, help="torch threads (default: torch's own choice, one per core)"
@@ -444,6 +637,11 @@ def main(argv: list[str] | None = None) -> None:
             bench_sweeps(scale, sweep_root, out, args.models.split(","))
         if "4" in which:
             bench_memory(scale, root, out)
+        commands = Path(tmp) / "commands"
+        commands.mkdir()
+        run = bench_whole_run(scale, commands) if "5" in which else None
+        if "6" in which:
+            bench_whole_sweeps(scale, commands, run)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
 
 

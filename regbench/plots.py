@@ -9,6 +9,7 @@ figures (the regression fit, the RNN's predictions, the GAN's samples) live in i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,17 +25,104 @@ def figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height))
 
 
-def new_figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, Any]:
+def new_figure(ncols: int = 1, width: float = 6.4, reuse: bool = False) -> tuple[Figure, Any]:
+    """A row of ``ncols`` panels; ``reuse``: see ``reused_panels`` (a run's figures only)."""
+    if reuse:
+        return reused_panels(width * ncols, 4.2, 1, ncols)
     fig = figure(width * ncols, 4.2)
     return fig, fig.subplots(1, ncols, squeeze=False)
 
 
+# A run's figures are drawn again on the figure its kind used last in this thread (a sweep draws
+# the same four for every job): building a figure's axes and ticks was about half of its cost.
+_reusable = threading.local()
+
+
+def reused_panels(width: float, height: float, nrows: int, ncols: int) -> tuple[Figure, Any]:
+    """A figure with a grid of panels, the one this thread drew on last at this shape, cleared
+    of what it showed (data, legends, titles, colour cycle); each figure function sets its own
+    scales, labels and limits again. Only for figures whose shape stays as made (no colorbar,
+    no resize) and that are saved with ``save_fixed``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    cache = _reusable.__dict__.setdefault("figures", {})
+    key = (width, height, nrows, ncols)
+    if key not in cache:
+        fig = figure(width, height)
+        FigureCanvasAgg(fig)  # one canvas (and renderer) kept with the figure
+        cache[key] = fig, fig.subplots(nrows, ncols, squeeze=False)
+    fig, axes = cache[key]
+    for ax in axes.flat:
+        _clear(ax)
+    fig.suptitle("")
+    return fig, axes
+
+
+def _clear(ax: Any) -> None:
+    """Remove what ``ax`` showed but keep the axes and their ticks (unlike ``ax.clear()``)."""
+    for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.texts, *ax.images]:
+        artist.remove()
+    for container in list(ax.containers):
+        container.remove()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    ax.set_title("")
+    ax.set_prop_cycle(None)
+    ax.set_autoscale_on(True)
+    ax.relim()
+    ax.set_visible(True)
+
+
 def save(fig: Figure, path: Path) -> None:
+    """``fig`` laid out by tight_layout (for figures whose labels vary, such as comparisons')."""
+    fig.tight_layout()
+    _write(fig, path)
+
+
+# A run's own figures get fixed margins, in inches, sized for the tick labels, axis labels and
+# titles they carry: tight_layout measures every text of a figure in an extra draw, about half
+# the time a run spent on its figures (benchmarks/bench.py [5]).
+MARGINS = {"left": 0.9, "right": 0.3, "bottom": 0.55, "top": 0.35, "wspace": 1.05, "hspace": 0.9}
+SUPTITLE_SPACE = 0.3  # above the panels' own titles
+
+
+def save_fixed(fig: Figure, path: Path) -> None:
+    """``fig`` (one grid of panels, perhaps a suptitle) with fixed margins (MARGINS)."""
+    width, height = fig.get_size_inches()
+    nrows, ncols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    top = MARGINS["top"] + (SUPTITLE_SPACE if fig.get_suptitle() else 0.0)
+    left, right, bottom = MARGINS["left"], MARGINS["right"], MARGINS["bottom"]
+    panel_width = (width - left - right - (ncols - 1) * MARGINS["wspace"]) / ncols
+    panel_height = (height - top - bottom - (nrows - 1) * MARGINS["hspace"]) / nrows
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=MARGINS["wspace"] / panel_width,  # matplotlib's: a fraction of a panel's size
+        hspace=MARGINS["hspace"] / panel_height,
+    )
+    _write(fig, path)
+
+
+def _write(fig: Figure, path: Path) -> None:
     from regbench.rundir import writing
 
-    fig.tight_layout()
     with writing(path):  # a full disk: one line naming the figure
         fig.savefig(path, dpi=110)
+
+
+# Minor ticks of a log axis at 2 and 5 of each decade rather than matplotlib's eight: each tick is
+# a handful of artists to build and draw, and log axes held most of a run's figures' ticks.
+LOG_MINOR_SUBS = (2.0, 5.0)
+
+
+def log_y(ax: Any) -> None:
+    """A log-scale y axis with fewer minor ticks (LOG_MINOR_SUBS)."""
+    from matplotlib.ticker import LogLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(LogLocator(subs=LOG_MINOR_SUBS))
 
 
 def draw_loss_curves(ax: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -52,10 +140,10 @@ def loss_curve(
     rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, path: Path
 ) -> None:
     """Train and test loss per epoch (``loss_curve.png``)."""
-    fig, axes = new_figure()
+    fig, axes = new_figure(reuse=True)
     draw_loss_curves(axes[0, 0], rows, columns)
     axes[0, 0].set_title(title, fontsize=10)
-    save(fig, path)
+    save_fixed(fig, path)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -63,12 +151,16 @@ HIST_BINS = 81  # odd: one bin is centred on 0, where L1 piles weights up
 MAX_GRID_COLUMNS = 3
 
 
-def layer_grid(n: int, width: float = 4.6) -> tuple[Figure, list[Any]]:
-    """A figure with one panel per layer (at most MAX_GRID_COLUMNS a row)."""
+def layer_grid(n: int, width: float = 4.6, reuse: bool = False) -> tuple[Figure, list[Any]]:
+    """A figure with one panel per layer (at most MAX_GRID_COLUMNS a row); ``reuse``: see
+    ``reused_panels``."""
     ncols = min(n, MAX_GRID_COLUMNS)
     nrows = -(-n // ncols)
-    fig = figure(width * ncols, 3.6 * nrows)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    if reuse:
+        fig, axes = reused_panels(width * ncols, 3.6 * nrows, nrows, ncols)
+    else:
+        fig = figure(width * ncols, 3.6 * nrows)
+        axes = fig.subplots(nrows, ncols, squeeze=False)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -86,23 +178,23 @@ def weight_histograms(weights: dict[str, Any], title: str, path: Path) -> None:
     """Final weights per layer, log-scale counts (``weight_hist.png``)."""
     import numpy as np
 
-    fig, axes = layer_grid(len(weights))
+    fig, axes = layer_grid(len(weights), reuse=True)
     for ax, (layer, values) in zip(axes, weights.items(), strict=True):
         counts, edges = np.histogram(values, bins=symmetric_bins([values]))
         # One stairs artist instead of a patch per bin: several times faster to draw.
         ax.stairs(counts, edges, fill=True, color="tab:blue")
-        ax.set_yscale("log")
+        log_y(ax)
         ax.set_title(f"{layer} ({values.size:,} weights)", fontsize=9)
         ax.set_xlabel("w")
         ax.set_ylabel("count (log)")
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
-    save(fig, path)
+    save_fixed(fig, path)
 
 
 def weight_norms(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     """Per-layer L1 and L2 norms and near-zero fraction over epochs (``weight_norms.png``)."""
-    fig, axes = new_figure(ncols=3, width=4.6)
+    fig, axes = new_figure(ncols=3, width=4.6, reuse=True)
     series: dict[str, list[dict[str, Any]]] = {}
     single = len({row["network"] for row in rows}) == 1
     for row in rows:
@@ -115,13 +207,13 @@ def weight_norms(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None
             epochs = [r["epoch"] for r in layer_rows]
             ax.plot(epochs, [r[column] for r in layer_rows], marker="o", markersize=3, label=layer)
         if log:
-            ax.set_yscale("log")
+            log_y(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    save(fig, path)
+    save_fixed(fig, path)
 
 
 def overlaid_weight_histograms(
@@ -146,7 +238,7 @@ def overlaid_weight_histograms(
                 continue
             counts, edges = np.histogram(np.concatenate(arrays), bins=bins)
             ax.stairs(counts / len(arrays), edges, linewidth=1.4, label=label)
-        ax.set_yscale("log")
+        log_y(ax)
         ax.set_title(layer, fontsize=9)
         ax.set_xlabel("w")
         ax.set_ylabel("count per run (log)")

@@ -191,7 +191,7 @@ def image_grid(images: Any, title: str, path: Path) -> None:
     """Square-ish grid of grey images [n, h, w] with values in [-1, 1] (GAN samples)."""
     import numpy as np
 
-    from regbench.plots import new_figure, save
+    from regbench.plots import new_figure, save_fixed
 
     images = np.asarray(images)
     n, h, w = images.shape
@@ -206,12 +206,12 @@ def image_grid(images: Any, title: str, path: Path) -> None:
     axes[0, 0].imshow(canvas, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
     axes[0, 0].set_axis_off()
     axes[0, 0].set_title(title, fontsize=9)
-    save(fig, path)
+    save_fixed(fig, path)
 
 
 def gan_scores(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     """D(x) and D(G(z)) per epoch, and the FID of generated samples (``gan_scores.png``)."""
-    from regbench.plots import new_figure, save
+    from regbench.plots import new_figure, save_fixed
 
     fig, axes = new_figure(ncols=2)
     epochs = [row["epoch"] for row in rows]
@@ -229,4 +229,4 @@ def gan_scores(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("FID (classifier features, lower is better)")
     ax.grid(alpha=0.3)
-    save(fig, path)
+    save_fixed(fig, path)

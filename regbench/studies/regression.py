@@ -113,9 +113,9 @@ def regression_fit(
     ``train``/``test`` hold ``x`` and ``y`` [n, 1]; ``curve`` is (x, prediction) on a dense grid;
     ``band`` is the MC dropout (mean, std) [n, 1] on the same grid, drawn as mean +- 2 std.
     """
-    from regbench.plots import draw_loss_curves, draw_mc_band, new_figure, save
+    from regbench.plots import draw_loss_curves, draw_mc_band, log_y, new_figure, save_fixed
 
-    fig, axes = new_figure(ncols=2)
+    fig, axes = new_figure(ncols=2, reuse=True)
     ax = axes[0, 0]
     if band is not None:
         draw_mc_band(ax, curve[0][:, 0], band[0][:, 0], band[1][:, 0], "tab:green")
@@ -128,6 +128,6 @@ def regression_fit(
     ax.legend()
     ax.set_title(title, fontsize=9)
     draw_loss_curves(axes[0, 1], rows, ("train_loss", "train_eval_loss", "test_loss"))
-    axes[0, 1].set_yscale("log")
+    log_y(axes[0, 1])
     axes[0, 1].set_ylabel("MSE (log)")
-    save(fig, path)
+    save_fixed(fig, path)

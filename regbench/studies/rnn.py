@@ -191,7 +191,7 @@ def series_predictions(
     ``predictions`` maps a part name to (target indices, predicted values); ``bands`` maps a
     part to (target indices, MC dropout mean, std), drawn as mean +- 2 std.
     """
-    from regbench.plots import draw_loss_curves, draw_mc_band, figure, save
+    from regbench.plots import draw_loss_curves, draw_mc_band, figure, log_y, save_fixed
 
     fig = figure(12.8, 8.0)
     grid = fig.add_gridspec(2, 2)
@@ -207,9 +207,9 @@ def series_predictions(
     detail.set_title("around the train/test split", fontsize=9)
     losses = fig.add_subplot(grid[1, 1])
     draw_loss_curves(losses, rows, ("train_loss", "train_eval_loss", "test_loss"))
-    losses.set_yscale("log")
+    log_y(losses)
     losses.set_ylabel("MSE (log)")
-    save(fig, path)
+    save_fixed(fig, path)
 
 
 def draw_series(ax: Any, series: dict[str, Any], predictions: dict[str, tuple[Any, Any]]) -> None:
