@@ -114,7 +114,7 @@ def sweep(
     """
     overrides = as_overrides(overrides)
     with leaving_no_trace():
-        from regbench import sweep as sweeps
+        from regbench import sweeps
 
         launchers = [o for o in overrides if sweeps.is_launcher_override(o)]
         if stacked and launchers:  # as `regbench sweep --stacked` refuses it

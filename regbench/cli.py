@@ -448,7 +448,7 @@ def sweep(
     hydra/sweeper=optuna; rerun with --dir to resume or grow it."""
     with user_errors(), _config_search(config_dir, config_name):
         from regbench import search as searches
-        from regbench import sweep as sweeps
+        from regbench import sweeps
 
         overrides = overrides or []
         _check_hydra_flags(cfg, resolve, package, info)
@@ -496,7 +496,7 @@ def sweep(
 
 def _run_search(search, overrides, sweep_dir, dry_run, quiet, tex, stacked, budget) -> None:
     """A sweeper's search (regbench/search.py): trials as they come, each over its seeds."""
-    from regbench import sweep as sweeps
+    from regbench import sweeps
 
     prepared = search.prepare(sweep_dir)
     if dry_run:
@@ -518,7 +518,7 @@ def _run_search(search, overrides, sweep_dir, dry_run, quiet, tex, stacked, budg
 
 
 def _job_counts(prepared) -> str:
-    from regbench.sweep import describe_states
+    from regbench.sweeps import describe_states
 
     counts = ", ".join(f"{n} to {action}" for action, n in describe_states(prepared).items())
     return f"{len(prepared.jobs)} jobs ({counts}) in {prepared.sweep_dir}"
@@ -527,7 +527,7 @@ def _job_counts(prepared) -> str:
 def _jobs_table(prepared):
     from rich.table import Table
 
-    from regbench.sweep import decide
+    from regbench.sweeps import decide
 
     table = Table(title=f"sweep jobs in {prepared.sweep_dir}")
     for column in ("#", "job", "folder", "state", "action"):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from regbench.config import Settings
 
-SWEEP_FILE = "sweep.json"  # the sweep's record, beside its job folders (regbench/sweep.py)
+SWEEP_FILE = "sweep.json"  # the sweep's record, beside its job folders (regbench/sweeps.py)
 
 
 @dataclass(frozen=True)

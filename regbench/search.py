@@ -1,7 +1,7 @@
 """Searches: a Hydra sweeper that expects a float (``hydra/sweeper=optuna``) over regbench's job
 folders, with seeds as replicates.
 
-A grid is planned upfront (regbench/sweep.py); a search cannot be, since its trials come from the
+A grid is planned upfront (regbench/sweeps.py); a search cannot be, since its trials come from the
 sampler as it goes. So Hydra's multirun runs the sweeper in this process with
 :meth:`SearchLauncher.trial` as the task: for each trial's overrides it runs that configuration
 once per seed as ordinary sweep jobs (``<hash>-seed=<N>`` folders in the sweep folder, recorded in
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbench import sweep as sweeps
+from regbench import sweeps
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
 from regbench.jobs import Job

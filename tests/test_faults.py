@@ -289,7 +289,7 @@ def test_every_command_refuses_an_alias_bomb_in_one_line(cli, tmp_path, command)
 
 def test_a_sweep_refuses_a_job_folder_with_an_alias_bomb(tmp_path: Path) -> None:
     from regbench.errors import UsageError
-    from regbench.sweep import job_state
+    from regbench.sweeps import job_state
 
     folder = tmp_path / "0123456789ab-seed=1"
     folder.mkdir()

@@ -300,7 +300,7 @@ def _no_multirun(*args: object, **kwargs: object) -> None:
 
 
 def test_every_job_state_has_one_action() -> None:
-    from regbench.sweep import (
+    from regbench.sweeps import (
         ACTIONS,
         Action,
         HydraLauncher,
@@ -374,7 +374,7 @@ def test_the_printed_resume_line_passes_through_bash(cli, tmp_path: Path) -> Non
 
 
 def test_an_interrupted_sweep_says_how_to_go_on(cli, tmp_path: Path, monkeypatch) -> None:
-    from regbench import sweep as sweeps
+    from regbench import sweeps
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

@@ -642,10 +642,3 @@ def _one_line(exc: Exception) -> str:
 # Used by `regbench sweep --dry-run` and the final lines.
 def describe_states(prepared: SweepResult) -> dict[str, int]:
     return _count(decide(s).value for s in prepared.states.values())
-
-
-# `regbench.sweep` is this module, and also what notebooks call: regbench.sweep([...]) runs
-# regbench.api.sweep (the package's SweepModule). Set last, once the module is whole.
-import regbench  # noqa: E402  (the package, already imported: a module's package is first)
-
-sys.modules[__name__].__class__ = regbench.SweepModule
