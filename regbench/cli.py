@@ -14,8 +14,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from typer.core import TyperCommand
 
+from regbench.cli_flags import (
+    CFG_OPTION,
+    CONFIG_DIR_OPTION,
+    CONFIG_NAME_OPTION,
+    INFO_OPTION,
+    OVERRIDES_ARGUMENT,
+    PACKAGE_OPTION,
+    RESOLVE_OPTION,
+    HydraFlagsCommand,
+    check_hydra_flags,
+    complete_overrides,
+    config_search,
+    hydra_text,
+)
 from regbench.errors import RegbenchError, UsageError
 from regbench.progress import PipeSafeConsole
 
@@ -26,7 +39,6 @@ app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion; overrides complete as Hydra's
     pretty_exceptions_enable=False,
 )
-OVERRIDES_HELP = "Hydra overrides, e.g. model=mlp dropout=0.2 seed=3 epochs=10 device=cpu"
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 INTERRUPTED_EXIT = 130
 
@@ -134,124 +146,12 @@ def _show_result(result, quiet: bool) -> None:
     stdout.print(f"run {result.summary.status}: outputs in {result.run_dir}", highlight=False)
 
 
-# ----------------------------------------------------------------------------- Hydra's flags
-# The flags a Hydra app (@hydra.main) takes, on `run` and `sweep`, with Hydra's names and meaning.
-CFG_KINDS = ("job", "hydra", "all")
-INFO_KINDS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
-INFO_FLAGS = ("--info", "-i")
-
-
-class HydraFlagsCommand(TyperCommand):
-    """A command whose ``--info`` may go without a value, as in Hydra's apps (``--info`` is
-    ``--info all``): a value is taken only when it is one of INFO_KINDS, so ``--info
-    model=mlp`` is ``--info all model=mlp``."""
-
-    def parse_args(self, ctx, args: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
-        given = list(args)
-        for i in reversed(range(len(given))):
-            following = given[i + 1] if i + 1 < len(given) else None
-            if given[i] in INFO_FLAGS and following not in INFO_KINDS:
-                given.insert(i + 1, "all")
-        return super().parse_args(ctx, given)
-
-
-def _complete_overrides(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Shell completion of overrides: Hydra's own (groups, their options, config keys)."""
-    from regbench.hydra_app import complete_override, searching
-
-    words = [w for w in (ctx.params.get("overrides") or []) if not w.startswith("-")]
-    try:
-        with searching(ctx.params.get("config_dir"), ctx.params.get("config_name")):
-            return complete_override(words, incomplete)
-    except RegbenchError:
-        return []
-
-
-OVERRIDES_ARGUMENT = typer.Argument(
-    None, help=OVERRIDES_HELP, show_default=False, autocompletion=_complete_overrides
-)
-CFG_OPTION = typer.Option(
-    None,
-    "--cfg",
-    "-c",
-    help="Print the composed config and run nothing: job (regbench's keys), hydra (Hydra's "
-    "node) or all, as Hydra's apps do; the config must validate.",
-    show_default=False,
-)
-RESOLVE_OPTION = typer.Option(False, "--resolve", help="With --cfg: resolve interpolations.")
-PACKAGE_OPTION = typer.Option(
-    None,
-    "--package",
-    "-p",
-    help="With --cfg: print only this key (e.g. model).",
-    show_default=False,
-)
-INFO_OPTION = typer.Option(
-    None,
-    "--info",
-    "-i",
-    help="Print Hydra's information and run nothing: all (the default), config, defaults, "
-    "defaults-tree, plugins or searchpath.",
-    show_default=False,
-)
-CONFIG_DIR_OPTION = typer.Option(
-    None,
-    "--config-dir",
-    "-cd",
-    help="A folder of your own configs, added to the config search path (e.g. "
-    "myconfigs/experiment/foo.yaml for +experiment=foo).",
-    show_default=False,
-)
-CONFIG_NAME_OPTION = typer.Option(
-    None,
-    "--config-name",
-    "-cn",
-    help="The primary config's name in the search path (default: regbench's config).",
-    show_default=False,
-)
-
-
-def _check_hydra_flags(
-    cfg: str | None, resolve: bool, package: str | None, info: str | None
-) -> None:
-    """Hydra's rules for its flags, as one-line errors."""
-    if cfg is not None and cfg not in CFG_KINDS:
-        raise UsageError(f"--cfg {cfg}: choose one of {', '.join(CFG_KINDS)}")
-    if info is not None and info not in INFO_KINDS:
-        raise UsageError(f"--info {info}: choose one of {', '.join(INFO_KINDS)}")
-    if cfg is not None and info is not None:
-        raise UsageError("--cfg and --info: give one of them")
-    if cfg is None and (resolve or package is not None):
-        raise UsageError(f"{'--resolve' if resolve else '--package'} goes with --cfg")
-
-
-@contextmanager
-def _config_search(config_dir: Path | None, config_name: str | None) -> Iterator[None]:
-    from regbench.hydra_app import searching
-
-    with searching(config_dir, config_name):
-        yield
-
-
-def _show_hydra(
-    overrides: list[str],
-    cfg: str | None,
-    package: str | None,
-    resolve: bool,
-    info: str | None,
-    multirun: bool,
-) -> bool:
+def _show_hydra(overrides: list[str], *flags, multirun: bool) -> bool:
     """Print what --cfg or --info asks for (True), or nothing (False, when neither is given)."""
-    from regbench import hydra_app
-
-    if info is not None:
-        text = hydra_app.info_text(overrides, info, multirun=multirun)
-    elif cfg is not None:
-        text = hydra_app.config_text(overrides, cfg, package, resolve, multirun=multirun)
-    else:
-        return False
-    stdout.print(text, end="", markup=False, highlight=False, soft_wrap=True)
-    return True
+    text = hydra_text(overrides, *flags, multirun=multirun)
+    if text is not None:
+        stdout.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+    return text is not None
 
 
 def _as_sweep(ctx: typer.Context, args: list[str]) -> None:
@@ -297,8 +197,8 @@ def run(
             flags = {"cfg": cfg, "resolve": resolve, "package": package, "info": info}
             where = {"config_dir": config_dir, "config_name": config_name, "quiet": quiet}
             return _as_sweep(ctx, [*_flags_back(**flags, **where), *overrides])
-        _check_hydra_flags(cfg, resolve, package, info)
-        with _config_search(config_dir, config_name):
+        check_hydra_flags(cfg, resolve, package, info)
+        with config_search(config_dir, config_name):
             from regbench.hydra_app import load_settings
             from regbench.runner import execute
 
@@ -319,7 +219,7 @@ def configs(
 ) -> None:
     """List every config group and option Hydra sees (your --config-dir and hydra.searchpath
     folders and Hydra's plugins included), and print the resolved config for OVERRIDES."""
-    with user_errors(), _config_search(config_dir, config_name):
+    with user_errors(), config_search(config_dir, config_name):
         import yaml
 
         from regbench.hydra_app import group_options, hydra_group_options, load_settings
@@ -399,7 +299,7 @@ SWEEP_HELP = (
 @app.command(context_settings=EXTRA_ARGS, cls=HydraFlagsCommand)
 def sweep(
     overrides: list[str] = typer.Argument(
-        None, help=SWEEP_HELP, show_default=False, autocompletion=_complete_overrides
+        None, help=SWEEP_HELP, show_default=False, autocompletion=complete_overrides
     ),
     sweep_dir: Path = typer.Option(
         None,
@@ -446,12 +346,12 @@ def sweep(
 ) -> None:
     """Run a grid of runs (Hydra's sweep syntax), or a search with a sweeper such as
     hydra/sweeper=optuna; rerun with --dir to resume or grow it."""
-    with user_errors(), _config_search(config_dir, config_name):
+    with user_errors(), config_search(config_dir, config_name):
         from regbench import search as searches
         from regbench import sweeps
 
         overrides = overrides or []
-        _check_hydra_flags(cfg, resolve, package, info)
+        check_hydra_flags(cfg, resolve, package, info)
         if cfg is not None or info is not None:
             actions = {"--dir": sweep_dir, "--dry-run": dry_run, "--stacked": stacked, "--tex": tex}
             given = [flag for flag, value in actions.items() if value]
