@@ -127,12 +127,8 @@ def test_joblib_launcher_runs_the_same_jobs_and_sweeps_merge(
     shared = [job for job in run_dirs(parallel) if job.name.endswith("seed=3")]
     default = [job for job in run_dirs(grid_sweep.path) if job.name.endswith("seed=3")]
     assert [job.name for job in shared] == [job.name for job in default] and len(shared) == 4
-    for job in shared:
-        first, second = without_seconds(grid_sweep.path / job.name), without_seconds(job)
-        for a, b in zip(first, second, strict=True):
-            assert {k: float(v) for k, v in a.items()} == pytest.approx(
-                {k: float(v) for k, v in b.items()}, rel=1e-6
-            )
+    for job in shared:  # bitwise: every number as written, all but the time taken
+        assert without_seconds(job) == without_seconds(grid_sweep.path / job.name)
 
     result = cli("compare", str(grid_sweep.path), str(parallel), "--out", "merged", "--no-plots")
     assert result.exit_code == 0, result.stderr
