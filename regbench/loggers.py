@@ -327,11 +327,22 @@ class MLflowLogger(Logger):
         if identity.member is not None:
             self.sweep = SweepRun.open(self.client, experiment_id, identity.member)
             tags.update(self.sweep.child_tags())
+        if identity.resumed_from is not None:  # a resumed run goes on in the MLflow run it has
+            self.run_id = self._earlier_run(experiment_id, tags["regbench.run_dir"])
+            if self.run_id is not None:
+                self.client.update_run(self.run_id, status="RUNNING")
+                return
         self.run_id = self.client.create_run(
             experiment_id, run_name=identity.name, tags=tags
         ).info.run_id
         params = [Param(k, param_text(v)) for k, v in flatten(config).items()]
         self.client.log_batch(self.run_id, params=params)
+
+    def _earlier_run(self, experiment_id: str, run_dir: str) -> str | None:
+        """The MLflow run an earlier start of this run folder logged to, if there is one."""
+        query = f"tags.`regbench.run_dir` = '{run_dir}'"
+        found = self.client.search_runs([experiment_id], filter_string=query, max_results=1)
+        return found[0].info.run_id if found else None
 
     def log_row(self, row: dict[str, Any], networks: Mapping[str, nn.Module]) -> None:
         from mlflow.entities import Metric

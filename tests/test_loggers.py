@@ -87,6 +87,27 @@ def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root: Path, tmp_path: 
     assert {"loss_curve.png", "summary.json"} <= artifacts
 
 
+def test_a_resumed_run_goes_on_in_its_mlflow_run(cli, mnist_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    result = cli("run", *SMALL, f"data.root={mnist_root}", "logger=[csv,mlflow]", "-q")
+    assert result.exit_code == 0, result.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    # As if stopped after its last checkpoint with two epochs still to go (epochs may change).
+    config, summary = run / "config.yaml", run / "summary.json"
+    config.write_text(config.read_text().replace("epochs: 3", "epochs: 5"))
+    summary.write_text(summary.read_text().replace('"completed"', '"interrupted"'))
+    resumed = cli("resume", str(run), "-q")
+    assert resumed.exit_code == 0, resumed.stderr
+    client = MlflowClient(tracking_uri=(tmp_path / "outputs" / "mlruns").as_uri())
+    (found,) = client.search_runs([client.get_experiment_by_name("mlp").experiment_id])
+    assert found.info.status == "FINISHED"
+    history = client.get_metric_history(found.info.run_id, "test_acc")
+    assert [m.step for m in history] == [1, 2, 3, 4, 5]
+    assert [m.value for m in history] == pytest.approx([float(r["test_acc"]) for r in metrics(run)])
+
+
 def test_a_sweep_is_one_parent_run_with_readable_children(cli, tmp_path: Path) -> None:
     """Each job named by the keys that vary (TensorBoard's run, MLflow's run name), those keys as
     hparams, and in MLflow one parent run for the sweep with the jobs as its children, tagged
