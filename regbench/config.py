@@ -68,7 +68,7 @@ class ExperimentConfig:
     """The ``experiment.*`` keys: the question a sweep answers (configs/experiment/<name>.yaml).
 
     Read only by the comparison at the end of a sweep and by ``regbench compare``; a run never
-    reads it, and job folder hashes leave it out (sweep.UNKEYED), so it changes nothing a run
+    reads it, and job folder hashes leave it out (jobs.UNKEYED), so it changes nothing a run
     computes nor where it is stored."""
 
     name: str

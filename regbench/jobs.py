@@ -3,7 +3,9 @@ sweep folder, what a job folder is to its sweep (what trackers name and group it
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +14,26 @@ if TYPE_CHECKING:
     from regbench.config import Settings
 
 SWEEP_FILE = "sweep.json"  # the sweep's record, beside its job folders (regbench/sweeps.py)
+# Keys that do not change what a run computes: not part of a job's key. Where a run writes
+# (out_dir, name) and where else it logs (logger, mlflow_uri) change no number, so adding a
+# logger to a finished sweep reruns nothing; the seed is in the key on its own. An experiment's
+# question (which metric, which baseline) changes no run either.
+UNKEYED = ("seed", "out_dir", "name", "logger", "mlflow_uri", "experiment")
+# Before logger and mlflow_uri left the key (regbench 0.x sweeps), folders were named with them.
+LEGACY_UNKEYED = ("seed", "out_dir", "name", "experiment")  # experiment: a key added since
+HASH_CHARS = 10
+
+
+def config_hash(config: Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
+    """Short, stable hash of a resolved config (a ``Settings.to_dict()``) without UNKEYED keys."""
+    keyed = {k: v for k, v in config.items() if k not in unkeyed}
+    text = json.dumps(keyed, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
+
+
+def job_key(config: Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
+    """The job's folder name: ``<config hash>-seed=<seed>``."""
+    return f"{config_hash(config, unkeyed)}-seed={config['seed']}"
 
 
 @dataclass(frozen=True)
@@ -37,11 +59,6 @@ class SweepMember:
     overrides: tuple[str, ...]  # all of the job's overrides
     swept: tuple[str, ...]  # the keys the grid varies
     order: tuple[str, ...]  # the keys of the jobs the sweep's latest invocation runs
-
-    @property
-    def group(self) -> str:
-        """The job's config hash: the same for every seed of one configuration."""
-        return self.key.rsplit("-seed=", 1)[0]
 
     def varying(self) -> list[tuple[str, str]]:
         """The (key, value) overrides its label stands for (all of them for a one-job sweep)."""

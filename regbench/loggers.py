@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench.errors import RegbenchError, UsageError
-from regbench.jobs import SweepMember, sweep_member
+from regbench.jobs import SweepMember, config_hash, sweep_member
 from regbench.rundir import RunDir, Status
 
 if TYPE_CHECKING:
@@ -288,11 +288,11 @@ def _hparams_summary(tag: str, data: Any) -> Summary:
 
 class MLflowLogger(Logger):
     """One MLflow run per regbench run, named as ``identify`` says: params = flattened config,
-    metrics per row, artifacts = plots and summary. A sweep's job is a child run (tag
-    ``mlflow.parentRunId``) of one parent run per sweep, and is tagged with its sweep
-    (``regbench.sweep``, the sweep folder) and config group (``regbench.group``, the hash its
-    seeds share). Uses an explicit client (no global active run), so sweeps in one process never
-    log into each other's runs."""
+    metrics per row, artifacts = plots and summary; tagged with its config group
+    (``regbench.group``, the hash its seeds share). A sweep's job is a child run (tag
+    ``mlflow.parentRunId``) of one parent run per sweep, tagged with its sweep
+    (``regbench.sweep``, the sweep folder). Uses an explicit client (no global active run),
+    so sweeps in one process never log into each other's runs."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
@@ -323,7 +323,9 @@ class MLflowLogger(Logger):
         experiment_id = (
             found.experiment_id if found else self.client.create_experiment(self.experiment)
         )
-        tags = {"regbench.run_dir": str(run_dir.resolve())}
+        # The group tag is the config hash a sweep's job folders are named by: the same for every
+        # seed of one configuration, swept or run alone.
+        tags = {"regbench.run_dir": str(run_dir.resolve()), "regbench.group": config_hash(config)}
         if identity.member is not None:
             self.sweep = SweepRun.open(self.client, experiment_id, identity.member)
             tags.update(self.sweep.child_tags())
@@ -389,11 +391,7 @@ class SweepRun:
         return cls(client, run_id, member)
 
     def child_tags(self) -> dict[str, str]:
-        return {
-            "mlflow.parentRunId": self.run_id,
-            "regbench.sweep": str(self.member.sweep_dir),
-            "regbench.group": self.member.group,
-        }
+        return {"mlflow.parentRunId": self.run_id, "regbench.sweep": str(self.member.sweep_dir)}
 
     def job_ended(self, status: Status) -> None:
         """End the parent with the last of its jobs (each job's summary.json is final before

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from regbench import sweeps
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
-from regbench.jobs import Job
+from regbench.jobs import Job, job_key
 from regbench.rundir import RunDir, Status
 from regbench.runs import higher_is_better, load_run, parse_at, value_at
 
@@ -388,7 +388,7 @@ class SearchLauncher:
             settings = validate(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
         except ConfigError as exc:
             raise ConfigError(f"trial {' '.join(with_seed)}: {exc}") from exc
-        key = sweeps.job_key(settings.to_dict())
+        key = job_key(settings.to_dict())
         folder = self._sweep().sweep_dir / key
         return Job(settings, with_seed, folder, key, f"{label} seed={seed}".strip())
 

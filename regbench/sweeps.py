@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-import hashlib
 import json
 import os
 import secrets
@@ -45,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from regbench.config import ConfigError
 from regbench.errors import Notice, RegbenchError, UsageError
-from regbench.jobs import SWEEP_FILE, Job
+from regbench.jobs import LEGACY_UNKEYED, SWEEP_FILE, Job, job_key
 from regbench.rundir import (
     CONFIG,
     SUMMARY,
@@ -65,14 +64,6 @@ if TYPE_CHECKING:
     from regbench.progress import Reporter
 
 LOCK_FILE = ".sweep.lock"
-# Keys that do not change what a run computes: not part of a job's key. Where a run writes
-# (out_dir, name) and where else it logs (logger, mlflow_uri) change no number, so adding a
-# logger to a finished sweep reruns nothing; the seed is in the key on its own. An experiment's
-# question (which metric, which baseline) changes no run either.
-UNKEYED = ("seed", "out_dir", "name", "logger", "mlflow_uri", "experiment")
-# Before logger and mlflow_uri left the key (regbench 0.x sweeps), folders were named with them.
-LEGACY_UNKEYED = ("seed", "out_dir", "name", "experiment")  # experiment: a key added since
-HASH_CHARS = 10
 SKIPPED = "skipped (already completed)"
 
 
@@ -110,18 +101,6 @@ def decide(state: str) -> Action:
 
 
 # ----------------------------------------------------------------------------- job keys
-def config_hash(config: Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
-    """Short, stable hash of a resolved config (a ``Settings.to_dict()``) without UNKEYED keys."""
-    keyed = {k: v for k, v in config.items() if k not in unkeyed}
-    text = json.dumps(keyed, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
-
-
-def job_key(config: Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
-    """The job's folder name: ``<config hash>-seed=<seed>``."""
-    return f"{config_hash(config, unkeyed)}-seed={config['seed']}"
-
-
 def refuse_legacy_folders(sweep_dir: Path, jobs: Sequence[Job]) -> None:
     """A sweep folder written before logger and mlflow_uri left the key names its jobs by the
     old hash: running it again would run every job a second time beside the old folders (and

@@ -12,7 +12,7 @@ import yaml
 from conftest import write_mnist
 
 from regbench.hydra_app import config_dir
-from regbench.sweeps import config_hash
+from regbench.jobs import config_hash
 
 EXPERIMENTS = (
     "dropout_overfit",

@@ -305,7 +305,7 @@ def test_the_printed_resume_line_runs_in_bash_and_skips_every_job(finished: Fini
 
 
 def test_a_logger_or_mlflow_uri_changes_no_job(cli, tmp_path: Path, finished: Finished) -> None:
-    from regbench.sweeps import config_hash
+    from regbench.jobs import config_hash
 
     base = {"dropout": 0.5, "seed": 1, "logger": ["csv"], "mlflow_uri": None}
     louder = {**base, "logger": ["csv", "tensorboard", "mlflow"], "mlflow_uri": "file:///m"}
@@ -321,7 +321,7 @@ def test_an_old_sweep_folder_is_refused_with_the_renames(
     cli, tmp_path: Path, finished: Finished
 ) -> None:
     """Folders named before logger and mlflow_uri left the hash would be run again beside."""
-    from regbench.sweeps import LEGACY_UNKEYED, job_key
+    from regbench.jobs import LEGACY_UNKEYED, job_key
     from regbench.validation import validate
 
     copy = finished.copy_to(tmp_path)

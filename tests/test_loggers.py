@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from regbench.jobs import config_hash
 from regbench.loggers import MAX_FOLDER_NAME
+from regbench.rundir import read_yaml
 from tests.conftest import run_dirs
 
 SMALL = ("epochs=3", "model.hidden=[16]", "l1=1e-4")
@@ -80,6 +82,8 @@ def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root: Path, tmp_path: 
     assert found.data.params["dropout"] == "0.0" and found.data.params["model.hidden"] == "[16]"
     assert found.data.tags["regbench.run_dir"] == str(run.resolve())
     assert not {"mlflow.parentRunId", "regbench.sweep"} & set(found.data.tags)  # no sweep
+    # Grouped as a sweep's seeds of this configuration would be: by the config hash.
+    assert found.data.tags["regbench.group"] == config_hash(read_yaml(run / "config.yaml"))
     history = client.get_metric_history(found.info.run_id, "test_acc")
     assert [m.step for m in history] == [1, 2, 3]
     assert [m.value for m in history] == pytest.approx([float(r["test_acc"]) for r in rows])
