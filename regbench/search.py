@@ -457,9 +457,11 @@ class SearchLauncher:
         if not results.is_file():
             return
         best = read_yaml(results)
-        params = " ".join(f"{k}={v}" for k, v in (best.get("best_params") or {}).items())
+        chosen = (best.get("best_params") or {}).items()
+        params = " ".join(f"{k}={_short(str(v))}" for k, v in chosen)
+        value = _short(str(best.get("best_value")))
         self._ctx().console.print(
-            f"best trial: {params}: {self.search.objective} {best.get('best_value')} ({results})",
+            f"best trial: {params}: {self.search.objective} {value} ({results})",
             markup=False,
             highlight=False,
             soft_wrap=True,
