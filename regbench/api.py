@@ -275,9 +275,9 @@ def leaving_no_trace() -> Iterator[None]:
     """Whatever a run or a sweep changes in the process, put back: torch's threads and flags
     and every RNG (seeding.preserved_globals), the environment (e.g. MLflow's file-store
     switch), logging (Hydra's launchers reconfigure it) and a running Hydra app's globals."""
-    from regbench.seeding import preserved_globals
+    from regbench.seeding import preserved_globals, preserved_logging
 
-    with preserved_globals(), _kept_environment(), _kept_logging(), _hydra_set_aside():
+    with preserved_globals(), _kept_environment(), preserved_logging(), _hydra_set_aside():
         yield
 
 
@@ -292,29 +292,6 @@ def _kept_environment() -> Iterator[None]:
         for key, value in saved.items():
             if os.environ.get(key) != value:
                 os.environ[key] = value
-
-
-@contextlib.contextmanager
-def _kept_logging() -> Iterator[None]:
-    """Every logger's level, handlers and switches: a Hydra launcher applies Hydra's logging
-    config, which drops the root's handlers and disables the loggers that exist."""
-    import logging
-
-    manager = logging.root.manager
-    loggers = [
-        logging.root,
-        *(x for x in manager.loggerDict.values() if isinstance(x, logging.Logger)),
-    ]
-    saved = [(x, x.level, list(x.handlers), x.disabled, x.propagate) for x in loggers]
-    disabled_below = manager.disable
-    try:
-        yield
-    finally:
-        for logger, level, handlers, disabled, propagate in saved:
-            logger.setLevel(level)
-            logger.handlers[:] = handlers
-            logger.disabled, logger.propagate = disabled, propagate
-        logging.disable(disabled_below)
 
 
 @contextlib.contextmanager

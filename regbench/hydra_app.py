@@ -13,7 +13,6 @@ launcher plugin, ``regbench configs``) reads it, so a user's folder reaches all 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import re
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.config import ConfigError, Settings
+from regbench.seeding import preserved_logging
 from regbench.validation import validate
 
 PRIMARY_CONFIG = "config"
@@ -340,7 +340,7 @@ def info_text(overrides: Sequence[str], what: str, multirun: bool = False) -> st
     name = current_search().config_name
     text = io.StringIO()
     # Hydra logs it through a handler on sys.stdout that it adds to the root logger.
-    with _hydra_errors(overrides), regbench_configs(), _logging_restored(), redirect_stdout(text):
+    with _hydra_errors(overrides), regbench_configs(), preserved_logging(), redirect_stdout(text):
         GlobalHydra.instance().hydra.show_info(what, name, [*overrides, *extra], run_mode=mode)
     return text.getvalue()
 
@@ -356,18 +356,6 @@ def _hydra_config_set(cfg: Any) -> Iterator[None]:
         yield
     finally:
         HydraConfig.instance().cfg = before
-
-
-@contextmanager
-def _logging_restored() -> Iterator[None]:
-    """Hydra's --info sets the root logger up to print to stdout; the caller's set-up after."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-        root.handlers[:] = handlers
 
 
 def complete_override(words: Sequence[str], incomplete: str) -> list[str]:
@@ -421,7 +409,7 @@ def multirun(task: Callable[[Any], Any], overrides: Sequence[str], sweep_dir: Pa
     sys.argv = [*argv, *SWEEP_HYDRA_OVERRIDES]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # raise errors to us instead of printing and exiting
     try:
-        with _logging_as_found():
+        with preserved_logging():
             entry()
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc, overrides)) from exc
@@ -431,26 +419,6 @@ def multirun(task: Callable[[Any], Any], overrides: Sequence[str], sweep_dir: Pa
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full_error
-
-
-@contextmanager
-def _logging_as_found() -> Iterator[None]:
-    """Hydra configures logging for a multirun (regbench's: off, SWEEP_HYDRA_OVERRIDES): the
-    root logger's level and handlers, and which loggers are enabled, are put back after."""
-    import logging
-
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
-    loggers = logging.Logger.manager.loggerDict
-    disabled = {n: lg.disabled for n, lg in loggers.items() if isinstance(lg, logging.Logger)}
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-        root.handlers[:] = handlers
-        for name, logger in list(loggers.items()):
-            if isinstance(logger, logging.Logger):
-                logger.disabled = disabled.get(name, False)
 
 
 @dataclasses.dataclass(frozen=True)

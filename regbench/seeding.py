@@ -1,4 +1,5 @@
-"""Seeding, determinism flags, and capturing/restoring every RNG state (for exact resume)."""
+"""Seeding, determinism flags, capturing/restoring every RNG state (for exact resume), and
+putting back the caller's globals (threads, flags, RNGs, logging) after a run."""
 
 from __future__ import annotations
 
@@ -74,6 +75,33 @@ def preserved_globals() -> Iterator[None]:
         torch.set_rng_state(rngs[2])
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
+
+
+@contextmanager
+def preserved_logging() -> Iterator[None]:
+    """Every logger's level, handlers and switches as they were: Hydra applies its logging config
+    (a multirun, --info), which drops the root's handlers and disables the loggers that exist;
+    a logger first made inside the block is left enabled."""
+    import logging
+
+    manager = logging.root.manager
+    loggers = [
+        logging.root,
+        *(x for x in manager.loggerDict.values() if isinstance(x, logging.Logger)),
+    ]
+    saved = [(x, x.level, list(x.handlers), x.disabled, x.propagate) for x in loggers]
+    disabled_below = manager.disable
+    try:
+        yield
+    finally:
+        for logger in manager.loggerDict.values():
+            if isinstance(logger, logging.Logger):
+                logger.disabled = False
+        for logger, level, handlers, disabled, propagate in saved:
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.disabled, logger.propagate = disabled, propagate
+        logging.disable(disabled_below)
 
 
 def capture_rng(data_generator: torch.Generator) -> dict[str, Any]:
