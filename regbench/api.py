@@ -140,18 +140,16 @@ def sweep(
 
 
 def _write_comparison(sweep_dir: Path) -> None:
-    """The tables and figures `regbench sweep` writes into the sweep folder at the end."""
-    from regbench.compare_plots import write_plots
+    """The tables, figures (and an experiment's report) `regbench sweep` writes at the end."""
     from regbench.comparison import compare as compare_runs
-    from regbench.tables import write_tables
+    from regbench.report import write_sweep_comparison
 
     try:
         comparison = compare_runs([sweep_dir])
     except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
         warnings.warn(Notice(f"no comparison: {exc}"), stacklevel=3)
         return
-    write_tables(comparison, sweep_dir)
-    write_plots(comparison, sweep_dir)
+    write_sweep_comparison(sweep_dir, comparison)
 
 
 @dataclass

@@ -382,22 +382,13 @@ def sweep(
             return
         stderr.print(f"sweep: {_job_counts(prepared)}", highlight=False, soft_wrap=True)
         launcher = sweeps.choose_launcher(overrides, stacked, budget)
-        again = _sweep_again(
-            [*_search_flags(), *overrides, *(["--stacked"] if stacked else [])], prepared.sweep_dir
-        )
-        try:
-            result = sweeps.run(prepared, overrides, quiet, launcher)
-        except KeyboardInterrupt:
-            stderr.print(f"to go on: {again}", markup=False, highlight=False, soft_wrap=True)
-            raise
-        _sweep_comparison(result.sweep_dir, tex)
-        _sweep_outcome(result, again)
+        stack = ["--stacked"] if stacked else []
+        again = _sweep_again([*_search_flags(), *overrides, *stack], prepared.sweep_dir)
+        _launch(prepared, overrides, quiet, launcher, again, tex)
 
 
 def _run_search(search, overrides, sweep_dir, dry_run, quiet, tex, stacked, budget) -> None:
     """A sweeper's search (regbench/search.py): trials as they come, each over its seeds."""
-    from regbench import sweeps
-
     prepared = search.prepare(sweep_dir)
     if dry_run:
         line = f"dry run: search of {search.describe()}; nothing was run"
@@ -408,12 +399,23 @@ def _run_search(search, overrides, sweep_dir, dry_run, quiet, tex, stacked, budg
     options = [f"--objective={search.objective}", f"--at={search.at}"]
     stack = ["--stacked"] if stacked else []
     again = _sweep_again([*_search_flags(), *overrides, *options, *stack], prepared.sweep_dir)
+    launcher = search.launcher(stacked, budget)
+    _launch(
+        prepared, overrides, quiet, launcher, again, tex, metrics=[search.objective], at=search.at
+    )
+
+
+def _launch(prepared, overrides, quiet, launcher, again: str, tex: bool, **options) -> None:
+    """Carry a sweep's (or search's) jobs out, then its comparison and outcome; an interrupt
+    says how to go on."""
+    from regbench import sweeps
+
     try:
-        result = sweeps.run(prepared, overrides, quiet, search.launcher(stacked, budget))
+        result = sweeps.run(prepared, overrides, quiet, launcher)
     except KeyboardInterrupt:
         stderr.print(f"to go on: {again}", markup=False, highlight=False, soft_wrap=True)
         raise
-    _sweep_comparison(result.sweep_dir, tex, metrics=[search.objective], at=search.at)
+    _sweep_comparison(result.sweep_dir, tex, **options)
     _sweep_outcome(result, again)
 
 
@@ -439,18 +441,19 @@ def _jobs_table(prepared):
 
 
 def _sweep_comparison(sweep_dir: Path, tex: bool, **options) -> None:
-    try:
-        comparison, written = _show_comparison(
-            [sweep_dir], sweep_dir, tex=tex, plots=True, **options
-        )
-        if comparison.experiment is not None:  # an experiment ends in its report
-            from regbench.report import write_report
+    from regbench.comparison import compare as compare_runs
+    from regbench.report import write_sweep_comparison
 
-            plots = [p for p in written if p.name.endswith(".png")]
-            report = write_report(sweep_dir, comparison, plots)
-            stdout.print(f"report written to {report}", highlight=False)
+    try:
+        comparison = compare_runs([sweep_dir], **options)
+        _print_comparison(comparison)
+        written, report = write_sweep_comparison(sweep_dir, comparison, tex=tex)
     except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
         stderr.print(f"no comparison: {exc}", style="yellow", markup=False, highlight=False)
+        return
+    _print_written(sweep_dir, written)
+    if report is not None:  # an experiment ends in its report
+        stdout.print(f"report written to {report}", highlight=False)
 
 
 def _sweep_again(overrides: list[str], sweep_dir: Path) -> str:
@@ -563,11 +566,19 @@ def _default_out(paths: list[Path], given: list[str]) -> Path:
     return paths[0]
 
 
-def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options):
+def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **options) -> None:
     from regbench.comparison import compare as compare_runs
-    from regbench.tables import claim_lines, rich_table, verdicts, write_tables
+    from regbench.report import write_comparison
 
     comparison = compare_runs(paths, **options)
+    _print_comparison(comparison)
+    _print_written(out, write_comparison(comparison, out, tex=tex, plots=plots))
+
+
+def _print_comparison(comparison) -> None:
+    """The experiment's question, the table, a verdict per group and metric, and the notes."""
+    from regbench.tables import claim_lines, rich_table, verdicts
+
     for line in claim_lines(comparison):
         stdout.print(line, markup=False, highlight=False, soft_wrap=True)
     stdout.print(rich_table(comparison))
@@ -575,14 +586,11 @@ def _show_comparison(paths: list[Path], out: Path, tex: bool, plots: bool, **opt
         stdout.print(f"verdict: {verdict}", markup=False, highlight=False, soft_wrap=True)
     for note in comparison.notes:
         stderr.print(f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)
-    written = write_tables(comparison, out, tex=tex)
-    if plots:
-        from regbench.compare_plots import write_plots
 
-        written += write_plots(comparison, out)
+
+def _print_written(out: Path, written: list[Path]) -> None:
     names = ", ".join(p.name for p in written)
     stdout.print(f"comparison written to {out}: {names}", highlight=False, soft_wrap=True)
-    return comparison, written
 
 
 @app.command()

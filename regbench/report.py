@@ -13,7 +13,7 @@ from pathlib import Path
 
 from regbench.comparison import Comparison, compare
 from regbench.rundir import CONFIG
-from regbench.tables import caption, cells, claim_lines, header, verdicts
+from regbench.tables import caption, cells, claim_lines, header, verdicts, write_tables
 
 REPORT = "report.html"
 STYLE = """
@@ -48,6 +48,28 @@ def write_report(
     target = path / REPORT
     target.write_text(page, encoding="utf-8")
     return target
+
+
+def write_comparison(
+    comparison: Comparison, out: Path, tex: bool = False, plots: bool = True
+) -> list[Path]:
+    """comparison.md/.csv (and .tex) and, with ``plots``, the comparison figures, into ``out``."""
+    from regbench.compare_plots import write_plots
+
+    written = write_tables(comparison, out, tex=tex)
+    return written + write_plots(comparison, out) if plots else written
+
+
+def write_sweep_comparison(
+    sweep_dir: Path, comparison: Comparison, tex: bool = False
+) -> tuple[list[Path], Path | None]:
+    """What every sweep ends in, from the CLI or the API: its comparison's tables and figures in
+    the sweep folder, and for an experiment's sweep its report (the report's path, else None)."""
+    written = write_comparison(comparison, sweep_dir, tex=tex)
+    if comparison.experiment is None:
+        return written, None
+    figures = [p for p in written if p.suffix == ".png"]
+    return written, write_report(sweep_dir, comparison, figures)
 
 
 def render(path: Path, comparison: Comparison, comparison_plots: list[Path]) -> str:
