@@ -40,14 +40,17 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Every run folder at or under ``paths`` (run folders, sweep folders, or any folder); a
     run that says it completed but has no metrics is left out with a Notice (a missing model.pt
     only leaves it out of the weight histograms, which say so themselves)."""
-    return [load_run(run_dir) for run_dir in RunDir.find(paths) if _has_metrics(run_dir)]
+    runs = [load_run(run_dir) for run_dir in RunDir.find(paths)]
+    return [run for run in runs if run.rows or not _damaged(run)]
 
 
-def _has_metrics(run_dir: RunDir) -> bool:
-    damage = run_dir.damage([METRICS]) if run_dir.read_summary().completed else None
+def _damaged(run: Run) -> bool:
+    """A completed run without metrics rows, said in a Notice (asked only of runs without rows:
+    the rest were read whole once)."""
+    damage = RunDir(run.path).damage([METRICS]) if run.status is Status.COMPLETED else None
     if damage:
-        warnings.warn(Notice(f"skipped {run_dir}: it says completed but {damage}"), stacklevel=3)
-    return damage is None
+        warnings.warn(Notice(f"skipped {run.path}: it says completed but {damage}"), stacklevel=3)
+    return damage is not None
 
 
 def load_run(run: RunDir | Path) -> Run:
