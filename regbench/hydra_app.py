@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.config import ConfigError, Settings
+from regbench.overrides import override_key
 from regbench.seeding import preserved_logging
 from regbench.validation import validate
 
@@ -248,7 +249,7 @@ def refuse_hydra_keys(overrides: Sequence[str]) -> None:
     """Hydra's other keys do nothing for one run (regbench writes its own run folder and never
     changes the working folder), so instead of silently ignoring them, say where they belong."""
     for item in overrides:
-        key = item.split("=", 1)[0].lstrip("+~")
+        key = override_key(item)
         if key in RUN_HYDRA_KEYS:
             continue
         if key.startswith(("hydra.run.", "hydra.job.chdir")):
@@ -455,7 +456,7 @@ def _refuse_file_launcher(master: Any, overrides: Sequence[str]) -> None:
     """regbench picks the launcher from the command line (``hydra/launcher=...``); one chosen in
     a config file (an experiment's ``override /hydra/launcher: joblib``) would be ignored."""
     chosen = master.hydra.runtime.choices.get("hydra/launcher")
-    named = any(o.split("=", 1)[0].lstrip("+~") == "hydra/launcher" for o in overrides)
+    named = any(override_key(o) == "hydra/launcher" for o in overrides)
     if chosen not in (None, "basic") and not named:
         raise ConfigError(
             f"hydra/launcher: {chosen} is chosen in a config file; name the launcher on the "

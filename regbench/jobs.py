@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regbench.overrides import override_pairs
+
 if TYPE_CHECKING:
     from regbench.config import Settings
 
@@ -62,9 +64,9 @@ class SweepMember:
 
     def varying(self) -> list[tuple[str, str]]:
         """The (key, value) overrides its label stands for (all of them for a one-job sweep)."""
-        pairs = [tuple(o.split("=", 1)) for o in self.overrides if "=" in o]
+        pairs = override_pairs(self.overrides)
         if not self.swept:
-            return pairs  # type: ignore[return-value]
+            return pairs
         return [(k, v) for k, v in pairs if k in self.swept]
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench.errors import RegbenchError, UsageError
 from regbench.jobs import SweepMember, config_hash, sweep_member
+from regbench.overrides import override_pairs
 from regbench.rundir import RunDir, Status
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def identify(run_dir: Path, config: Mapping[str, Any]) -> RunIdentity:
         pairs, name = member.varying(), member.label
     else:
         overrides = folder.read_overrides()
-        pairs = [tuple(o.split("=", 1)) for o in overrides if "=" in o]
+        pairs = override_pairs(overrides)
         name = " ".join(overrides) or run_dir.name
     flat = flatten(config)
     hparams = {}

@@ -27,6 +27,7 @@ from regbench import sweeps
 from regbench.config import ConfigError
 from regbench.errors import RegbenchError, UsageError
 from regbench.jobs import Job, job_key
+from regbench.overrides import override_key, override_pairs
 from regbench.rundir import RunDir, Status
 from regbench.runs import higher_is_better, load_run, parse_at, value_at
 
@@ -46,16 +47,13 @@ RESULTS_FILE = "optimization_results.yaml"  # written by the Optuna sweeper into
 def is_search(overrides: Sequence[str]) -> bool:
     """Whether ``overrides`` pick a sweeper other than Hydra's basic one (a grid)."""
     return any(
-        _key(item) == "hydra/sweeper" and item.split("=", 1)[-1] != "basic" for item in overrides
+        override_key(item) == "hydra/sweeper" and item.split("=", 1)[-1] != "basic"
+        for item in overrides
     )
 
 
-def _key(item: str) -> str:
-    return item.split("=", 1)[0].lstrip("+~")
-
-
 def _is_sweeper_override(item: str) -> bool:
-    key = _key(item)
+    key = override_key(item)
     return key in ("hydra/sweeper", "hydra.sweeper") or key.startswith("hydra.sweeper.")
 
 
@@ -135,8 +133,8 @@ def plan(overrides: Sequence[str], objective: str | None = None, at: str | None 
 
 def _split_seeds(overrides: Sequence[str]) -> tuple[tuple[int, ...], list[str]]:
     """The replicate seeds (``seed=1,2,3``, ``'seed=range(1,4)'``) and the other overrides."""
-    items = [o for o in overrides if _key(o) == "seed"]
-    rest = [o for o in overrides if _key(o) != "seed"]
+    items = [o for o in overrides if override_key(o) == "seed"]
+    rest = [o for o in overrides if override_key(o) != "seed"]
     if not items:
         return (), rest
     if len(items) > 1:
@@ -189,7 +187,7 @@ def _direction(
         return wanted, []
     from omegaconf import ListConfig
 
-    given = [o.split("=", 1)[1] for o in overrides if _key(o) == "hydra.sweeper.direction"]
+    given = [o.split("=", 1)[1] for o in overrides if override_key(o) == "hydra.sweeper.direction"]
     configured = sweeper.direction  # Optuna's: an enum, or a list for several objectives
     if given:
         setting = given[-1]
@@ -360,7 +358,7 @@ class SearchLauncher:
 
         try:
             overrides = tuple(HydraConfig.get().overrides.task)
-            params = {k: v for k, v in _pairs(overrides) if k in self.search.space}
+            params = {k: v for k, v in override_pairs(overrides) if k in self.search.space}
             label = " ".join(f"{k}={_short(v)}" for k, v in params.items())
             jobs = [self._job(cfg, overrides, seed, label) for seed in self.search.seeds]
             trial = Trial(len(self.trials) + 1, params, [job.key for job in jobs])
@@ -501,10 +499,6 @@ def _no_value(rows: Sequence[Mapping[str, Any]], metric: str, at: str) -> str:
     if any(metric in row for row in rows):
         return f"--at {at}: the runs have no {metric} there; use final, best or an evaluated epoch"
     return f"--objective {metric} is not a metric of these runs; they have {', '.join(columns)}"
-
-
-def _pairs(overrides: Sequence[str]) -> list[tuple[str, str]]:
-    return [(o.split("=", 1)[0], o.split("=", 1)[1]) for o in overrides if "=" in o]
 
 
 def _short(value: str) -> str:

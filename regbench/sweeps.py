@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from regbench.config import ConfigError
 from regbench.errors import Notice, RegbenchError, UsageError
 from regbench.jobs import LEGACY_UNKEYED, SWEEP_FILE, Job, job_key
+from regbench.overrides import override_key
 from regbench.rundir import (
     CONFIG,
     SUMMARY,
@@ -167,7 +168,7 @@ def check_overrides(overrides: Sequence[str]) -> None:
     for item in overrides:
         if item.startswith("-"):
             raise UsageError(f"unknown option {item}; sweep takes key=value overrides and --dir")
-        key = item.split("=", 1)[0].lstrip("+~")
+        key = override_key(item)
         if key.startswith(("hydra.sweep.", "hydra.run.", "hydra.output_subdir", "hydra.job.chdir")):
             raise UsageError(
                 f"{key} is managed by regbench sweep; choose the sweep folder with --dir"
@@ -181,7 +182,7 @@ def check_overrides(overrides: Sequence[str]) -> None:
 
 
 def is_launcher_override(item: str) -> bool:
-    key = item.split("=", 1)[0].lstrip("+~")
+    key = override_key(item)
     return key in ("hydra/launcher", "hydra.launcher") or key.startswith("hydra.launcher.")
 
 
