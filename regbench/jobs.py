@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regbench.errors import RegbenchError
 from regbench.overrides import override_pairs
 
 if TYPE_CHECKING:
@@ -48,6 +49,12 @@ class Job:
     folder: Path | None = None
     key: str = ""
     label: str = ""
+
+    def planned_folder(self) -> Path:
+        """``folder``, which every job of a sweep or search is given when it is planned."""
+        if self.folder is None:
+            raise RegbenchError(f"sweep job {self.label or self.key} has no folder")  # a bug
+        return self.folder
 
 
 @dataclass(frozen=True)

@@ -393,7 +393,7 @@ class SearchLauncher:
     def _run(self, jobs: Sequence[Job]) -> None:
         """Record the trial's jobs in sweep.json, then carry them out as any sweep's jobs."""
         prepared, record = self._sweep(), self._record()
-        states = {job.key: sweeps.job_state(_folder(job)) for job in jobs}
+        states = {job.key: sweeps.job_state(job.planned_folder()) for job in jobs}
         for job in jobs:
             if job.key not in prepared.states:  # a trial may repeat an earlier one's config
                 prepared.jobs.append(job)
@@ -416,7 +416,7 @@ class SearchLauncher:
     def _objective(self, jobs: Sequence[Job]) -> tuple[float | None, str]:
         """The mean objective over the trial's seeds; the worst value when a seed diverged;
         None when one failed. The second item says why it is not the mean."""
-        summaries = {job.key: RunDir(_folder(job)).summary_or_none() for job in jobs}
+        summaries = {job.key: RunDir(job.planned_folder()).summary_or_none() for job in jobs}
         for job in jobs:
             summary = summaries[job.key]
             if summary is None or summary.status not in (Status.COMPLETED, Status.DIVERGED):
@@ -428,7 +428,7 @@ class SearchLauncher:
                 return worst, f"seed {job.settings.seed} diverged, so the worst value"
         values = []
         for job in jobs:
-            rows = load_run(_folder(job)).rows
+            rows = load_run(job.planned_folder()).rows
             value = value_at(rows, self.search.objective, self.search.at)
             if value is None:
                 raise UsageError(_no_value(rows, self.search.objective, self.search.at))
@@ -486,12 +486,6 @@ class SearchLauncher:
 
     def _record(self) -> dict[str, Any]:
         return self._ctx().record  # type: ignore[return-value]  # this invocation's own dict
-
-
-def _folder(job: Job) -> Path:
-    if job.folder is None:
-        raise RegbenchError(f"search job {job.label} has no folder")  # a bug: _job sets it
-    return job.folder
 
 
 def _no_value(rows: Sequence[Mapping[str, Any]], metric: str, at: str) -> str:

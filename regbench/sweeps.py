@@ -506,7 +506,7 @@ class StackedLauncher:
                 carry_out(job, state, context.say(job.key), reporter)
         results = stacked.run_stacked(todo, reporter, self.memory_budget, on_failure=_fail)
         for job, result in zip(todo, results, strict=True):
-            summary = result.summary if result else RunDir(_folder(job)).summary_or_none()
+            summary = result.summary if result else RunDir(job.planned_folder()).summary_or_none()
             status = summary.status.value if summary else Status.FAILED.value
             context.say(job.key)(status + _shown(summary))
 
@@ -546,7 +546,7 @@ def run_job(cfg: DictConfig) -> str:
     in_process = hydra_cfg.launcher._target_.endswith("BasicLauncher")
     bars = in_process and record.get("current", {}).get("progress") == "bars"
     say = _announcer(console, record, key)
-    return carry_out(job, job_state(_folder(job)), say, _reporter(bars, console))
+    return carry_out(job, job_state(job.planned_folder()), say, _reporter(bars, console))
 
 
 def _announce_start(say: Callable[[str], None], action: Action, job: Job, how: str = "") -> None:
@@ -578,7 +578,7 @@ def _attempt(job: Job, action: Action, reporter: Reporter) -> tuple[str, str]:
     """Run the job; returns (status, detail for the progress line)."""
     from regbench import runner
 
-    folder = _folder(job)
+    folder = job.planned_folder()
     try:
         if action is Action.RESUME:
             result = runner.resume(RunDir.open(folder), reporter)
@@ -594,18 +594,14 @@ def _fail(job: Job, exc: Exception) -> str:
     """Record ``exc`` as the job's failure (also stacked.run_stacked's on_failure)."""
     from regbench import runner
 
-    return runner.record_failure(job.settings, job.overrides, _folder(job), _one_line(exc)).value
+    return runner.record_failure(
+        job.settings, job.overrides, job.planned_folder(), _one_line(exc)
+    ).value
 
 
 def _clear(folder: Path | None) -> None:
     if folder is not None and folder.exists():
         shutil.rmtree(folder)  # a failed/partial attempt: retried from scratch
-
-
-def _folder(job: Job) -> Path:
-    if job.folder is None:
-        raise RegbenchError(f"sweep job {job.label or job.key} has no folder")  # a planning bug
-    return job.folder
 
 
 def _shown(summary: Summary | None) -> str:
