@@ -27,10 +27,17 @@ def figure(width: float, height: float) -> Figure:
 
 def new_figure(ncols: int = 1, width: float = 6.4, reuse: bool = False) -> tuple[Figure, Any]:
     """A row of ``ncols`` panels; ``reuse``: see ``reused_panels`` (a run's figures only)."""
+    return panels(width * ncols, 4.2, 1, ncols, reuse)
+
+
+def panels(
+    width: float, height: float, nrows: int, ncols: int, reuse: bool = False
+) -> tuple[Figure, Any]:
+    """A figure with a grid of panels: a new one, or with ``reuse`` the ``reused_panels`` one."""
     if reuse:
-        return reused_panels(width * ncols, 4.2, 1, ncols)
-    fig = figure(width * ncols, 4.2)
-    return fig, fig.subplots(1, ncols, squeeze=False)
+        return reused_panels(width, height, nrows, ncols)
+    fig = figure(width, height)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
 # A run's figures are drawn again on the figure its kind used last in this thread (a sweep draws
@@ -156,11 +163,7 @@ def layer_grid(n: int, width: float = 4.6, reuse: bool = False) -> tuple[Figure,
     ``reused_panels``."""
     ncols = min(n, MAX_GRID_COLUMNS)
     nrows = -(-n // ncols)
-    if reuse:
-        fig, axes = reused_panels(width * ncols, 3.6 * nrows, nrows, ncols)
-    else:
-        fig = figure(width * ncols, 3.6 * nrows)
-        axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig, axes = panels(width * ncols, 3.6 * nrows, nrows, ncols, reuse)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
