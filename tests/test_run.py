@@ -136,6 +136,7 @@ def test_quick_start_command_in_a_subprocess(tmp_path: Path) -> None:
     assert "run completed: outputs in outputs/mlp/" in proc.stdout
     assert "Traceback" not in proc.stderr
     assert len(run_dirs(tmp_path / "outputs")) == 1
+    assert not (tmp_path / "data").exists()  # the failed download leaves no empty folders
 
 
 def test_resume_continues_an_interrupted_run(cli, mnist_root: Path, tmp_path: Path) -> None:

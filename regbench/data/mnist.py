@@ -7,6 +7,7 @@ are read in place.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.util
 import struct
@@ -168,13 +169,25 @@ def _try_download(config: MNISTFilesConfig) -> str | None:
     from torchvision import datasets
 
     dataset_class = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[config.name]
+    root = Path(config.root).expanduser()
+    # torchvision makes <root>/<MNIST>/raw before it downloads: a failed download leaves them.
+    raw = root / FOLDERS[config.name] / "raw"
+    made = [folder for folder in (raw, *raw.parents) if not folder.exists()]  # deepest first
     try:
-        dataset_class(str(Path(config.root).expanduser()), train=True, download=True)
+        dataset_class(str(root), train=True, download=True)
     except Exception as exc:  # any network/HTTP/IO failure means: no download here
+        _remove_if_empty(made)
         # torchvision lists every mirror it tried; the last line holds the final cause.
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         return f"download failed: {lines[-1] if lines else type(exc).__name__}"
     return None
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (deepest first) that exist and hold nothing."""
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            folder.rmdir()
 
 
 def _small_path() -> Path:
