@@ -7,6 +7,7 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import gc
 import shlex
 import sys
 from collections.abc import Iterator
@@ -618,7 +619,13 @@ def report(
 
 
 def main() -> None:
-    app(prog_name="regbench")
+    try:
+        app(prog_name="regbench")
+    finally:
+        # The command is done: keep the interpreter's last garbage collection from walking the
+        # million objects torch's compiler stack imports (about 0.9 s of every command's end
+        # here, benchmarks/bench.py [5]). Objects are still freed by their reference counts.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from regbench.drawing import Drawing
     from regbench.rundir import RunDir
 
 WEIGHT_COLUMNS = ("epoch", "network", "layer", "size", "l1", "l2", "near_zero", "max_abs")
@@ -181,14 +182,15 @@ def _final_weights_or_notice(run: RunDir | Path) -> dict[str, np.ndarray] | None
 
 
 # ----------------------------------------------------------------------------- per run
-def draw_weight_plots(networks: Mapping[str, nn.Module], run_dir: RunDir, title: str) -> None:
-    """weight_hist.png (final weights per layer) and weight_norms.png (norms over epochs)."""
+def weight_plots(networks: Mapping[str, nn.Module], run_dir: RunDir, title: str) -> list[Drawing]:
+    """weight_hist.png (final weights per layer) and weight_norms.png (norms over epochs), to
+    draw: copies of the weights, as the networks may be trained further before they are."""
     single = len(networks) == 1
     final = {
-        (name if single else f"{net_name}/{name}"): w.flatten().cpu().numpy()
+        (name if single else f"{net_name}/{name}"): w.detach().cpu().numpy().ravel().copy()
         for (net_name, name), w in weight_tensors(networks).items()
     }
-    _draw(final, run_dir.read_weights(), run_dir.path, title)
+    return _drawings(final, run_dir.read_weights(), run_dir.path, title)
 
 
 def redraw_weight_plots(run: RunDir | Path, title: str) -> list[Path]:
@@ -197,19 +199,22 @@ def redraw_weight_plots(run: RunDir | Path, title: str) -> list[Path]:
 
     run_dir = _as_run_dir(run)
     final = final_weights(run_dir) if (run_dir.path / MODEL).is_file() else {}
-    return _draw(final, run_dir.read_weights(), run_dir.path, title)
+    rows = run_dir.read_weights()
+    for drawing in _drawings(final, rows, run_dir.path, title):
+        drawing()
+    drawn = [(HIST_FILE, final), (NORMS_FILE, rows)]
+    return [run_dir.path / name for name, source in drawn if source]
 
 
-def _draw(
+def _drawings(
     final: dict[str, np.ndarray], rows: list[dict[str, Any]], folder: Path, title: str
-) -> list[Path]:
+) -> list[Drawing]:
+    from regbench.drawing import Drawing
     from regbench.plots import weight_histograms, weight_norms
 
-    drawn = []
+    drawings = []
     if final:
-        weight_histograms(final, title, folder / HIST_FILE)
-        drawn.append(folder / HIST_FILE)
+        drawings.append(Drawing(weight_histograms, (final, title, folder / HIST_FILE)))
     if rows:
-        weight_norms(rows, title, folder / NORMS_FILE)
-        drawn.append(folder / NORMS_FILE)
-    return drawn
+        drawings.append(Drawing(weight_norms, (rows, title, folder / NORMS_FILE)))
+    return drawings

@@ -7,9 +7,9 @@ Solo runs, resumed runs and each member of a stacked sweep go through the same t
 - ``record`` hands each metrics row to the writers (weights.csv, metrics.csv, checkpoint.pt, the
   progress reporter, the optional loggers), in that order, so that a crash between two of them
   leaves a folder that resumes correctly (resume truncates to the last checkpoint);
-- ``complete`` writes the final outputs (model.pt, figures) and closes the run as completed;
-  ``fail`` closes it with the status an exception means. Either way summary.json ends with the
-  status that really happened, and the loggers hear it.
+- ``complete`` writes model.pt, hands the figures to the drawer (drawing.py) and closes the run
+  as completed once they are drawn; ``fail`` closes it with the status an exception means.
+  Either way summary.json ends with the status that really happened, and the loggers hear it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from regbench.drawing import Drawing, drawer
 from regbench.errors import Diverged, RegbenchError
 from regbench.loggers import Logger, Loggers, build_loggers
 from regbench.rundir import LOSS_CURVE, RunDir, Status, Summary, timestamp
@@ -105,6 +106,7 @@ class RunSession:
             *build_loggers(settings).loggers,
         ]
         rows = [dict(row) for row in checkpoint["rows"]] if checkpoint else []
+        drawer().prepare()
         session = cls(settings, study, run_dir, summary, Loggers(writers), rows, folder is not None)
         try:
             session.writers.start(run_dir.path, settings.to_dict())
@@ -129,13 +131,23 @@ class RunSession:
         self.started, self.shared_by = started, runs
 
     def complete(self) -> None:
-        """Write the final outputs and close as completed (as failed if writing them fails)."""
+        """Write model.pt, hand the figures to the drawer (drawing.py) and close as completed
+        once they are drawn (as failed if writing the outputs fails)."""
         try:
-            self.write_outputs()
+            self.run_dir.save_model(self.study.state_dicts())
+            drawings = self.figures()
         except Exception as exc:
             self.fail_keeping(exc)
             raise
-        self.close(Status.COMPLETED)
+        self.conclude(Status.COMPLETED)
+        drawer().draw(drawings, self.end_after_figures)
+
+    def end_after_figures(self, error: BaseException | None) -> None:
+        """The end of a completed run, once its figures are drawn: a figure that could not be
+        written makes it failed."""
+        if error is not None:
+            self.summary.status, self.summary.error = Status.FAILED, failure_reason(error)
+        self.write_end()
 
     def fail(self, exc: BaseException) -> None:
         """Close with the status ``exc`` means: diverged, interrupted (Ctrl-C, SIGTERM) or
@@ -157,8 +169,12 @@ class RunSession:
 
     def close(self, status: Status) -> None:
         """The final summary (results, status, times) and the loggers' end; once only."""
-        if not self.is_open:
-            return
+        if self.is_open:
+            self.conclude(status)
+            self.write_end()
+
+    def conclude(self, status: Status) -> None:
+        """The summary's results, status and times, in memory (``write_end`` writes them)."""
         self.is_open = False
         set_results(self.summary, self.study.goals, self.rows)
         self.summary.status, self.summary.finished_at = status, timestamp()
@@ -166,21 +182,24 @@ class RunSession:
         self.summary.wall_seconds = wall / self.shared_by
         if self.summary.stack is not None:
             self.summary.stack["wall_seconds"] = wall
-        self.run_dir.write_summary(self.summary)
-        self.writers.finish(self.run_dir.path, status.value)
 
-    def write_outputs(self) -> None:
-        """model.pt, the loss curve, the study's own figures and the weight figures."""
-        from regbench.diagnostics import draw_weight_plots
+    def write_end(self) -> None:
+        self.run_dir.write_summary(self.summary)
+        self.writers.finish(self.run_dir.path, self.summary.status.value)
+
+    def figures(self) -> list[Drawing]:
+        """The loss curve, the study's own figures and the weight figures, to draw."""
+        from regbench.diagnostics import weight_plots
         from regbench.plots import loss_curve
         from regbench.titles import plot_title
 
         study, path = self.study, self.run_dir.path
-        self.run_dir.save_model(study.state_dicts())
         title = plot_title(self.settings, study.data.name)
-        loss_curve(self.rows, study.loss_columns, title, path / LOSS_CURVE)
-        study.extra_plots(path, self.rows)
-        draw_weight_plots(study.networks, self.run_dir, title)
+        return [
+            Drawing(loss_curve, (self.rows, study.loss_columns, title, path / LOSS_CURVE)),
+            *study.figures(path, self.rows),
+            *weight_plots(study.networks, self.run_dir, title),
+        ]
 
     def how_to_go_on(self) -> str:
         """The line an interrupted run leaves on the console."""

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from regbench.config import ConfigError
+from regbench.drawing import in_workers
 from regbench.errors import Notice, RegbenchError, UsageError
 from regbench.jobs import LEGACY_UNKEYED, SWEEP_FILE, Job, job_key
 from regbench.overrides import override_key
@@ -312,7 +313,8 @@ def run(
         record = _begin(sweep_dir, prepared, overrides, quiet)
         context = LaunchContext(sweep_dir, record, overrides, quiet, Console(stderr=True))
         try:
-            launcher.launch(prepared, context)
+            with in_workers():  # a job's figures are drawn while the next one trains
+                launcher.launch(prepared, context)
         finally:
             prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
     return prepared

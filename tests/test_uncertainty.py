@@ -130,6 +130,7 @@ def test_mc_band_on_regression_and_rnn_plots(
 
     draw = plots.draw_mc_band
     monkeypatch.setattr(plots, "draw_mc_band", spy)
+    monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "0")  # the spy sees this process's figures
     result = cli("run", f"model={model}", "dropout=0.3", "device=cpu", *overrides, "-q")
     assert result.exit_code == 0, result.stderr
     (run,) = run_dirs(tmp_path / "outputs")

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from regbench.config import Settings
     from regbench.data import DataBundle
+    from regbench.drawing import Drawing
     from regbench.regularize import PenalizedObjective
 
     Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -95,8 +96,10 @@ class Study(ABC):
     def evaluate(self) -> dict[str, float]:
         """Metrics on the held-out data (called in eval mode, without gradients)."""
 
-    def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:  # noqa: B027
-        """Study-specific figures beyond the loss curve (none by default)."""
+    def figures(self, run_dir: Path, rows: list[dict[str, Any]]) -> list[Drawing]:
+        """Study-specific figures beyond the loss curve and the weight figures (none by
+        default), to draw: the drawing function and plain data (drawing.py)."""
+        return []
 
     def state_dicts(self) -> dict[str, Any]:
         return {name: net.state_dict() for name, net in self.networks.items()}

@@ -38,6 +38,7 @@ from regbench.titles import plot_title
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
+    from regbench.drawing import Drawing
 
 PIXELS, SIDE = 28 * 28, 28
 SLOPE = 0.2  # LeakyReLU negative slope
@@ -129,7 +130,7 @@ class GANStudy(Study):
         self.grid_noise = torch.randn(GRID, model.noise_dim, generator=noise).to(device)
         self.fid_noise = torch.randn(model.fid_samples, model.noise_dim, generator=noise).to(device)
         self.scorer = build_scorer(data.train, data.test, data.name, device)
-        self.samples: list[torch.Tensor] = []  # one grid per evaluation, for extra_plots
+        self.samples: list[torch.Tensor] = []  # one grid per evaluation, for figures
 
     def _dropout(self, regularized: bool) -> Callable[[], nn.Module]:
         return (lambda: dropout_layer(self.settings)) if regularized else nn.Identity
@@ -172,19 +173,23 @@ class GANStudy(Study):
         self.samples.append(self.generate(self.grid_noise).reshape(-1, SIDE, SIDE).cpu())
         return {"fid": self.scorer.fid(self.generate(self.fid_noise))}
 
-    def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    def figures(self, run_dir: Path, rows: list[dict[str, Any]]) -> list[Drawing]:
         """``samples_epoch_XXX.png`` every ``sample_every`` epochs and at the last evaluation
         (only those evaluated in this process: a resumed run has none from before the resume),
         and ``gan_scores.png``."""
+        from regbench.drawing import Drawing
+
         title = plot_title(self.settings, self.data.name)
         every = self.settings.model.sample_every
         evaluated = rows[len(rows) - len(self.samples) :]
+        drawings = []
         for i, (row, images) in enumerate(zip(evaluated, self.samples, strict=True)):
             epoch = row["epoch"]
             if epoch % every == 0 or i == len(evaluated) - 1:
                 path = run_dir / f"samples_epoch_{epoch:03d}.png"
-                image_grid(images.float().numpy(), f"{title}\nepoch {epoch}", path)
-        gan_scores(rows, title, run_dir / SCORES_FILE)
+                label = f"{title}\nepoch {epoch}"
+                drawings.append(Drawing(image_grid, (images.float(), label, path)))
+        return [*drawings, Drawing(gan_scores, (rows, title, run_dir / SCORES_FILE))]
 
 
 def image_grid(images: Any, title: str, path: Path) -> None:

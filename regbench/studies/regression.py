@@ -24,6 +24,7 @@ from regbench.titles import plot_title
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
+    from regbench.drawing import Drawing
 
 GRID_POINTS = 400  # dense x grid for the fitted curve
 GRID_MARGIN = 0.1  # the curve extends this fraction of the data's x range beyond it
@@ -86,17 +87,14 @@ class RegressionStudy(MSEStudy):
         mean, std = self.mc_predict(self._grid())
         return mean.cpu(), std.cpu()
 
-    def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
-        grid, prediction = self.fitted_curve()
-        regression_fit(
-            {k: v.cpu() for k, v in self.data.train.items()},
-            {k: v.cpu() for k, v in self.data.test.items()},
-            (grid, prediction),
-            rows,
-            plot_title(self.settings, self.data.name),
-            run_dir / PLOT_FILE,
-            band=self.mc_band(),
-        )
+    def figures(self, run_dir: Path, rows: list[dict[str, Any]]) -> list[Drawing]:
+        from regbench.drawing import Drawing
+
+        curve = self.fitted_curve()
+        band = self.mc_band()  # after the curve, as ever: MC dropout draws from the RNG
+        title = plot_title(self.settings, self.data.name)
+        data = (self.data.train, self.data.test, curve, rows, title, run_dir / PLOT_FILE)
+        return [Drawing(regression_fit, data, {"band": band})]
 
 
 def regression_fit(

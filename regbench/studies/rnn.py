@@ -35,6 +35,7 @@ from regbench.titles import plot_title
 if TYPE_CHECKING:
     from regbench.config import Settings
     from regbench.data import DataBundle
+    from regbench.drawing import Drawing
 
 PLOT_FILE = "predictions.png"
 ZOOM_PERIODS = 2  # the detail panel shows this many sine periods each side of the split
@@ -157,21 +158,16 @@ class RNNStudy(MSEStudy):
                 for part, split in (("train", self.data.train), ("test", self.data.test))
             }
 
-    def extra_plots(self, run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    def figures(self, run_dir: Path, rows: list[dict[str, Any]]) -> list[Drawing]:
+        from regbench.drawing import Drawing
+
         series = {"observed": self.data.extra["series"], "clean": self.data.extra["clean"]}
         split = int(self.data.extra["test_targets"][0])
         span = max(ZOOM_PERIODS * self.settings.data.period, self.settings.data.seq_len + 1)
         zoom = (max(0.0, split - span), min(len(series["observed"]) - 0.5, split + span))
         title = plot_title(self.settings, self.data.name)
-        series_predictions(
-            series,
-            self.predictions(),
-            zoom,
-            rows,
-            title,
-            run_dir / PLOT_FILE,
-            bands=self.mc_bands(),
-        )
+        data = (series, self.predictions(), zoom, rows, title, run_dir / PLOT_FILE)
+        return [Drawing(series_predictions, data, {"bands": self.mc_bands()})]
 
 
 def series_predictions(
