@@ -25,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regbench.drawing import in_workers
 from regbench.errors import Notice, RegbenchError, UsageError
 
 if TYPE_CHECKING:
@@ -124,8 +125,9 @@ def sweep(
         prepared = sweeps.prepare(overrides, None if dir is None else Path(dir))
         budget = int(stack_memory * 2**20) if stack_memory else None
         launcher = sweeps.choose_launcher(overrides, stacked, budget)
-        result = sweeps.run(prepared, overrides, quiet, launcher)
-        _write_comparison(result.sweep_dir)
+        with in_workers():  # the jobs' figures and then the comparison's, in the same workers
+            result = sweeps.run(prepared, overrides, quiet, launcher)
+            _write_comparison(result.sweep_dir)
     outcome = SweepOutcome(result.sweep_dir, dict(result.statuses))
     failed = [key for key, status in outcome.statuses.items() if status == "failed"]
     if failed:

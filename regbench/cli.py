@@ -410,13 +410,15 @@ def _launch(prepared, overrides, quiet, launcher, again: str, tex: bool, **optio
     """Carry a sweep's (or search's) jobs out, then its comparison and outcome; an interrupt
     says how to go on."""
     from regbench import sweeps
+    from regbench.drawing import in_workers
 
-    try:
-        result = sweeps.run(prepared, overrides, quiet, launcher)
-    except KeyboardInterrupt:
-        stderr.print(f"to go on: {again}", markup=False, highlight=False, soft_wrap=True)
-        raise
-    _sweep_comparison(result.sweep_dir, tex, **options)
+    with in_workers():  # the jobs' figures and then the comparison's, in the same workers
+        try:
+            result = sweeps.run(prepared, overrides, quiet, launcher)
+        except KeyboardInterrupt:
+            stderr.print(f"to go on: {again}", markup=False, highlight=False, soft_wrap=True)
+            raise
+        _sweep_comparison(result.sweep_dir, tex, **options)
     _sweep_outcome(result, again)
 
 

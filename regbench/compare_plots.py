@@ -37,39 +37,53 @@ LABEL_BOX = {"facecolor": "black", "alpha": 0.35, "linewidth": 0}  # readable on
 
 
 def write_plots(comparison: Comparison, out_dir: Path) -> list[Path]:
-    """Every comparison figure that applies, written into ``out_dir``; their paths."""
-    written = []
-    for name, fig in figures(comparison).items():
-        save(fig, out_dir / name)
-        written.append(out_dir / name)
-    histograms = weight_histograms_figure(comparison, out_dir / WEIGHTS_FILE)
-    return written + ([histograms] if histograms else [])
+    """Every comparison figure that applies, written into ``out_dir`` (side by side in the
+    figure workers, when there are some: drawing.py); their paths."""
+    from regbench.drawing import Drawing, draw_now
+
+    names = [name for name, applies in FIGURES.items() if applies(comparison)]
+    drawings = [Drawing(_write_figure, (comparison, name, out_dir / name)) for name in names]
+    weights = _final_weights_by_group(comparison)
+    if weights:
+        drawings.append(Drawing(_write_weight_histograms, (weights, out_dir / WEIGHTS_FILE)))
+    draw_now(drawings)
+    return [out_dir / name for name in names] + ([out_dir / WEIGHTS_FILE] if weights else [])
+
+
+def _write_figure(comparison: Comparison, name: str, path: Path) -> None:
+    fig = FIGURE_FUNCTIONS[name](comparison)
+    if fig is not None:
+        save(fig, path)
 
 
 def figures(comparison: Comparison) -> dict[str, Figure]:
     """The comparison figures that apply, by file name, drawn and not saved (the weight
     histograms, drawn from each run's model.pt, are only written)."""
-    drawn = {
-        LOSS_FILE: loss_curves_figure(comparison),
-        METRICS_FILE: metrics_figure(comparison),
-        HEATMAP_FILE: heatmap_figure(comparison),
-    }
-    return {name: fig for name, fig in drawn.items() if fig is not None}
+    names = [name for name, applies in FIGURES.items() if applies(comparison)]
+    return {name: FIGURE_FUNCTIONS[name](comparison) for name in names}
 
 
 def weight_histograms_figure(comparison: Comparison, path: Path) -> Path | None:
     """Each group's final weights overlaid per layer (L1's spike at 0 against L2's narrower
     bell); None when no group has a finished run with saved weights."""
-    from regbench.diagnostics import compare_histograms
+    groups = _final_weights_by_group(comparison)
+    return _write_weight_histograms(groups, path) if groups else None
+
+
+def _final_weights_by_group(comparison: Comparison) -> dict[str, list[Path]]:
+    """Group label -> its completed runs that saved model.pt (groups without one left out)."""
     from regbench.rundir import MODEL
 
     groups = {
         row.group.label: [run.path for run in row.group.completed if (run.path / MODEL).is_file()]
         for row in comparison.rows
     }
-    groups = {label: runs for label, runs in groups.items() if runs}
-    if not groups:
-        return None
+    return {label: runs for label, runs in groups.items() if runs}
+
+
+def _write_weight_histograms(groups: dict[str, list[Path]], path: Path) -> Path:
+    from regbench.diagnostics import compare_histograms
+
     return compare_histograms(groups, path, "final weights per group (counts averaged per run)")
 
 
@@ -126,6 +140,10 @@ def mean_curve(group: Group, column: str) -> tuple[list[float], Any, Any]:
     return epochs, values.mean(axis=0), std
 
 
+def has_curves(comparison: Comparison) -> bool:
+    return any(row.group.completed for row in comparison.rows)
+
+
 def loss_curves_figure(comparison: Comparison) -> Figure | None:
     rows = [row for row in comparison.rows if row.group.completed]
     if not rows:
@@ -150,8 +168,12 @@ def loss_curves_figure(comparison: Comparison) -> Figure | None:
 
 
 # ----------------------------------------------------------------------------- metrics
+def has_metrics(comparison: Comparison) -> bool:
+    return any(row.cells[comparison.main].stats for row in comparison.rows)
+
+
 def metrics_figure(comparison: Comparison) -> Figure | None:
-    if not any(row.cells[comparison.main].stats for row in comparison.rows):
+    if not has_metrics(comparison):
         return None
     fig, axes = new_figure(ncols=len(comparison.metrics), width=4.6)
     fig.set_size_inches(3.0 + 4.6 * len(comparison.metrics), 2.2 + 0.4 * len(comparison.rows))
@@ -206,11 +228,15 @@ def _metric_legend(with_baseline: bool) -> list[Any]:
 
 
 # ----------------------------------------------------------------------------- heatmap
+def has_grid(comparison: Comparison) -> bool:
+    return len(comparison.varying) == 2
+
+
 def heatmap_figure(comparison: Comparison) -> Figure | None:
     """The main metric's mean over a two-key grid (None unless exactly two keys vary)."""
     import numpy as np
 
-    if len(comparison.varying) != 2:
+    if not has_grid(comparison):
         return None
     y_key, x_key = comparison.varying
     y_values = _sorted_values(comparison, y_key)
@@ -260,3 +286,12 @@ def _colors(n: int) -> Sequence[Any]:
 
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
+
+
+# Each comparison figure: when it applies, and how it is drawn.
+FIGURES = {LOSS_FILE: has_curves, METRICS_FILE: has_metrics, HEATMAP_FILE: has_grid}
+FIGURE_FUNCTIONS = {
+    LOSS_FILE: loss_curves_figure,
+    METRICS_FILE: metrics_figure,
+    HEATMAP_FILE: heatmap_figure,
+}

@@ -218,11 +218,14 @@ def drawer() -> Drawer:
 @contextlib.contextmanager
 def in_workers() -> Iterator[None]:
     """Runs started inside draw their figures in worker processes; on the way out every figure
-    is drawn and every run that waited for its figures closed. Nested: the outermost one counts
-    (a sweep's jobs share its workers)."""
+    handed over inside is drawn and every run that waited for its figures closed. Nested, the
+    outermost one owns the workers (a sweep's jobs and its comparison share them)."""
     count = worker_count()
     if isinstance(drawer(), WorkerDrawer) or not count or not can_fork():
-        yield
+        try:
+            yield
+        finally:
+            drawer().settle(wait=True)
         return
     workers = WorkerDrawer(count)
     token = _drawer.set(workers)
@@ -231,3 +234,13 @@ def in_workers() -> Iterator[None]:
     finally:
         _drawer.reset(token)
         workers.close()
+
+
+def draw_now(drawings: Sequence[Drawing]) -> None:
+    """Draw ``drawings`` (in the workers, side by side, when there are some) and return once
+    they are on disk; the first figure's error is raised."""
+    errors: list[BaseException] = []
+    drawer().draw(drawings, lambda error: errors.append(error) if error else None)
+    drawer().settle(wait=True)
+    if errors:
+        raise errors[0]

@@ -58,7 +58,6 @@ def describe(values: ArrayLike, confidence: float = CONFIDENCE, ci: str = "t") -
     (at least one), or the BCa bootstrap one with ``ci="bootstrap"``. With n = 1 std and CI are
     nan; with zero spread the CI is the mean itself."""
     import numpy as np
-    from scipy import stats
 
     x = np.asarray(values, dtype=float)
     n, mean = len(x), float(x.mean())
@@ -69,8 +68,19 @@ def describe(values: ArrayLike, confidence: float = CONFIDENCE, ci: str = "t") -
         return Stats(n, mean, 0.0, (mean, mean))
     if ci == "bootstrap":
         return Stats(n, mean, std, bootstrap_mean(x, confidence))
-    low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=stats.sem(x))
+    low, high = t_interval(confidence, n - 1, mean, std / math.sqrt(n))
     return Stats(n, mean, std, (float(low), float(high)))
+
+
+def t_interval(confidence: float, df: int, loc: float, scale: float) -> tuple[float, float]:
+    """scipy.stats.t.interval(confidence, df, loc, scale), from the quantile function alone:
+    scipy.special imports in a third of the time scipy.stats takes (0.3 s against 0.8 s), and
+    every sweep's table needs this interval."""
+    from scipy.special import stdtrit
+
+    tails = ((1 - confidence) / 2, (1 + confidence) / 2)
+    low, high = (float(stdtrit(df, q)) * scale + loc for q in tails)
+    return low, high
 
 
 def paired(x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE) -> Difference:

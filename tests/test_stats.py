@@ -65,6 +65,13 @@ def test_describe_by_hand() -> None:
     assert narrow.ci == pytest.approx((3.0 - half, 3.0 + half), rel=1e-12)
 
 
+def test_t_interval_is_scipys_to_the_bit() -> None:
+    # describe's interval without scipy.stats' import: the same numbers as before, exactly.
+    for confidence, df, loc, scale in [(0.95, 3, 0.3375, 0.0243), (0.9, 1, -2.0, 7.5)]:
+        expected = sp.t.interval(confidence, df, loc=loc, scale=scale)
+        assert stats.t_interval(confidence, df, loc, scale) == tuple(map(float, expected))
+
+
 def test_describe_without_spread_is_exact() -> None:
     result = stats.describe([0.25, 0.25, 0.25])
     assert (result.n, result.mean, result.std, result.ci) == (3, 0.25, 0.0, (0.25, 0.25))
