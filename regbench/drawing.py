@@ -122,6 +122,7 @@ class WorkerDrawer(Drawer):
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
         self.pending: list[tuple[list[Future[None]], list[Drawing], Then]] = []
+        self.errors: list[BaseException] = []  # the figures' errors, in the order heard
 
     def prepare(self) -> None:
         """Fork the workers now, while the run's modules are imported and before it starts
@@ -129,8 +130,14 @@ class WorkerDrawer(Drawer):
         self.started()
 
     def draw(self, drawings: Sequence[Drawing], then: Then) -> None:
-        pool = self.started()
-        self.pending.append(([pool.submit(d) for d in drawings], list(drawings), then))
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            futures = [self.started().submit(d) for d in drawings]
+        except BrokenProcessPool:  # a worker died earlier (killed, out of memory): draw here
+            super().draw(drawings, then)
+            return
+        self.pending.append((futures, list(drawings), then))
         self.settle()
 
     def started(self) -> ProcessPoolExecutor:
@@ -154,7 +161,9 @@ class WorkerDrawer(Drawer):
             if wait:
                 wait_for(futures)
             if all(f.done() for f in futures):
-                then(_first_error(futures, drawings))
+                error = _first_error(futures, drawings)
+                self.errors += [error] if error else []
+                then(error)
             else:
                 still.append((futures, drawings, then))
         self.pending = still
@@ -216,16 +225,15 @@ def drawer() -> Drawer:
 
 
 @contextlib.contextmanager
-def in_workers() -> Iterator[None]:
-    """Runs started inside draw their figures in worker processes; on the way out every figure
-    handed over inside is drawn and every run that waited for its figures closed. Nested, the
-    outermost one owns the workers (a sweep's jobs and its comparison share them)."""
+def in_workers(raise_errors: bool = False) -> Iterator[None]:
+    """Runs started inside draw their figures in worker processes. The outermost block owns the
+    workers (a sweep's jobs and its comparison share them): on its way out every figure is
+    drawn and every run that waited for its figures closed, and with ``raise_errors`` the
+    first figure's error is raised (as drawing here would have). An inner block is part of the
+    outer one and waits for nothing: ``settle_all`` is there for that."""
     count = worker_count()
     if isinstance(drawer(), WorkerDrawer) or not count or not can_fork():
-        try:
-            yield
-        finally:
-            drawer().settle(wait=True)
+        yield
         return
     workers = WorkerDrawer(count)
     token = _drawer.set(workers)
@@ -234,6 +242,13 @@ def in_workers() -> Iterator[None]:
     finally:
         _drawer.reset(token)
         workers.close()
+    if raise_errors and workers.errors:
+        raise workers.errors[0]
+
+
+def settle_all() -> None:
+    """Wait for every figure handed over so far, and close the runs that waited for them."""
+    drawer().settle(wait=True)
 
 
 def draw_now(drawings: Sequence[Drawing]) -> None:
@@ -241,6 +256,6 @@ def draw_now(drawings: Sequence[Drawing]) -> None:
     they are on disk; the first figure's error is raised."""
     errors: list[BaseException] = []
     drawer().draw(drawings, lambda error: errors.append(error) if error else None)
-    drawer().settle(wait=True)
+    settle_all()
     if errors:
         raise errors[0]

@@ -51,7 +51,7 @@ def execute(
 ) -> RunResult:
     """A new run of ``settings`` in a new run folder (``extra_summary`` lands in its summary);
     ``run_path`` names the folder exactly (a sweep's job folder) instead of out_dir/name/stamp."""
-    with preserved_globals(), in_workers():
+    with preserved_globals(), in_workers(raise_errors=True):
         _, study = prepare(settings, reporter)
         return train_run(settings, study, overrides, reporter, folder=run_path, extra=extra_summary)
 
@@ -96,7 +96,7 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
         reporter.notice(f"{run_dir} has no checkpoint yet: resuming starts it over from epoch 1")
     else:
         reporter.notice(f"resuming {run_dir} from epoch {checkpoint['epoch'] + 1}")
-    with preserved_globals(), in_workers():
+    with preserved_globals(), in_workers(raise_errors=True):
         _, study = prepare(settings, reporter)
         # Rows written after the last checkpoint (if killed between the two writes) are redone.
         run_dir.rewrite_metrics(checkpoint["rows"] if checkpoint else [])

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from regbench.config import ConfigError
-from regbench.drawing import in_workers
+from regbench.drawing import in_workers, settle_all
 from regbench.errors import Notice, RegbenchError, UsageError
 from regbench.jobs import LEGACY_UNKEYED, SWEEP_FILE, Job, job_key
 from regbench.overrides import override_key
@@ -309,13 +309,14 @@ def run(
     launcher = launcher or choose_launcher(overrides)
     sweep_dir = prepared.sweep_dir
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(sweep_dir):
+    # A job's figures are drawn while the next one trains (drawing.py).
+    with _lock(sweep_dir), in_workers():
         record = _begin(sweep_dir, prepared, overrides, quiet)
         context = LaunchContext(sweep_dir, record, overrides, quiet, Console(stderr=True))
         try:
-            with in_workers():  # a job's figures are drawn while the next one trains
-                launcher.launch(prepared, context)
+            launcher.launch(prepared, context)
         finally:
+            settle_all()  # every job's summary is final before sweep.json records it
             prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
     return prepared
 

@@ -1,0 +1,124 @@
+"""Figures drawn in worker processes (regbench/drawing.py): the same files as drawn in the run's
+own process, a run that says completed only once its figures are on disk, and a figure's
+failure (or a worker's death) that ends the way drawing in-process would."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from regbench import drawing, plots
+from regbench.drawing import Drawing, in_workers
+from regbench.rundir import RunDir, Status
+from tests.conftest import run_dirs
+
+RUN = ("run", "model=regression", "epochs=40", "eval_every=10", "dropout=0.3", "mc_samples=4")
+THE_PARENT = os.getpid()  # the test process; a forked worker has another pid
+real_loss_curve = plots.loss_curve
+pytestmark = pytest.mark.skipif(not drawing.can_fork(), reason="figure workers fork (Linux)")
+
+
+def held_loss_curve(*args, **kwargs) -> None:
+    """loss_curve, once the test creates the release file next to it."""
+    release = Path(args[-1]).with_name("release")
+    deadline = time.monotonic() + 60
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    real_loss_curve(*args, **kwargs)
+
+
+def full_disk_loss_curve(*args, **kwargs) -> None:
+    raise OSError(28, "No space left on device")
+
+
+def dies_in_a_worker(*args, **kwargs) -> None:
+    """A worker killed while drawing (out of memory, say); in the run's own process it draws."""
+    if os.getpid() != THE_PARENT:
+        os._exit(1)
+    real_loss_curve(*args, **kwargs)
+
+
+def pngs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+
+
+def test_workers_draw_the_same_files_as_the_run_itself(cli, monkeypatch, tmp_path) -> None:
+    drawn = {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", workers)
+        result = cli(*RUN, f"out_dir={tmp_path / workers}", "-q")
+        assert result.exit_code == 0, result.stderr
+        (run,) = run_dirs(tmp_path / workers)
+        assert RunDir(run).read_summary().status is Status.COMPLETED
+        drawn[workers] = pngs(run)
+    assert set(drawn["2"]) == {"fit.png", "loss_curve.png", "weight_hist.png", "weight_norms.png"}
+    assert drawn["2"] == drawn["0"]  # byte for byte: same data, same figure code
+    assert not multiprocessing.active_children()  # the workers ended with the command
+
+
+def test_a_run_says_completed_only_once_its_figures_are_on_disk(monkeypatch, tmp_path) -> None:
+    from regbench.hydra_app import load_settings
+    from regbench.progress import Reporter
+    from regbench.runner import execute
+
+    monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "1")
+    monkeypatch.setattr(plots, "loss_curve", held_loss_curve)
+    settings = load_settings([*RUN[1:], f"out_dir={tmp_path}"])
+    with in_workers():  # as a sweep's: its jobs do not wait for their figures
+        result = execute(settings, RUN[1:], Reporter())
+        folder = result.run_dir.path
+        assert result.summary.status is Status.COMPLETED  # what it will say
+        assert RunDir(folder).read_summary().status is Status.RUNNING  # what it says so far
+        assert not (folder / "loss_curve.png").exists()
+        (folder / "release").touch()
+    assert (folder / "loss_curve.png").exists()
+    assert RunDir(folder).read_summary().status is Status.COMPLETED
+
+
+def test_a_figure_that_fails_in_a_worker_fails_its_run(cli, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "2")
+    monkeypatch.setattr(plots, "loss_curve", full_disk_loss_curve)
+    result = cli(*RUN, "-q")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: OSError: [Errno 28] No space left on device (run with --debug for the traceback)"
+    ]
+    (run,) = run_dirs(tmp_path / "outputs")
+    summary = RunDir(run).read_summary()
+    assert summary.status is Status.FAILED and "No space left" in summary.error
+
+
+def test_a_worker_that_dies_leaves_the_figure_to_the_run(cli, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "2")
+    monkeypatch.setattr(plots, "loss_curve", dies_in_a_worker)
+    result = cli("sweep", *RUN[1:], "seed=0,1", "--dir", str(tmp_path / "sweep"), "-q")
+    assert result.exit_code == 0, result.stderr
+    runs = run_dirs(tmp_path / "sweep")
+    assert len(runs) == 2
+    for run in runs:
+        assert RunDir(run).read_summary().status is Status.COMPLETED
+        assert (run / "loss_curve.png").stat().st_size > 0
+
+
+def test_the_worker_count_is_a_number(cli, monkeypatch) -> None:
+    monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "two")
+    result = cli(*RUN, "-q")
+    assert result.exit_code == 2
+    assert "REGBENCH_FIGURE_WORKERS='two': give a number of processes (0: none)" in result.stderr
+
+
+def test_drawings_hold_numpy_copies_of_tensors() -> None:
+    import numpy as np
+    import torch
+
+    weights = torch.ones(3)
+    figure = Drawing(plots.loss_curve, ({"w": weights}, [weights, 2.0]), {"band": (weights,)})
+    weights += 1  # the run goes on training; the figure keeps what it was given
+    (data, listed), band = figure.args, figure.kwargs["band"]
+    assert isinstance(data["w"], np.ndarray) and data["w"].tolist() == [1.0, 1.0, 1.0]
+    assert listed[0].tolist() == [1.0, 1.0, 1.0] and listed[1] == 2.0
+    assert band[0].tolist() == [1.0, 1.0, 1.0]
