@@ -357,6 +357,8 @@ def _best_or_why_not(rows: Sequence[Row], base: Row, metric: str, size: int) -> 
     if top is not None and top is not base and top.cells[metric].shown:
         top.is_best = True
         return []
+    if not others:  # one group (a sweep of seeds only): nothing was compared, nothing to say
+        return []
     winners = [r.group.label for r in others if r.cells[metric].shown and _better(r, metric)]
     family = f"after Holm correction over {size} comparison(s) with the baseline"
     if winners:
