@@ -518,15 +518,28 @@ def per_job_overhead(k_jobs: float, one_job: float, k: int, loop: float) -> floa
     return (k_jobs - one_job) / (k - 1) - loop
 
 
-def mean_loop_seconds(sweep_dir: Path) -> float:
-    """The mean over a sweep's jobs of their training loop's seconds (metrics rows' sum)."""
+def loop_seconds_of_jobs(sweep_dir: Path) -> list[float]:
+    """Each job's training loop seconds (its metrics rows' sum; a stacked member's rows hold
+    its share of the stack's time, so a stack's shares add up to its loop)."""
     import csv
 
-    loops = [
+    return [
         sum(float(row["seconds"]) for row in csv.DictReader(metrics.open()))
         for metrics in sweep_dir.glob("*/metrics.csv")
     ]
+
+
+def mean_loop_seconds(sweep_dir: Path) -> float:
+    """The mean over a sweep's jobs of their training loop's seconds."""
+    loops = loop_seconds_of_jobs(sweep_dir)
     return sum(loops) / len(loops)
+
+
+def stacked_ceiling(sequential: float, fixed: float, stacked_loop: float) -> float:
+    """The most a stacked command could gain over the ``sequential`` one here, if its members'
+    outputs cost nothing: it still pays the ``fixed`` cost of any sweep command (start-up,
+    plan, comparison: a 1-job sweep's wall less its loop) and its ``stacked_loop``."""
+    return sequential / (fixed + stacked_loop)
 
 
 def bench_whole_sweeps(scale: Scale, out: Path, run: Command | None) -> None:
@@ -535,9 +548,14 @@ def bench_whole_sweeps(scale: Scale, out: Path, run: Command | None) -> None:
     k, rounds = scale.sweep_members, scale.command_rounds
     folder = out / "sweeps"
 
+    def sweep_dir(members: int, epochs: int, stacked: bool, i: int) -> Path:
+        return folder / f"{members}x{epochs}{'-stacked' if stacked else ''}-{i}"
+
     def sweep(members: int, epochs: int, stacked: bool = False) -> Callable[[int], list[str]]:
-        name = f"{members}x{epochs}{'-stacked' if stacked else ''}"
-        return lambda i: sweep_argv(members, epochs, folder / f"{name}-{i}", stacked)
+        def argv(i: int) -> list[str]:
+            return sweep_argv(members, epochs, sweep_dir(members, epochs, stacked, i), stacked)
+
+        return argv
 
     commands = {"one": sweep(1, scale.overhead_epochs), "k": sweep(k, scale.overhead_epochs)}
     same = scale.stacked_epochs == scale.overhead_epochs  # tiny: the K-job sweep serves twice
@@ -547,7 +565,7 @@ def bench_whole_sweeps(scale: Scale, out: Path, run: Command | None) -> None:
     results = alternate_commands(commands, rounds, out)
     one, many = best(results["one"]), best(results["k"])
     i = results["k"].index(many)
-    loop = mean_loop_seconds(folder / f"{k}x{scale.overhead_epochs}-{i}")
+    loop = mean_loop_seconds(sweep_dir(k, scale.overhead_epochs, False, i))
     overhead = per_job_overhead(many.wall, one.wall, k, loop)
     report(
         "6",
@@ -563,6 +581,11 @@ def bench_whole_sweeps(scale: Scale, out: Path, run: Command | None) -> None:
     sequential = best(results["k" if same else "sequential"])
     stacked = best(results["stacked"])
     ratio = sequential.wall / stacked.wall
+    one_dir = sweep_dir(1, scale.overhead_epochs, False, results["one"].index(one))
+    fixed = one.wall - mean_loop_seconds(one_dir)
+    stack_dir = sweep_dir(k, scale.stacked_epochs, True, results["stacked"].index(stacked))
+    stack_loop = sum(loop_seconds_of_jobs(stack_dir))
+    ceiling = stacked_ceiling(sequential.wall, fixed, stack_loop)
     report(
         "6",
         f"whole `regbench sweep --stacked` of {k} seeds vs one after another (regression, "
@@ -570,7 +593,9 @@ def bench_whole_sweeps(scale: Scale, out: Path, run: Command | None) -> None:
         f"{ratio:.2f}x",
         f">= {STACKED_TARGET:g}x",
         ratio >= STACKED_TARGET,
-        f"(sequential {sequential.wall:.1f} s, stacked {stacked.wall:.1f} s; best of {rounds})",
+        f"(sequential {sequential.wall:.1f} s, stacked {stacked.wall:.1f} s; best of {rounds}; "
+        f"the ceiling here, were the members' outputs free: {ceiling:.2f}x = sequential / "
+        f"(a sweep command's fixed {fixed:.1f} s + the stacked loop's {stack_loop:.1f} s))",
     )
     peaks = {k: stacked.peak_mb}
     for members in scale.memory_members:

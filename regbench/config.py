@@ -132,6 +132,7 @@ class Settings:
     name: str | None
     logger: tuple[Literal["csv", "tensorboard", "mlflow"], ...]
     mlflow_uri: str | None
+    plots: Literal["all", "summary", "none"]  # a run folder's figures (RunSession.figures)
     experiment: ExperimentConfig | None  # the question a sweep answers; never read by a run
 
     def __post_init__(self) -> None:

@@ -21,9 +21,9 @@ SWEEP_FILE = "sweep.json"  # the sweep's record, beside its job folders (regbenc
 # (out_dir, name) and where else it logs (logger, mlflow_uri) change no number, so adding a
 # logger to a finished sweep reruns nothing; the seed is in the key on its own. An experiment's
 # question (which metric, which baseline) changes no run either.
-UNKEYED = ("seed", "out_dir", "name", "logger", "mlflow_uri", "experiment")
+UNKEYED = ("seed", "out_dir", "name", "logger", "mlflow_uri", "experiment", "plots")
 # Before logger and mlflow_uri left the key (regbench 0.x sweeps), folders were named with them.
-LEGACY_UNKEYED = ("seed", "out_dir", "name", "experiment")  # experiment: a key added since
+LEGACY_UNKEYED = ("seed", "out_dir", "name", "experiment", "plots")  # the last two: added since
 HASH_CHARS = 10
 
 

@@ -109,7 +109,16 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
 
 # Keys a resumed run may change: how far it goes and where its output goes, not what the
 # checkpoint's weights and optimizer state were trained with.
-RESUMABLE_CHANGES = ("epochs", "eval_every", "threads", "logger", "mlflow_uri", "out_dir", "name")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "eval_every",
+    "threads",
+    "logger",
+    "mlflow_uri",
+    "out_dir",
+    "name",
+    "plots",
+)
 
 
 def check_resumable(settings: Settings, checkpoint: dict[str, Any] | None, run_dir: RunDir) -> None:

@@ -188,15 +188,21 @@ class RunSession:
         self.writers.finish(self.run_dir.path, self.summary.status.value)
 
     def figures(self) -> list[Drawing]:
-        """The loss curve, the study's own figures and the weight figures, to draw."""
+        """The figures ``plots`` asks for, to draw: the loss curve, then (``all``) the study's
+        own figures and the weight figures."""
         from regbench.diagnostics import weight_plots
         from regbench.plots import loss_curve
         from regbench.titles import plot_title
 
-        study, path = self.study, self.run_dir.path
+        study, path, plots = self.study, self.run_dir.path, self.settings.plots
+        if plots == "none":
+            return []
         title = plot_title(self.settings, study.data.name)
+        curve = Drawing(loss_curve, (self.rows, study.loss_columns, title, path / LOSS_CURVE))
+        if plots == "summary":
+            return [curve]
         return [
-            Drawing(loss_curve, (self.rows, study.loss_columns, title, path / LOSS_CURVE)),
+            curve,
             *study.figures(path, self.rows),
             *weight_plots(study.networks, self.run_dir, title),
         ]

@@ -31,6 +31,8 @@ def validate(raw: Mapping[str, Any]) -> Settings:
         "data": build_config(data_schema, raw["data"], "data."),
         "experiment": validate_experiment(raw.get("experiment")),
     }
+    # Run folders written before plots= existed have no such key: they drew every figure.
+    raw = {"plots": "all", **raw}
     settings = build_config(Settings, raw, "", prebuilt=prebuilt)
     check_pairing(settings.model, settings.data)
     return settings

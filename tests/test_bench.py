@@ -58,3 +58,11 @@ def test_sweep_overhead_is_what_each_further_job_adds_beyond_its_loop(tmp_path: 
         lines = ["epoch,seconds", *(f"{i},{s}" for i, s in enumerate(seconds, 1))]
         (tmp_path / job / "metrics.csv").write_text("\n".join(lines) + "\n")
     assert bench.mean_loop_seconds(tmp_path) == pytest.approx(1.0)  # (0.75 + 1.25) / 2
+    assert sorted(bench.loop_seconds_of_jobs(tmp_path)) == pytest.approx([0.75, 1.25])
+
+
+def test_the_stacked_ceiling_charges_the_fixed_cost_and_the_stacked_loop() -> None:
+    bench = load_bench()
+    # A sequential sweep of 19 s; any sweep command costs 5 s beyond its loops; the stack's loop
+    # takes 4.5 s: even with free outputs the stacked command takes 9.5 s, so 2x at best.
+    assert bench.stacked_ceiling(19.0, 5.0, 4.5) == pytest.approx(2.0)

@@ -122,3 +122,48 @@ def test_drawings_hold_numpy_copies_of_tensors() -> None:
     assert isinstance(data["w"], np.ndarray) and data["w"].tolist() == [1.0, 1.0, 1.0]
     assert listed[0].tolist() == [1.0, 1.0, 1.0] and listed[1] == 2.0
     assert band[0].tolist() == [1.0, 1.0, 1.0]
+
+
+# ----------------------------------------------------------------------------- plots=
+@pytest.mark.parametrize(
+    ("plots", "drawn"),
+    [
+        ("all", {"fit.png", "loss_curve.png", "weight_hist.png", "weight_norms.png"}),
+        ("summary", {"loss_curve.png"}),
+        ("none", set()),
+    ],
+)
+def test_plots_chooses_a_run_folders_figures(cli, tmp_path, plots, drawn) -> None:
+    result = cli(*RUN, f"plots={plots}", "-q")
+    assert result.exit_code == 0, result.stderr
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert set(pngs(run)) == drawn
+    run_dir = RunDir(run)
+    assert run_dir.read_summary().status is Status.COMPLETED and not run_dir.damage()
+
+
+def test_plots_does_not_change_a_sweeps_job_folders(cli, tmp_path) -> None:
+    # Like logger: what a run draws is not what it computes, so the jobs are the same jobs.
+    folders = {}
+    for plots in ("all", "none"):
+        sweep = tmp_path / plots
+        result = cli("sweep", *RUN[1:], "seed=0,1", f"plots={plots}", "--dir", str(sweep), "-q")
+        assert result.exit_code == 0, result.stderr
+        folders[plots] = [run.name for run in run_dirs(sweep)]
+    assert folders["all"] == folders["none"] and len(folders["all"]) == 2
+    assert (tmp_path / "none" / "comparison_loss_curves.png").is_file()  # a sweep's own figures
+
+
+def test_plots_is_checked(cli) -> None:
+    result = cli(*RUN, "plots=some", "-q")
+    assert result.exit_code == 2
+    assert "plots" in result.stderr and "all, summary, none" in result.stderr.replace("'", "")
+
+
+def test_a_config_from_before_plots_draws_every_figure() -> None:
+    from regbench.hydra_app import load_settings
+    from regbench.validation import validate
+
+    old = load_settings(list(RUN[1:])).to_dict()
+    del old["plots"]
+    assert validate(old).plots == "all"
