@@ -209,6 +209,26 @@ def _worker_signals(parent: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the command ended before prctl took effect
         os._exit(0)
+    _forget_inherited_fonts()
+
+
+def _forget_inherited_fonts() -> None:
+    """Drop every matplotlib font this worker inherited from a process that had drawn before it
+    forked (a notebook, the test suite). A FreeType font reads its file through a descriptor
+    the fork shares, offset included: two processes reading glyphs at once read each other's
+    bytes ("FT_Load_Glyph failed: invalid outline", or a wrong glyph). matplotlib empties its
+    font cache at a fork; its mathtext cache (log axes' tick labels) still holds fonts, and so
+    may the figures regbench keeps for reuse."""
+    if "matplotlib" not in sys.modules:
+        return
+    from matplotlib import font_manager
+    from matplotlib.mathtext import MathTextParser
+
+    from regbench.plots import forget_reused_figures
+
+    font_manager._get_font.cache_clear()
+    MathTextParser._parse_cached.cache_clear()
+    forget_reused_figures()
 
 
 def _import_matplotlib() -> None:

@@ -65,6 +65,11 @@ def reused_panels(width: float, height: float, nrows: int, ncols: int) -> tuple[
     return fig, axes
 
 
+def forget_reused_figures() -> None:
+    """Drop this thread's reused figures (a forked figure worker starts with none)."""
+    _reusable.__dict__.pop("figures", None)
+
+
 def _clear(ax: Any) -> None:
     """Remove what ``ax`` showed but keep the axes and their ticks (unlike ``ax.clear()``)."""
     for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.texts, *ax.images]:

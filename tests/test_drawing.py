@@ -42,6 +42,15 @@ def dies_in_a_worker(*args, **kwargs) -> None:
     real_loss_curve(*args, **kwargs)
 
 
+def write_font_caches(path: Path) -> None:
+    """What this process's matplotlib still holds of fonts: its font and mathtext caches."""
+    from matplotlib import font_manager
+    from matplotlib.mathtext import MathTextParser
+
+    mathtext = MathTextParser._parse_cached.cache_info().currsize
+    path.write_text(f"{os.getpid()} {mathtext} {font_manager._get_font.cache_info().currsize}")
+
+
 def pngs(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
 
@@ -58,6 +67,21 @@ def test_workers_draw_the_same_files_as_the_run_itself(cli, monkeypatch, tmp_pat
     assert set(drawn["2"]) == {"fit.png", "loss_curve.png", "weight_hist.png", "weight_norms.png"}
     assert drawn["2"] == drawn["0"]  # byte for byte: same data, same figure code
     assert not multiprocessing.active_children()  # the workers ended with the command
+
+
+def test_a_worker_starts_with_no_font_of_the_process_it_forked_from(monkeypatch, tmp_path) -> None:
+    # A font read through a descriptor both processes share garbles glyphs when both draw at
+    # once (the test suite saw "FT_Load_Glyph failed: invalid outline"): a worker opens its own.
+    from matplotlib.mathtext import MathTextParser
+
+    monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "1")
+    rows = [{"epoch": e, "loss": 10.0**-e} for e in range(1, 6)]
+    plots.loss_curve(rows, ("loss",), "log ticks are mathtext", tmp_path / "here.png")
+    assert MathTextParser._parse_cached.cache_info().currsize > 0
+    with in_workers():
+        drawing.draw_now([Drawing(write_font_caches, (tmp_path / "worker.txt",))])
+    pid, mathtext, fonts = (int(n) for n in (tmp_path / "worker.txt").read_text().split())
+    assert pid != os.getpid() and (mathtext, fonts) == (0, 0)
 
 
 def test_a_run_says_completed_only_once_its_figures_are_on_disk(monkeypatch, tmp_path) -> None:
@@ -126,15 +150,15 @@ def test_drawings_hold_numpy_copies_of_tensors() -> None:
 
 # ----------------------------------------------------------------------------- plots=
 @pytest.mark.parametrize(
-    ("plots", "drawn"),
+    ("choice", "drawn"),
     [
         ("all", {"fit.png", "loss_curve.png", "weight_hist.png", "weight_norms.png"}),
         ("summary", {"loss_curve.png"}),
         ("none", set()),
     ],
 )
-def test_plots_chooses_a_run_folders_figures(cli, tmp_path, plots, drawn) -> None:
-    result = cli(*RUN, f"plots={plots}", "-q")
+def test_plots_chooses_a_run_folders_figures(cli, tmp_path, choice, drawn) -> None:
+    result = cli(*RUN, f"plots={choice}", "-q")
     assert result.exit_code == 0, result.stderr
     (run,) = run_dirs(tmp_path / "outputs")
     assert set(pngs(run)) == drawn
@@ -145,11 +169,11 @@ def test_plots_chooses_a_run_folders_figures(cli, tmp_path, plots, drawn) -> Non
 def test_plots_does_not_change_a_sweeps_job_folders(cli, tmp_path) -> None:
     # Like logger: what a run draws is not what it computes, so the jobs are the same jobs.
     folders = {}
-    for plots in ("all", "none"):
-        sweep = tmp_path / plots
-        result = cli("sweep", *RUN[1:], "seed=0,1", f"plots={plots}", "--dir", str(sweep), "-q")
+    for choice in ("all", "none"):
+        sweep = tmp_path / choice
+        result = cli("sweep", *RUN[1:], "seed=0,1", f"plots={choice}", "--dir", str(sweep), "-q")
         assert result.exit_code == 0, result.stderr
-        folders[plots] = [run.name for run in run_dirs(sweep)]
+        folders[choice] = [run.name for run in run_dirs(sweep)]
     assert folders["all"] == folders["none"] and len(folders["all"]) == 2
     assert (tmp_path / "none" / "comparison_loss_curves.png").is_file()  # a sweep's own figures
 
