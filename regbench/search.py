@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench import sweeps
 from regbench.config import ConfigError
+from regbench.drawing import settle_all
 from regbench.errors import RegbenchError, UsageError
 from regbench.jobs import Job, job_key
 from regbench.overrides import override_key, override_pairs
@@ -412,6 +413,7 @@ class SearchLauncher:
         )
         launcher = sweeps.choose_launcher((), self.stacked, self.memory_budget)
         launcher.launch(trial, self._ctx())
+        settle_all()  # the sampler reads the trial's summaries: their figures must be done
 
     def _objective(self, jobs: Sequence[Job]) -> tuple[float | None, str]:
         """The mean objective over the trial's seeds; the worst value when a seed diverged;
