@@ -96,8 +96,14 @@ class Result:
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Run ``regbench ARGS`` in-process, in a temp working folder (outputs land there)."""
+    """Run ``regbench ARGS`` in-process, in a temp working folder (outputs land there).
+
+    Figures are drawn in the test process: forking figure workers from the test process (by
+    then gigabytes) cost the suite a fifth more time than they saved its tiny runs.
+    tests/test_drawing.py runs the workers (REGBENCH_FIGURE_WORKERS set), and every test that
+    starts `regbench` as a subprocess gets them by default."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", os.environ.get("REGBENCH_FIGURE_WORKERS", "0"))
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:

@@ -4,6 +4,7 @@ failure (or a worker's death) that ends the way drawing in-process would."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
@@ -16,6 +17,7 @@ from regbench.drawing import Drawing, in_workers
 from regbench.rundir import RunDir, Status
 from tests.conftest import run_dirs
 
+EVERY_FIGURE = {"fit.png", "loss_curve.png", "weight_hist.png", "weight_norms.png"}
 RUN = ("run", "model=regression", "epochs=40", "eval_every=10", "dropout=0.3", "mc_samples=4")
 THE_PARENT = os.getpid()  # the test process; a forked worker has another pid
 real_loss_curve = plots.loss_curve
@@ -64,7 +66,7 @@ def test_workers_draw_the_same_files_as_the_run_itself(cli, monkeypatch, tmp_pat
         (run,) = run_dirs(tmp_path / workers)
         assert RunDir(run).read_summary().status is Status.COMPLETED
         drawn[workers] = pngs(run)
-    assert set(drawn["2"]) == {"fit.png", "loss_curve.png", "weight_hist.png", "weight_norms.png"}
+    assert set(drawn["2"]) == EVERY_FIGURE
     assert drawn["2"] == drawn["0"]  # byte for byte: same data, same figure code
     assert not multiprocessing.active_children()  # the workers ended with the command
 
@@ -152,7 +154,7 @@ def test_drawings_hold_numpy_copies_of_tensors() -> None:
 @pytest.mark.parametrize(
     ("choice", "drawn"),
     [
-        ("all", {"fit.png", "loss_curve.png", "weight_hist.png", "weight_norms.png"}),
+        ("all", EVERY_FIGURE),
         ("summary", {"loss_curve.png"}),
         ("none", set()),
     ],
@@ -191,3 +193,32 @@ def test_a_config_from_before_plots_draws_every_figure() -> None:
     old = load_settings(list(RUN[1:])).to_dict()
     del old["plots"]
     assert validate(old).plots == "all"
+
+
+# ----------------------------------------------------------------------------- every launcher
+SMALL = ("model=regression", "epochs=6", "eval_every=2", "model.hidden=[16]")
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        ("seed=0,1,2",),
+        ("seed=0,1,2", "--stacked"),
+        ("hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "dropout=interval(0,0.5)", "seed=1,2"),
+    ],
+    ids=["sequential", "stacked", "search"],
+)
+def test_every_launcher_ends_its_jobs_once_their_figures_are_drawn(cli, monkeypatch, tmp_path, how):
+    # Whatever reads a job's summary (sweep.json's record, a search's sampler, the comparison)
+    # reads it after the job's figures are drawn and its summary says completed.
+    monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "2")
+    result = cli("sweep", *SMALL, *how, "--dir", str(tmp_path / "sweep"), "-q")
+    assert result.exit_code == 0, result.stderr
+    runs = run_dirs(tmp_path / "sweep")
+    assert len(runs) in (3, 4)
+    for run in runs:
+        assert RunDir(run).read_summary().status is Status.COMPLETED
+        assert set(pngs(run)) == EVERY_FIGURE
+    record = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert {job["status"] for job in record["jobs"].values()} == {"completed"}
+    assert (tmp_path / "sweep" / "comparison_loss_curves.png").is_file()
