@@ -9,7 +9,7 @@
 2. the same regbench epoch vs the classic tutorial loop (torchvision's MNIST class with
    ToTensor + Normalize, a DataLoader of batch 64): the speed-up.
 3. a sweep of K configurations (dropout, l1, weight_decay, seed) run one after another vs stacked
-   (regbench.stacked), for each stackable study: the speed-up. Where the target is a speed-up,
+   (regbench.stacked.launcher), per stackable study: the speed-up. Where the target is a speed-up,
    also the ceiling no stack size can pass on this machine: a stack of 2K members is timed
    too, and the marginal cost of one more member (its arithmetic, its masks, its evaluation)
    is set against the cost of one more solo run.
@@ -200,9 +200,9 @@ class RegbenchLoop:
     checkpoint, with the quiet reporter or the progress bars a terminal user sees."""
 
     def __init__(self, root: Path, out: Path, progress: bool = False) -> None:
-        from regbench.hydra_app import load_settings
-        from regbench.progress import Reporter, RichReporter
-        from regbench.runner import prepare
+        from regbench.compose.hydra import load_settings
+        from regbench.core.progress import Reporter, RichReporter
+        from regbench.training.runner import prepare
 
         overrides = [f"data.root={root}", "device=cpu", "epochs=1", f"out_dir={out}"]
         self.settings = load_settings(overrides)
@@ -213,8 +213,8 @@ class RegbenchLoop:
     def epoch(self) -> float:
         from rich.console import Console
 
-        from regbench.session import RunSession
-        from regbench.train import SoloTrainer
+        from regbench.training.loop import SoloTrainer
+        from regbench.training.session import RunSession
 
         console = Console(file=open(os.devnull, "w"), force_terminal=True)  # noqa: SIM115
         reporter = self.reporter_class(console)
@@ -275,7 +275,7 @@ def sweep_settings(
     model: str, scale: Scale, root: Path, out: Path, members: int | None = None
 ) -> list[Any]:
     """K configurations differing in dropout, l1, weight_decay and seed (K: the scale's)."""
-    from regbench.hydra_app import load_settings
+    from regbench.compose.hydra import load_settings
 
     base, _ = SWEEPS[model]
     base = [*base, f"data.root={root}"] if model == "mlp" else base
@@ -303,9 +303,9 @@ def loop_seconds(results: list[Any]) -> float:
 
 def sweep_seconds(jobs: list[Any], stacked: bool) -> tuple[float, float]:
     """(wall seconds of the whole sweep, seconds in its training loops)."""
-    from regbench.progress import Reporter
-    from regbench.runner import execute
-    from regbench.stacked import run_stacked
+    from regbench.core.progress import Reporter
+    from regbench.stacked.launcher import run_stacked
+    from regbench.training.runner import execute
 
     start = time.perf_counter()
     if stacked:
@@ -377,18 +377,18 @@ def peak_rss_mb() -> float:
 
 def peak_memory_child(kind: str, root: Path, out: Path, members: int) -> dict[str, float]:
     """Run in a fresh process: peak resident memory of one run or of a stacked sweep."""
-    from regbench.hydra_app import load_settings
-    from regbench.progress import Reporter
+    from regbench.compose.hydra import load_settings
+    from regbench.core.progress import Reporter
 
     base = [f"data.root={root}", "device=cpu", "epochs=1", f"out_dir={out}"]
     before = peak_rss_mb()
     if kind == "run":
-        from regbench.runner import execute
+        from regbench.training.runner import execute
 
         execute(load_settings(base), base, Reporter())
         return {"before_mb": before, "peak_mb": peak_rss_mb()}
-    from regbench.jobs import Job
-    from regbench.stacked import member_bytes, run_stacked
+    from regbench.core.jobs import Job
+    from regbench.stacked.launcher import member_bytes, run_stacked
 
     jobs = [load_settings([*base, f"seed={i}", f"dropout={0.1 * i:g}"]) for i in range(members)]
     run_stacked(jobs, reporter=Reporter())

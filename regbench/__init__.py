@@ -20,11 +20,11 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "ConfigError":
-        from regbench.config import ConfigError
+        from regbench.core.config import ConfigError
 
         return ConfigError
     if name in ("RegbenchError", "UsageError"):
-        from regbench import errors
+        from regbench.core import errors
 
         return getattr(errors, name)
     raise AttributeError(f"module 'regbench' has no attribute {name!r}")

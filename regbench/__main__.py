@@ -1,3 +1,3 @@
-from regbench.cli import main
+from regbench.cli.main import main
 
 main()

@@ -25,15 +25,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbench.drawing import in_workers
-from regbench.errors import Notice, RegbenchError, UsageError
+from regbench.core.errors import Notice, RegbenchError, UsageError
+from regbench.figures.drawing import in_workers
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from regbench.comparison import Comparison
-    from regbench.session import RunResult
+    from regbench.analysis.comparison import Comparison
+    from regbench.training.session import RunResult
 
 
 def as_overrides(overrides: Sequence[str] | Mapping[str, Any]) -> list[str]:
@@ -72,9 +72,9 @@ def run(overrides: Sequence[str] | Mapping[str, Any] = (), *, quiet: bool = True
     overrides = as_overrides(overrides)
     # Around the imports too: a library may draw from python's RNG when first imported.
     with leaving_no_trace():
-        from regbench.hydra_app import load_settings
-        from regbench.progress import Reporter, RichReporter
-        from regbench.runner import execute
+        from regbench.compose.hydra import load_settings
+        from regbench.core.progress import Reporter, RichReporter
+        from regbench.training.runner import execute
 
         reporter = Reporter() if quiet else RichReporter()
         return execute(load_settings(overrides), overrides, reporter)
@@ -86,11 +86,11 @@ def load_runs(*paths: str | Path) -> pd.DataFrame:
     Columns: ``run`` (folder), ``status``, every config key flattened with dots
     (``model.name``, ``data.root``, ``dropout``, ...), then the metric columns of metrics.csv
     (with weights.csv's ``weights_*`` summaries where a run has them). It is the same run table
-    ``compare`` groups (regbench.runs).
+    ``compare`` groups (regbench.analysis.runs).
     """
     import pandas as pd
 
-    from regbench.runs import find_runs, records
+    from regbench.analysis.runs import find_runs, records
 
     return pd.DataFrame.from_records(records(find_runs(_paths(paths))))
 
@@ -110,12 +110,12 @@ def sweep(
     the command line. ``stack_memory`` is ``--stack-memory`` (MiB).
 
     Returns a SweepOutcome: ``sweep_dir``, ``statuses``, ``runs`` and ``comparison`` (pandas),
-    ``figures`` (matplotlib). Failed jobs are a ``regbench.errors.Notice`` warning, not an
+    ``figures`` (matplotlib). Failed jobs are a ``regbench.core.errors.Notice`` warning, not an
     exception: the outcome still holds the jobs that worked.
     """
     overrides = as_overrides(overrides)
     with leaving_no_trace():
-        from regbench import sweeps
+        from regbench.sweeps import plan as sweeps
 
         launchers = [o for o in overrides if sweeps.is_launcher_override(o)]
         if stacked and launchers:  # as `regbench sweep --stacked` refuses it
@@ -143,8 +143,8 @@ def sweep(
 
 def _write_comparison(sweep_dir: Path) -> None:
     """The tables, figures (and an experiment's report) `regbench sweep` writes at the end."""
-    from regbench.comparison import compare as compare_runs
-    from regbench.report import write_sweep_comparison
+    from regbench.analysis.comparison import compare as compare_runs
+    from regbench.analysis.report import write_sweep_comparison
 
     try:
         comparison = compare_runs([sweep_dir])
@@ -206,7 +206,7 @@ def compare(
     global state (matplotlib backend, working folder) changes. Bad options raise
     ``regbench.RegbenchError`` (a UsageError) with the command's message.
     """
-    from regbench.comparison import compare as compare_runs
+    from regbench.analysis.comparison import compare as compare_runs
 
     given = [paths] if isinstance(paths, str | Path) else list(paths)
     folders = tuple(Path(p) for p in given)
@@ -228,14 +228,14 @@ class ComparisonResult:
         """comparison.csv as a DataFrame: a row per group, best first, numbers in full."""
         import pandas as pd
 
-        from regbench.tables import csv_rows
+        from regbench.analysis.tables import csv_rows
 
         return pd.DataFrame.from_records(csv_rows(self.comparison))
 
     @property
     def verdicts(self) -> list[str]:
         """One sentence per group on the main metric against the baseline."""
-        from regbench.tables import verdicts
+        from regbench.analysis.tables import verdicts
 
         return verdicts(self.comparison)
 
@@ -251,7 +251,7 @@ class ComparisonResult:
     def figures(self) -> dict[str, Figure]:
         """The comparison figures that apply: ``loss_curves``, ``metrics`` and, when exactly two
         keys vary, ``heatmap``. Plain Figures: ``fig.savefig(...)``, or show one in a cell."""
-        from regbench.compare_plots import figures
+        from regbench.analysis.compare_plots import figures
 
         drawn = {}
         for file, fig in figures(self.comparison).items():
@@ -260,7 +260,7 @@ class ComparisonResult:
         return drawn
 
     def _repr_markdown_(self) -> str:
-        from regbench.tables import markdown
+        from regbench.analysis.tables import markdown
 
         return markdown(self.comparison)
 
@@ -275,7 +275,7 @@ def leaving_no_trace() -> Iterator[None]:
     """Whatever a run or a sweep changes in the process, put back: torch's threads and flags
     and every RNG (seeding.preserved_globals), the environment (e.g. MLflow's file-store
     switch), logging (Hydra's launchers reconfigure it) and a running Hydra app's globals."""
-    from regbench.seeding import preserved_globals, preserved_logging
+    from regbench.core.seeding import preserved_globals, preserved_logging
 
     with preserved_globals(), _kept_environment(), preserved_logging(), _hydra_set_aside():
         yield

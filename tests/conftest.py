@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from regbench.cli import app
-from regbench.rundir import ARTIFACTS
+from regbench.core.rundir import ARTIFACTS
 
 N_TRAIN, N_TEST = 192, 64
 # The files every completed run folder holds, whatever made it (run, sweep, resume): the

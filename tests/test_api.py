@@ -52,7 +52,7 @@ def test_load_runs_is_one_row_per_run_and_epoch(mnist_root: Path, tmp_path: Path
 
 
 def test_compare_returns_the_comparison_and_leaves_global_state(tmp_path: Path) -> None:
-    from regbench.hydra_app import load_settings
+    from regbench.compose.hydra import load_settings
     from tests.test_compare import final_values, make_run
     from tests.test_stats import direct_stats
 
@@ -191,7 +191,7 @@ def test_sweep_inside_a_running_hydra_app_returns_runs_comparison_and_figures(
     from hydra.core.hydra_config import HydraConfig
     from matplotlib.figure import Figure
 
-    import regbench.sweeps  # the module that plans sweeps does not hide the function
+    import regbench.sweeps.plan  # the module that plans sweeps does not hide the function
 
     assert regbench.sweep is regbench.api.sweep
     app_configs = tmp_path / "app"
@@ -241,7 +241,7 @@ def test_sweep_inside_a_running_hydra_app_returns_runs_comparison_and_figures(
 
 def test_a_sweep_whose_jobs_fail_warns_and_still_returns(tmp_path: Path) -> None:
     """Failed jobs are a Notice (the outcome still holds every job's status), never silent."""
-    from regbench.errors import Notice
+    from regbench.core.errors import Notice
 
     missing = tmp_path / "no-data"
     overrides = ["model=mlp", f"data.root={missing}", "data.download=false", "epochs=1"]

@@ -22,7 +22,7 @@ def test_run_help(cli) -> None:
 
 def test_help_does_not_import_torch_or_matplotlib() -> None:
     code = (
-        "import sys; from regbench.cli import app; "
+        "import sys; from regbench.cli.main import app; "
         "print(sorted(m for m in ('torch', 'matplotlib', 'hydra') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -38,7 +38,7 @@ def test_configs_shows_groups_and_resolved_values(cli) -> None:
 
 
 def test_every_config_option_validates(cli) -> None:
-    from regbench.hydra_app import group_options, load_settings
+    from regbench.compose.hydra import group_options, load_settings
 
     for group, options in group_options().items():
         if group.startswith("experiment/"):  # an experiment's arms: tested in its own runs
@@ -54,14 +54,14 @@ def test_every_config_option_validates(cli) -> None:
 def model_for_data(option: str) -> str:
     import yaml
 
-    from regbench.hydra_app import config_dir
+    from regbench.compose.hydra import config_dir
 
     source = yaml.safe_load((config_dir() / "data" / f"{option}.yaml").read_text())["name"]
     return next(m for m in study_names() if source in (study_config(m).data_sources or ()))
 
 
 def test_version(cli) -> None:
-    from regbench.version import regbench_version
+    from regbench.core.version import regbench_version
 
     result = cli("--version")
     assert result.exit_code == 0

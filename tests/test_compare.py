@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from regbench import runs
-from regbench.comparison import compare
-from regbench.errors import UsageError
-from regbench.rundir import RunDir, Status, Summary
+from regbench.analysis import runs
+from regbench.analysis.comparison import compare
+from regbench.core.errors import UsageError
+from regbench.core.rundir import RunDir, Status, Summary
 from tests.test_stats import direct_paired, direct_stats, direct_welch
 
 EPOCHS = 3
@@ -21,7 +21,7 @@ EPOCHS = 3
 
 @pytest.fixture(scope="module")
 def base_config() -> dict[str, Any]:
-    from regbench.hydra_app import load_settings
+    from regbench.compose.hydra import load_settings
 
     return load_settings(["model.hidden=[16]"]).to_dict()
 
@@ -328,7 +328,7 @@ def test_3x3_grid_with_a_shown_effect_claims_best(
 
 
 def test_ci_bootstrap_option(cli, tmp_path: Path, base_config: dict[str, Any]) -> None:
-    from regbench import stats
+    from regbench.analysis import stats
 
     root = tmp_path / "runs"
     for seed in range(1, 6):
@@ -365,7 +365,7 @@ def test_ci_bootstrap_option(cli, tmp_path: Path, base_config: dict[str, Any]) -
 def test_plots_are_labelled_with_bands_and_legends(grid: Path) -> None:
     from matplotlib.collections import PolyCollection
 
-    from regbench import compare_plots
+    from regbench.analysis import compare_plots
 
     comparison = compare([grid])
     curves = compare_plots.loss_curves_figure(comparison)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from regbench.diagnostics import (
+from regbench.core.rundir import RunDir
+from regbench.regularization.weights import (
     WEIGHT_COLUMNS,
     add_gap,
     compare_histograms,
@@ -20,7 +21,6 @@ from regbench.diagnostics import (
     summarize_weights,
     weight_rows,
 )
-from regbench.rundir import RunDir
 from tests.conftest import run_dirs
 
 
@@ -103,13 +103,13 @@ def test_run_writes_weights_csv_gap_and_plots(cli, mnist_root: Path, tmp_path: P
 
 def train_regression(overrides: list[str], seed: int, out: Path) -> RunDir:
     """The regression study through the real data source and loop (no plots: speed)."""
+    from regbench.compose.hydra import load_settings
+    from regbench.core.progress import Reporter
+    from regbench.core.seeding import seed_everything
     from regbench.data import load_data
-    from regbench.hydra_app import load_settings
-    from regbench.progress import Reporter
-    from regbench.seeding import seed_everything
-    from regbench.session import RunSession
     from regbench.studies import study_class
-    from regbench.train import SoloTrainer
+    from regbench.training.loop import SoloTrainer
+    from regbench.training.session import RunSession
 
     settings = load_settings(["model=regression", f"seed={seed}", *overrides])
     seed_everything(seed)

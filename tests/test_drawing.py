@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from regbench import drawing, plots
-from regbench.drawing import Drawing, in_workers
-from regbench.rundir import RunDir, Status
+from regbench.core.rundir import RunDir, Status
+from regbench.figures import drawing, plots
+from regbench.figures.drawing import Drawing, in_workers
 from tests.conftest import run_dirs
 
 EVERY_FIGURE = {"fit.png", "loss_curve.png", "weight_hist.png", "weight_norms.png"}
@@ -87,9 +87,9 @@ def test_a_worker_starts_with_no_font_of_the_process_it_forked_from(monkeypatch,
 
 
 def test_a_run_says_completed_only_once_its_figures_are_on_disk(monkeypatch, tmp_path) -> None:
-    from regbench.hydra_app import load_settings
-    from regbench.progress import Reporter
-    from regbench.runner import execute
+    from regbench.compose.hydra import load_settings
+    from regbench.core.progress import Reporter
+    from regbench.training.runner import execute
 
     monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "1")
     monkeypatch.setattr(plots, "loss_curve", held_loss_curve)
@@ -187,8 +187,8 @@ def test_plots_is_checked(cli) -> None:
 
 
 def test_a_config_from_before_plots_draws_every_figure() -> None:
-    from regbench.hydra_app import load_settings
-    from regbench.validation import validate
+    from regbench.compose.hydra import load_settings
+    from regbench.compose.validate import validate
 
     old = load_settings(list(RUN[1:])).to_dict()
     del old["plots"]

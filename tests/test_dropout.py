@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from regbench.dropout import (
+from regbench.compose.hydra import load_settings
+from regbench.regularization.dropout import (
     InvertedDropout,
     TorchDropout,
     VanillaDropout,
@@ -18,8 +19,7 @@ from regbench.dropout import (
     make_dropout,
     schedule_factor,
 )
-from regbench.hydra_app import load_settings
-from regbench.regularize import dropout_layer
+from regbench.regularization.penalties import dropout_layer
 from tests.conftest import run_dirs
 
 IMPLS = ["inverted", "vanilla", "torch"]

@@ -162,7 +162,7 @@ def _numeric_keys() -> list[tuple[str, list[str], type, dict]]:
     import types
     import typing
 
-    from regbench import config
+    from regbench.core import config
     from regbench.studies import study_config, study_names
 
     def numeric(schema: type) -> list[tuple[str, type, dict]]:

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import write_mnist
 
-from regbench.hydra_app import config_dir
-from regbench.jobs import config_hash
+from regbench.compose.hydra import config_dir
+from regbench.core.jobs import config_hash
 
 EXPERIMENTS = (
     "dropout_overfit",
@@ -154,7 +154,7 @@ def test_a_bad_experiment_block_is_one_line(cli, override: str, message: str) ->
 
 def test_the_experiment_block_changes_no_job_hash() -> None:
     """The same run with and without an experiment block lands in the same job folder."""
-    from regbench.hydra_app import load_settings
+    from regbench.compose.hydra import load_settings
 
     plain = load_settings(["model=regression", "dropout=0.5"]).to_dict()
     asked = load_settings(["+experiment=dropout_overfit", "dropout=0.5"]).to_dict()

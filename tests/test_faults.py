@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from regbench.errors import DataError
-from regbench.rundir import RunDir, Status, Summary
+from regbench.core.errors import DataError
+from regbench.core.rundir import RunDir, Status, Summary
 from tests.conftest import run_dirs
 from tests.test_compare import make_run
 
@@ -78,7 +78,7 @@ def test_resume_with_a_hostile_checkpoint_is_one_line(cli, mnist_root: Path, tmp
 @pytest.fixture
 def sweep_with_a_bad_model(tmp_path: Path) -> tuple[Path, Path]:
     """Two completed runs of one group, each with a model.pt; the second one's is damaged."""
-    from regbench.hydra_app import load_settings
+    from regbench.compose.hydra import load_settings
 
     base = load_settings(["model.hidden=[16]"]).to_dict()
     root = tmp_path / "sweep"
@@ -129,7 +129,7 @@ WRITES = {
 
 @pytest.mark.parametrize("name", list(WRITES))
 def test_a_full_disk_names_the_file(tmp_path: Path, monkeypatch, name: str) -> None:
-    from regbench import rundir
+    from regbench.core import rundir
 
     monkeypatch.setattr(rundir.os, "fsync", no_space)
     with pytest.raises(DataError) as caught:
@@ -142,7 +142,7 @@ def test_a_full_disk_inside_torch_save_names_the_file(tmp_path: Path, monkeypatc
     """torch's zip writer turns the failed write into 'unexpected pos': still no space left."""
     import io
 
-    from regbench import rundir
+    from regbench.core import rundir
 
     class FullDisk(io.RawIOBase):
         def writable(self) -> bool:
@@ -163,7 +163,7 @@ def test_a_full_disk_inside_torch_save_names_the_file(tmp_path: Path, monkeypatc
 
 
 def test_a_run_that_fills_the_disk_fails_in_one_line(cli, mnist_root, tmp_path, monkeypatch):
-    from regbench import rundir
+    from regbench.core import rundir
 
     real_fsync = os.fsync
 
@@ -222,7 +222,7 @@ def test_a_closed_console_does_not_stop_the_run(tmp_path: Path, both: bool) -> N
 
 
 def test_a_failed_run_always_says_why() -> None:
-    from regbench.session import failure_reason
+    from regbench.training.session import failure_reason
 
     assert failure_reason(RuntimeError()) == "RuntimeError"
     assert failure_reason(ValueError("bad")) == "ValueError: bad"
@@ -242,7 +242,7 @@ def alias_bomb(levels: int = 9) -> str:
 def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
     import tracemalloc
 
-    from regbench.errors import UsageError
+    from regbench.core.errors import UsageError
 
     (tmp_path / "config.yaml").write_text(alias_bomb())
     tracemalloc.start()
@@ -257,8 +257,8 @@ def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
 
 
 def test_a_huge_yaml_file_is_refused_unparsed(tmp_path: Path) -> None:
-    from regbench.errors import UsageError
-    from regbench.rundir import MAX_YAML_BYTES
+    from regbench.core.errors import UsageError
+    from regbench.core.rundir import MAX_YAML_BYTES
 
     (tmp_path / "overrides.yaml").write_text("- seed=1\n" * (MAX_YAML_BYTES // 9 + 1))
     with pytest.raises(UsageError, match=r"overrides\.yaml: it is larger than 1 MiB"):
@@ -274,7 +274,7 @@ def test_configs_are_written_without_aliases(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["compare", "plot", "report", "rerun", "resume"])
 def test_every_command_refuses_an_alias_bomb_in_one_line(cli, tmp_path, command) -> None:
-    from regbench.hydra_app import load_settings
+    from regbench.compose.hydra import load_settings
 
     base = load_settings(["model.hidden=[16]"]).to_dict()
     root = tmp_path / "sweep"
@@ -288,8 +288,8 @@ def test_every_command_refuses_an_alias_bomb_in_one_line(cli, tmp_path, command)
 
 
 def test_a_sweep_refuses_a_job_folder_with_an_alias_bomb(tmp_path: Path) -> None:
-    from regbench.errors import UsageError
-    from regbench.sweeps import job_state
+    from regbench.core.errors import UsageError
+    from regbench.sweeps.plan import job_state
 
     folder = tmp_path / "0123456789ab-seed=1"
     folder.mkdir()
@@ -310,7 +310,7 @@ def umask_022():
 def test_every_file_of_a_sweep_follows_the_umask(cli, tmp_path: Path, umask_022) -> None:
     import stat
 
-    from regbench.rundir import current_umask
+    from regbench.core.rundir import current_umask
 
     assert current_umask() == 0o022  # read without changing it
     sweep_dir = tmp_path / "sweep"

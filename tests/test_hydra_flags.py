@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from regbench.cli import app
-from regbench.hydra_app import config_dir
+from regbench.compose.hydra import config_dir
 
 # A user's own config folder: an experiment and a data option, both tiny, and a primary config.
 EXPERIMENT = """\
@@ -215,7 +215,7 @@ def test_user_configs_reach_every_job_of_a_sweep(cli, tmp_path: Path, finished: 
     """The module's sweep composed its jobs in-process with -cd; Hydra's multirun (the path of
     every launcher plugin, hydra/launcher=...: Hydra composes each job in this process and hands
     it to the launcher) gets the same -cd; hydra.searchpath plans the same jobs; run -m is sweep."""
-    from regbench.hydra_app import multirun, searching
+    from regbench.compose.hydra import multirun, searching
 
     myconfigs = finished.root / "myconfigs"
     assert "dropout: 0.25" in (finished.job(1) / "config.yaml").read_text()
@@ -237,9 +237,9 @@ def test_user_configs_reach_every_job_of_a_sweep(cli, tmp_path: Path, finished: 
 def test_a_run_of_user_configs_needs_them_no_more(finished: Finished) -> None:
     """resume and rerun (and a sweep's resume of a job) start from the run folder's config.yaml,
     validated as any config: the user's folder and search path are not needed again."""
-    from regbench.hydra_app import current_search
-    from regbench.rundir import RunDir
-    from regbench.runner import saved_settings
+    from regbench.compose.hydra import current_search
+    from regbench.core.rundir import RunDir
+    from regbench.training.runner import saved_settings
 
     assert current_search().user_dir is None  # no -cd here
     job = finished.job(2)
@@ -305,7 +305,7 @@ def test_the_printed_resume_line_runs_in_bash_and_skips_every_job(finished: Fini
 
 
 def test_a_logger_or_mlflow_uri_changes_no_job(cli, tmp_path: Path, finished: Finished) -> None:
-    from regbench.jobs import config_hash
+    from regbench.core.jobs import config_hash
 
     base = {"dropout": 0.5, "seed": 1, "logger": ["csv"], "mlflow_uri": None}
     louder = {**base, "logger": ["csv", "tensorboard", "mlflow"], "mlflow_uri": "file:///m"}
@@ -321,8 +321,8 @@ def test_an_old_sweep_folder_is_refused_with_the_renames(
     cli, tmp_path: Path, finished: Finished
 ) -> None:
     """Folders named before logger and mlflow_uri left the hash would be run again beside."""
-    from regbench.jobs import LEGACY_UNKEYED, job_key
-    from regbench.validation import validate
+    from regbench.compose.validate import validate
+    from regbench.core.jobs import LEGACY_UNKEYED, job_key
 
     copy = finished.copy_to(tmp_path)
     job = finished.job(1, copy)

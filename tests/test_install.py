@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from regbench.hydra_app import config_dir
+from regbench.compose.hydra import config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,12 +34,12 @@ def test_a_wheel_carries_the_configs_and_its_console_entry_uses_them(tmp_path: P
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
     # The installed copy comes first on the path, ahead of the editable checkout.
     env = {**os.environ, "PYTHONPATH": str(site)}
-    probe = "from regbench.hydra_app import config_dir; print(config_dir())"
+    probe = "from regbench.compose.hydra import config_dir; print(config_dir())"
     where = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert where.stdout.strip() == str(site / "regbench" / "_configs"), where.stderr
-    entry = "import sys; from regbench.cli import main; sys.argv[0] = 'regbench'; main()"
+    entry = "import sys; from regbench.cli.main import main; sys.argv[0] = 'regbench'; main()"
     shown = subprocess.run(
         [sys.executable, "-c", entry, "configs", "model=regression"],
         cwd=tmp_path,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from regbench.jobs import config_hash
-from regbench.loggers import MAX_FOLDER_NAME
-from regbench.rundir import read_yaml
+from regbench.core.jobs import config_hash
+from regbench.core.rundir import read_yaml
+from regbench.training.loggers import MAX_FOLDER_NAME
 from tests.conftest import run_dirs
 
 SMALL = ("epochs=3", "model.hidden=[16]", "l1=1e-4")
@@ -160,9 +160,9 @@ def test_the_sweep_parent_run_ends_with_its_last_job(tmp_path: Path) -> None:
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    from regbench.jobs import SweepMember
-    from regbench.loggers import SweepRun
-    from regbench.rundir import RunDir, Status, Summary
+    from regbench.core.jobs import SweepMember
+    from regbench.core.rundir import RunDir, Status, Summary
+    from regbench.training.loggers import SweepRun
 
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
     experiment = client.create_experiment("x")
@@ -234,6 +234,6 @@ def test_a_tracker_that_cannot_work_fails_fast_before_training(cli, tmp_path, ur
 
 
 def test_an_mlflow_run_that_never_started_finishes_quietly(tmp_path: Path) -> None:
-    from regbench.loggers import MLflowLogger
+    from regbench.training.loggers import MLflowLogger
 
     MLflowLogger("http://127.0.0.1:9", "x").finish(tmp_path, "failed")  # no AttributeError

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from regbench.plots import loss_curve, weight_histograms, weight_norms
+from regbench.figures.plots import loss_curve, weight_histograms, weight_norms
 
 
 def rows(scale: float) -> list[dict[str, float]]:

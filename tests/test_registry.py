@@ -11,10 +11,10 @@ from typing import Literal
 
 import pytest
 
-from regbench.config import ConfigError
+from regbench.compose.hydra import group_options, load_settings
+from regbench.core.config import ConfigError
 from regbench.data import source_config, source_names
 from regbench.data.synthetic import ToyRegressionConfig
-from regbench.hydra_app import group_options, load_settings
 from regbench.studies import STUDIES, register_study, study_class, study_config, study_names
 from tests.test_plugin_study import LineConfig, LineStudy
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from regbench.hydra_app import load_settings
-from regbench.regularize import (
+from regbench.compose.hydra import load_settings
+from regbench.regularization.penalties import (
     NO_PENALTY,
     PenalizedObjective,
     Penalty,
@@ -152,7 +152,7 @@ def test_adam_beta1_changes_the_updates() -> None:
 
 
 def test_adam_beta1_must_be_below_one() -> None:
-    from regbench.config import ConfigError
+    from regbench.core.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"adam_beta1=1.0 is out of range; .* in \[0, 1\)"):
         load_settings(["adam_beta1=1.0"])

@@ -63,8 +63,8 @@ PAUSE_EPOCH = 3
 PAUSED_CLI = f"""
 import sys, time
 from pathlib import Path
-from regbench import writers
-from regbench.cli import main
+from regbench.training import writers
+from regbench.cli.main import main
 
 marker = Path(sys.argv.pop(1))
 write_checkpoint = writers.CheckpointFile.log_row
@@ -288,7 +288,7 @@ def test_an_interrupt_during_a_checkpoint_write_is_an_interrupt(tmp_path, monkey
 
     import torch
 
-    from regbench import rundir
+    from regbench.core import rundir
 
     class InterruptedFile(io.RawIOBase):
         writes = 0

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from regbench.hydra_app import load_settings
-from regbench.jobs import Job
-from regbench.progress import Reporter
-from regbench.runner import execute
-from regbench.stacked import group_jobs, member_bytes, run_stacked, split_chunks
-from regbench.stacked_optimizer import StackedOptimizer
+from regbench.compose.hydra import load_settings
+from regbench.core.jobs import Job
+from regbench.core.progress import Reporter
+from regbench.stacked.launcher import group_jobs, member_bytes, run_stacked, split_chunks
+from regbench.stacked.optimizer import StackedOptimizer
+from regbench.training.runner import execute
 
 RTOL = 1e-5
 NOT_COMPARED = {"seconds"}  # wall time; every other column must agree

@@ -1,5 +1,6 @@
-"""regbench.stats on literal arrays, each result checked against an independent computation:
-the textbook formulas with scipy's t quantiles, or scipy's own t-tests run separately."""
+"""regbench.analysis.stats on literal arrays, each result checked against an independent
+computation: the textbook formulas with scipy's t quantiles, or scipy's own
+t-tests run separately."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from regbench import stats
+from regbench.analysis import stats
 
 
 # ----------------------------------------------------------------------------- direct maths

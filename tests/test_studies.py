@@ -67,9 +67,9 @@ def test_gan_command_writes_outputs_and_beats_an_untrained_generator(cli, tmp_pa
 
 def untrained_gan_fid(overrides: list[str]) -> float:
     """FID of the generator a run with ``overrides`` starts from (built as the runner does)."""
+    from regbench.compose.hydra import load_settings
+    from regbench.core.seeding import seed_everything
     from regbench.data import load_data
-    from regbench.hydra_app import load_settings
-    from regbench.seeding import seed_everything
     from regbench.studies.gan import GANStudy
 
     settings = load_settings(overrides)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from regbench.compose.hydra import load_settings
 from regbench.data import load_data
-from regbench.hydra_app import load_settings
 from regbench.studies import gan_fid
 from regbench.studies.rnn import SineRNN
 from tests.conftest import make_digits
@@ -209,7 +209,7 @@ def copy_layers(net: SineRNN, reference: nn.RNN) -> None:
 def test_gan_regularize_picks_the_networks(
     regularize: str, on_d: bool, on_g: bool, tmp_path: Path, monkeypatch
 ) -> None:
-    from regbench.regularize import NO_PENALTY
+    from regbench.regularization.penalties import NO_PENALTY
     from regbench.studies.gan import GANStudy
 
     monkeypatch.setenv(gan_fid.CACHE_ENV, str(tmp_path))

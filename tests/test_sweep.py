@@ -265,7 +265,7 @@ def test_bad_sweep_is_one_line(cli, tmp_path: Path, overrides: list[str], expect
 def test_planning_runs_no_multirun_and_writes_no_temp_files(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from regbench import hydra_app
+    from regbench.compose import hydra as hydra_app
 
     scratch = tmp_path.parent / f"{tmp_path.name}-tmp"
     scratch.mkdir()
@@ -280,7 +280,7 @@ def test_planning_runs_no_multirun_and_writes_no_temp_files(
 def test_default_sweep_runs_in_process_without_hydra_multirun(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from regbench import hydra_app
+    from regbench.compose import hydra as hydra_app
 
     monkeypatch.setattr(hydra_app, "multirun", _no_multirun)
     result = cli("sweep", "model=regression", "epochs=2", "seed=1,2", "--dir", "s", "-q")
@@ -296,7 +296,7 @@ def _no_multirun(*args: object, **kwargs: object) -> None:
 
 
 def test_every_job_state_has_one_action() -> None:
-    from regbench.sweeps import (
+    from regbench.sweeps.plan import (
         ACTIONS,
         Action,
         HydraLauncher,
@@ -370,7 +370,7 @@ def test_the_printed_resume_line_passes_through_bash(cli, tmp_path: Path) -> Non
 
 
 def test_an_interrupted_sweep_says_how_to_go_on(cli, tmp_path: Path, monkeypatch) -> None:
-    from regbench import sweeps
+    from regbench.sweeps import plan as sweeps
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from regbench.dropout import make_dropout
-from regbench.uncertainty import (
+from regbench.regularization.dropout import make_dropout
+from regbench.regularization.mc_dropout import (
     classifier_metrics,
     expected_calibration_error,
     mc_dropout,
@@ -120,7 +120,7 @@ def test_mc_band_on_regression_and_rnn_plots(
 ) -> None:
     """mc_samples draws the MC mean with a +-2 std band (regression: on the fit's grid; RNN: on
     the train and test parts, in both panels); the run also writes its weight diagnostics."""
-    from regbench import plots
+    from regbench.figures import plots
 
     drawn = []
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from regbench.config import SourceConfig
-from regbench.registry import Registry
+from regbench.core.config import SourceConfig
+from regbench.core.registry import Registry
 
 if TYPE_CHECKING:
     import torch

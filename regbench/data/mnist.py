@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from regbench.config import SourceConfig, bounds
+from regbench.core.config import SourceConfig, bounds
+from regbench.core.errors import DataError
 from regbench.data import DataBundle, register_source
-from regbench.errors import DataError
 
 if TYPE_CHECKING:
     import torch

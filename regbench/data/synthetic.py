@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from regbench.config import ConfigError, SourceConfig, bounds
+from regbench.core.config import ConfigError, SourceConfig, bounds
 from regbench.data import DataBundle, register_source
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from regbench.config import StudyConfig
-from regbench.registry import Registry
+from regbench.core.config import StudyConfig
+from regbench.core.registry import Registry
 
 if TYPE_CHECKING:
     from regbench.studies.base import Study

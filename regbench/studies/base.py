@@ -11,10 +11,10 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from regbench.config import Settings
+    from regbench.core.config import Settings
     from regbench.data import DataBundle
-    from regbench.drawing import Drawing
-    from regbench.regularize import PenalizedObjective
+    from regbench.figures.drawing import Drawing
+    from regbench.regularization.penalties import PenalizedObjective
 
     Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -49,7 +49,7 @@ class Study(ABC):
 
     def train_one_network(self, net: nn.Module) -> None:
         """The common case: one network (``"model"``) trained with the settings' penalties."""
-        from regbench.regularize import PenalizedObjective, Penalty, make_optimizer
+        from regbench.regularization.penalties import PenalizedObjective, Penalty, make_optimizer
 
         penalty = Penalty.from_settings(self.settings)
         optimizer = make_optimizer([net], self.settings, penalty)
@@ -84,11 +84,11 @@ class Study(ABC):
         return batch[key].dim() - self.data.train[key].dim()
 
     def check_stackable(self) -> None:
-        """Raise ``regbench.stacked_net.NotStackable`` saying why when the stacked launcher
+        """Raise ``regbench.core.errors.NotStackable`` saying why when the stacked launcher
         (regbench/stacked.py) cannot train this study with these settings; those jobs then run
         alone. By default a study is stackable when it has a ``batch_loss``."""
         if type(self).batch_loss is Study.batch_loss:
-            from regbench.stacked_net import NotStackable
+            from regbench.core.errors import NotStackable
 
             raise NotStackable(f"the {self.settings.model.name} study has no stacked form")
 

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.config import StudyConfig, bounds
-from regbench.regularize import (
+from regbench.core.config import StudyConfig, bounds
+from regbench.figures.titles import plot_title
+from regbench.regularization.penalties import (
     NO_PENALTY,
     PenalizedObjective,
     Penalty,
@@ -33,12 +34,11 @@ from regbench.regularize import (
 from regbench.studies import register_study
 from regbench.studies.base import Study
 from regbench.studies.gan_fid import build_scorer, to_unit_range
-from regbench.titles import plot_title
 
 if TYPE_CHECKING:
-    from regbench.config import Settings
+    from regbench.core.config import Settings
     from regbench.data import DataBundle
-    from regbench.drawing import Drawing
+    from regbench.figures.drawing import Drawing
 
 PIXELS, SIDE = 28 * 28, 28
 SLOPE = 0.2  # LeakyReLU negative slope
@@ -159,7 +159,7 @@ class GANStudy(Study):
         }
 
     def check_stackable(self) -> None:
-        from regbench.stacked_net import NotStackable
+        from regbench.core.errors import NotStackable
 
         raise NotStackable(
             f"the {self.settings.model.name} study has no stacked form (its two networks train "
@@ -177,7 +177,7 @@ class GANStudy(Study):
         """``samples_epoch_XXX.png`` every ``sample_every`` epochs and at the last evaluation
         (only those evaluated in this process: a resumed run has none from before the resume),
         and ``gan_scores.png``."""
-        from regbench.drawing import Drawing
+        from regbench.figures.drawing import Drawing
 
         title = plot_title(self.settings, self.data.name)
         every = self.settings.model.sample_every
@@ -196,7 +196,7 @@ def image_grid(images: Any, title: str, path: Path) -> None:
     """Square-ish grid of grey images [n, h, w] with values in [-1, 1] (GAN samples)."""
     import numpy as np
 
-    from regbench.plots import new_figure, save_fixed
+    from regbench.figures.plots import new_figure, save_fixed
 
     images = np.asarray(images)
     n, h, w = images.shape
@@ -216,7 +216,7 @@ def image_grid(images: Any, title: str, path: Path) -> None:
 
 def gan_scores(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     """D(x) and D(G(z)) per epoch, and the FID of generated samples (``gan_scores.png``)."""
-    from regbench.plots import new_figure, save_fixed
+    from regbench.figures.plots import new_figure, save_fixed
 
     fig, axes = new_figure(ncols=2)
     epochs = [row["epoch"] for row in rows]

@@ -10,14 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.config import StudyConfig
-from regbench.regularize import dropout_layer
+from regbench.core.config import StudyConfig
+from regbench.regularization.mc_dropout import classifier_metrics, mc_dropout, mc_moments
+from regbench.regularization.penalties import dropout_layer
 from regbench.studies import register_study
 from regbench.studies.base import Study
-from regbench.uncertainty import classifier_metrics, mc_dropout, mc_moments
 
 if TYPE_CHECKING:
-    from regbench.config import Settings
+    from regbench.core.config import Settings
     from regbench.data import DataBundle
     from regbench.studies.base import Forward
 

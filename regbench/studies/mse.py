@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
+from regbench.regularization.mc_dropout import mc_dropout, mc_moments, regression_metrics
 from regbench.studies.base import Study
-from regbench.uncertainty import mc_dropout, mc_moments, regression_metrics
 
 if TYPE_CHECKING:
     from regbench.studies.base import Forward

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from regbench.config import StudyConfig
-from regbench.regularize import dropout_layer
+from regbench.core.config import StudyConfig
+from regbench.figures.titles import plot_title
+from regbench.regularization.penalties import dropout_layer
 from regbench.studies import register_study
 from regbench.studies.mse import MSEStudy
-from regbench.titles import plot_title
 
 if TYPE_CHECKING:
-    from regbench.config import Settings
+    from regbench.core.config import Settings
     from regbench.data import DataBundle
-    from regbench.drawing import Drawing
+    from regbench.figures.drawing import Drawing
 
 GRID_POINTS = 400  # dense x grid for the fitted curve
 GRID_MARGIN = 0.1  # the curve extends this fraction of the data's x range beyond it
@@ -88,7 +88,7 @@ class RegressionStudy(MSEStudy):
         return mean.cpu(), std.cpu()
 
     def figures(self, run_dir: Path, rows: list[dict[str, Any]]) -> list[Drawing]:
-        from regbench.drawing import Drawing
+        from regbench.figures.drawing import Drawing
 
         curve = self.fitted_curve()
         band = self.mc_band()  # after the curve, as ever: MC dropout draws from the RNG
@@ -111,7 +111,7 @@ def regression_fit(
     ``train``/``test`` hold ``x`` and ``y`` [n, 1]; ``curve`` is (x, prediction) on a dense grid;
     ``band`` is the MC dropout (mean, std) [n, 1] on the same grid, drawn as mean +- 2 std.
     """
-    from regbench.plots import draw_loss_curves, draw_mc_band, log_y, new_figure, save_fixed
+    from regbench.figures.plots import draw_loss_curves, draw_mc_band, log_y, new_figure, save_fixed
 
     fig, axes = new_figure(ncols=2, reuse=True)
     ax = axes[0, 0]

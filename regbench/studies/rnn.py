@@ -26,16 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.config import ConfigError, StudyConfig, bounds
-from regbench.regularize import dropout_layer
+from regbench.core.config import ConfigError, StudyConfig, bounds
+from regbench.figures.titles import plot_title
+from regbench.regularization.penalties import dropout_layer
 from regbench.studies import register_study
 from regbench.studies.mse import MSEStudy
-from regbench.titles import plot_title
 
 if TYPE_CHECKING:
-    from regbench.config import Settings
+    from regbench.core.config import Settings
     from regbench.data import DataBundle
-    from regbench.drawing import Drawing
+    from regbench.figures.drawing import Drawing
 
 PLOT_FILE = "predictions.png"
 ZOOM_PERIODS = 2  # the detail panel shows this many sine periods each side of the split
@@ -135,7 +135,7 @@ class RNNStudy(MSEStudy):
 
     def check_stackable(self) -> None:
         if self.settings.model.rnn_dropout == "variational":
-            from regbench.stacked_net import NotStackable
+            from regbench.core.errors import NotStackable
 
             raise NotStackable("variational dropout (one mask per sequence) has no stacked form")
 
@@ -159,7 +159,7 @@ class RNNStudy(MSEStudy):
             }
 
     def figures(self, run_dir: Path, rows: list[dict[str, Any]]) -> list[Drawing]:
-        from regbench.drawing import Drawing
+        from regbench.figures.drawing import Drawing
 
         series = {"observed": self.data.extra["series"], "clean": self.data.extra["clean"]}
         split = int(self.data.extra["test_targets"][0])
@@ -187,7 +187,7 @@ def series_predictions(
     ``predictions`` maps a part name to (target indices, predicted values); ``bands`` maps a
     part to (target indices, MC dropout mean, std), drawn as mean +- 2 std.
     """
-    from regbench.plots import draw_loss_curves, draw_mc_band, figure, log_y, save_fixed
+    from regbench.figures.plots import draw_loss_curves, draw_mc_band, figure, log_y, save_fixed
 
     fig = figure(12.8, 8.0)
     grid = fig.add_gridspec(2, 2)

@@ -1,0 +1,512 @@
+"""Comparisons over seeds: group runs by config, pick the baseline, summarise each group.
+
+Runs whose configs are equal apart from ``seed`` (and keys named with ``--over``) form a group;
+their seeds are replicates. For each group and metric: n, mean, sample std, a Student-t 95%
+confidence interval, and the difference from a baseline group with its 95% CI and p-value: a
+paired t-test over the seeds both groups share (the same seed means the same initial weights and
+data order, so pairing removes that variance), Welch's t-test when fewer than two seeds are shared.
+Only completed runs are replicates; failed, diverged and unfinished runs are counted in the notes.
+
+Per metric, the comparisons of every group with the baseline form one family: their p-values are
+Holm-adjusted, and a difference counts as shown only when its adjusted p is below ALPHA. Each
+cell also gets effect sizes (relative change, d or d_z, P(better)) and, when its difference is
+not shown, the seeds a t-test would need to show it. ``best`` is claimed only for what is shown.
+
+With an equivalence ``margin`` (in units of the first metric), each group also gets a TOST
+against the baseline in that metric, Holm-adjusted over the same family: "equivalent within
+±margin" is said only when that adjusted p is below ALPHA, never because a difference was not
+shown. Runs swept for an experiment (experiments.py) supply the metrics, baseline, ``at`` and
+margin that the caller leaves out.
+
+The runs come from runs.py (the run table), the numbers from stats.py (pure functions), and
+tables.py writes the result as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regbench.analysis.experiments import experiment_of, is_experiment_key, question
+from regbench.analysis.runs import Run, find_runs, higher_is_better, parse_at, value_at
+from regbench.analysis.stats import (
+    NAN,
+    Difference,
+    Effect,
+    Equivalence,
+    Stats,
+    describe,
+    difference,
+    effect,
+    equivalence,
+    holm,
+    seeds_needed,
+)
+from regbench.core.config import ExperimentConfig, hashable
+from regbench.core.errors import UsageError
+from regbench.core.rundir import Status
+
+DEFAULT_METRICS = ("test_loss", "test_acc")
+# Shown by default when a penalty varies across groups (from weights.csv).
+PENALTY_KEYS = frozenset({"l1", "l2", "weight_decay"})
+WEIGHT_METRICS = ("weights_near_zero", "weights_l2")
+# Bookkeeping keys: never part of a group's identity (seed: the replicates within a group).
+BOOKKEEPING = ("out_dir", "name")
+UNGROUPED = ("seed", *BOOKKEEPING)
+REGULARIZATION = ("dropout", "l1", "l2", "weight_decay")
+MIN_REPLICATES = 3
+NOT_METRICS = ("epoch", "seconds")
+ALPHA = 0.05
+CI_METHODS = ("t", "bootstrap")
+MIN_BOOTSTRAP = 10  # fewer seeds than this: a bootstrap interval is warned about
+
+
+# ----------------------------------------------------------------------------- groups
+@dataclass
+class Group:
+    config: dict[str, Any]  # the grouping keys and their values
+    runs: list[Run]
+    label: str = ""
+
+    @property
+    def completed(self) -> list[Run]:
+        return [r for r in self.runs if r.status is Status.COMPLETED]
+
+    def status_note(self) -> str:
+        counts: dict[str, int] = {}
+        for run in self.runs:
+            if run.status is not Status.COMPLETED:
+                counts[run.status] = counts.get(run.status, 0) + 1
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def group_runs(runs: Sequence[Run], over: Sequence[str] = ()) -> tuple[list[Group], list[str]]:
+    """Groups of runs equal in config apart from seed (and ``over``); the keys that vary."""
+    _check_keys(runs, over, "--over")
+    ignored = set(UNGROUPED) | set(over)
+    groups: dict[tuple, Group] = {}
+    for run in runs:
+        config = {
+            k: v for k, v in run.config.items() if k not in ignored and not is_experiment_key(k)
+        }
+        key = tuple(sorted(config.items(), key=lambda kv: kv[0]))
+        groups.setdefault(key, Group(config, [])).runs.append(run)
+    varying = varying_keys([g.config for g in groups.values()])
+    for group in groups.values():
+        group.label = " ".join(f"{k}={show(group.config.get(k))}" for k in varying) or "all runs"
+    return list(groups.values()), varying
+
+
+def varying_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Keys whose value differs between ``configs`` (a key a config lacks reads as None)."""
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    return [k for k in keys if len({c.get(k) for c in configs}) > 1]
+
+
+def _check_keys(runs: Sequence[Run], keys: Iterable[str], option: str) -> None:
+    known = set().union(*(r.config for r in runs)) if runs else set()
+    for key in keys:
+        if key not in known:
+            raise UsageError(
+                f"{option} {key}: no run has this key; keys: {', '.join(sorted(known))}"
+            )
+
+
+def drop_repeats(runs: Sequence[Run]) -> tuple[list[Run], int]:
+    """One run per (config, seed): a second run of the same config and seed is not an
+    independent replicate (a completed one is kept over others)."""
+    ranked = sorted(runs, key=lambda r: r.status is not Status.COMPLETED)
+    seen: set[tuple] = set()
+    kept = []
+    for run in ranked:
+        identity = tuple(
+            sorted(
+                (k, v)
+                for k, v in run.config.items()
+                if k not in BOOKKEEPING and not is_experiment_key(k)
+            )
+        )
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(run)
+    kept.sort(key=lambda r: str(r.path))
+    return kept, len(runs) - len(kept)
+
+
+# ----------------------------------------------------------------------------- comparison
+@dataclass
+class Cell:
+    """One group x one metric."""
+
+    values: list[tuple[Any, float]]  # (seed, value) of the group's completed runs
+    stats: Stats | None
+    diff: Difference | None = None
+    effect: Effect | None = None
+    p_adjusted: float = NAN  # Holm over the metric's family (every group vs the baseline)
+    shown: bool = False  # p_adjusted < ALPHA
+    seeds_needed: int | None = None  # per group, when not shown (None: shown, or no estimate)
+    equivalence: Equivalence | None = None  # TOST against the baseline (with a margin only)
+    tost_adjusted: float = NAN  # its p, Holm over the metric's family
+    equivalent: bool = False  # tost_adjusted < ALPHA
+
+
+@dataclass
+class Row:
+    group: Group
+    cells: dict[str, Cell]
+    is_baseline: bool = False
+    is_best: bool = False
+    versus: Row | None = None  # the baseline this row is tested against (None: it is one)
+
+    @property
+    def n(self) -> int:
+        return len(self.group.completed)
+
+    def count(self, metric: str) -> int:
+        """Replicates with a value of ``metric`` (completed runs that logged it)."""
+        stats = self.cells[metric].stats
+        return stats.n if stats else 0
+
+
+@dataclass
+class Comparison:
+    metrics: list[str]
+    at: str
+    varying: list[str]
+    rows: list[Row]
+    baseline: Row | None
+    notes: list[str] = field(default_factory=list)
+    ci: str = "t"  # "t" or "bootstrap" (BCa): the intervals' method
+    alpha: float = ALPHA
+    family: dict[str, int] = field(default_factory=dict)  # metric -> comparisons with a p-value
+    margin: float | None = None  # equivalence margin of the first metric (TOST), if any
+    experiment: ExperimentConfig | None = None  # the question the runs were swept for
+    within: str | None = None  # each group against the baseline of its own value of this key
+
+    @property
+    def main(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(r.group.runs) for r in self.rows)
+
+
+def compare(
+    paths: Sequence[Path],
+    metrics: Sequence[str] = (),
+    at: str | None = None,
+    over: Sequence[str] = (),
+    baseline: str | None = None,
+    ci: str = "t",
+    margin: float | None = None,
+    within: str | None = None,
+) -> Comparison:
+    """Read the runs under ``paths`` and compare their groups (see the module docstring);
+    options left out (empty ``metrics``, None) come from the runs' experiment, if they have
+    one, else the defaults (final, the unregularized baseline, no margin)."""
+    if at is not None:
+        parse_at(at)
+    if ci not in CI_METHODS:
+        raise UsageError(f"--ci {ci}: use t (Student t, the default) or bootstrap (BCa)")
+    if margin is not None and not margin > 0:
+        raise UsageError(f"--margin {margin}: an equivalence margin must be > 0 (metric units)")
+    runs, repeats = drop_repeats(find_runs(paths))
+    experiment = experiment_of(runs)
+    asked = question(experiment, metrics, at, baseline, margin, within)
+    metrics, at, baseline, margin = asked.metrics, asked.at, asked.baseline, asked.margin
+    within = asked.within
+    _check_one_model(runs)
+    groups, varying = group_runs(runs, over)
+    metrics = _pick_metrics(runs, metrics, varying)
+    rows = [Row(g, {m: _cell(g, m, at, ci) for m in metrics}) for g in groups]
+    if not any(row.cells[metrics[0]].values for row in rows):
+        raise UsageError(
+            f"no run has a value of {metrics[0]} at {at}: nothing to compare, nothing written "
+            f"(--at final or best, or an epoch the runs reached)"
+        )
+    rows.sort(key=lambda r: _rank(r, metrics[0]))
+    notes = []
+    if repeats:
+        notes.append(f"{repeats} run(s) repeat another run's config and seed; counted once")
+    base, note = _assign_baselines(rows, varying, baseline, within)
+    if note:
+        notes.append(note)
+    family, found = _test_groups(rows, base, metrics, ci, margin, within)
+    notes += found
+    notes += _replicate_notes(rows, metrics[0])
+    if ci == "bootstrap":
+        notes += _bootstrap_note(rows, metrics[0])
+    return Comparison(
+        list(metrics), at, varying, rows, base, notes, ci, ALPHA, family, margin, experiment, within
+    )
+
+
+def _test_groups(
+    rows: Sequence[Row],
+    base: Row | None,
+    metrics: Sequence[str],
+    ci: str,
+    margin: float | None,
+    within: str | None,
+) -> tuple[dict[str, int], list[str]]:
+    """Every group against its baseline: per metric one Holm family (its size returned), the
+    equivalence tests of the first metric with a margin, and ``best`` where it is shown."""
+    if base is None:
+        return {}, [f"no baseline, so no equivalence test (margin ±{margin:g})"] if margin else []
+    family = {metric: _test_family(rows, metric, ci) for metric in metrics}
+    if margin is not None:
+        _test_equivalence(rows, metrics[0], margin)
+    if within is not None:
+        return family, [f"no best claimed: each group is compared with its own {within}'s baseline"]
+    return family, _best_or_why_not(rows, base, metrics[0], family[metrics[0]])
+
+
+def _assign_baselines(
+    rows: Sequence[Row], varying: Sequence[str], spec: str | None, within: str | None
+) -> tuple[Row | None, str]:
+    """Mark the baseline row(s) and point every other row at its own (``Row.versus``): one
+    baseline, or with ``within`` one per value of that key. Returns the (first) baseline and a
+    note for the reader."""
+    if within is None:
+        blocks = [list(rows)]
+    else:
+        _check_keys([r for row in rows for r in row.group.runs], [within], "within")
+        values = list(dict.fromkeys(hashable(row.group.config.get(within)) for row in rows))
+        blocks = [[r for r in rows if hashable(r.group.config.get(within)) == v] for v in values]
+    first, notes = None, []
+    for block in blocks:
+        base, note = pick_baseline(block, varying, spec)
+        if note:
+            notes.append(note)
+        if base is None:
+            continue
+        base.is_baseline = True
+        for row in block:
+            row.versus = None if row is base else base
+        first = first or base
+    return first, "; ".join(notes)
+
+
+def _check_one_model(runs: Sequence[Run]) -> None:
+    """One model per comparison: an MLP's test_loss and a regression's are different things."""
+    models = sorted({str(run.config.get("model.name")) for run in runs})
+    if len(models) > 1:
+        raise UsageError(
+            f"these runs train different models ({', '.join(models)}), whose metrics do not "
+            f"compare; give each model's runs to its own `regbench compare`"
+        )
+
+
+def _test_family(rows: Sequence[Row], metric: str, ci: str) -> int:
+    """Test every group against its baseline in ``metric`` and Holm-adjust the family; returns
+    its size (the comparisons with a p-value)."""
+    tested = []
+    for row in rows:
+        cell = row.cells[metric]
+        if row.versus is None:
+            continue
+        base_cell = row.versus.cells[metric]
+        if cell.values and base_cell.values:
+            cell.diff = difference(cell.values, base_cell.values, ci=ci)
+            cell.effect = effect(cell.values, base_cell.values, higher_is_better(metric))
+            tested.append(cell)
+    adjusted = holm([c.diff.p for c in tested if c.diff])
+    size = sum(1 for c in tested if c.diff and c.diff.p == c.diff.p)  # nan p: not a member
+    for cell, p in zip(tested, adjusted, strict=True):
+        cell.p_adjusted = p
+        cell.shown = p < ALPHA
+        if not cell.shown and cell.effect and size:
+            # At alpha / m, Bonferroni's level, which is the strictest step of Holm's: that many
+            # seeds would show the difference after the correction, not only on its own.
+            cell.seeds_needed = seeds_needed(
+                abs(cell.effect.d), alpha=ALPHA / size, paired=cell.effect.paired
+            )
+    return size
+
+
+def _test_equivalence(rows: Sequence[Row], metric: str, margin: float) -> None:
+    """TOST of every group against its baseline in ``metric`` within ±``margin``,
+    Holm-adjusted over the family (the groups with a test), as the differences are."""
+    tested = []
+    for row in rows:
+        if row.versus is not None and row.cells[metric].values:
+            cell, base_cell = row.cells[metric], row.versus.cells[metric]
+            cell.equivalence = equivalence(cell.values, base_cell.values, margin, ALPHA)
+            tested.append(cell)
+    adjusted = holm([cell.equivalence.p for cell in tested if cell.equivalence])
+    for cell, p in zip(tested, adjusted, strict=True):
+        cell.tost_adjusted = p
+        cell.equivalent = p < ALPHA
+
+
+def _best_or_why_not(rows: Sequence[Row], base: Row, metric: str, size: int) -> list[str]:
+    """Mark the top row best only when that is shown: a group shown to beat the baseline, or the
+    baseline when every other group is shown worse. Otherwise a note says so."""
+    top = rows[0] if rows and rows[0].cells[metric].stats is not None else None
+    others = [r for r in rows if r is not base and r.cells[metric].stats is not None]
+    if (
+        top is base
+        and others
+        and all(r.cells[metric].shown and not _better(r, metric) for r in others)
+    ):
+        top.is_best = True
+        return []
+    if top is not None and top is not base and top.cells[metric].shown:
+        top.is_best = True
+        return []
+    if not others:  # one group (a sweep of seeds only): nothing was compared, nothing to say
+        return []
+    winners = [r.group.label for r in others if r.cells[metric].shown and _better(r, metric)]
+    family = f"after Holm correction over {size} comparison(s) with the baseline"
+    if winners:
+        return [
+            f"no best claimed: the top group is not shown to beat the baseline "
+            f"({base.group.label}) in {metric} {family}; shown to beat it: {'; '.join(winners)}"
+        ]
+    return [
+        f"no group is shown to beat the baseline ({base.group.label}) in {metric} {family} "
+        f"(alpha = {ALPHA})"
+    ]
+
+
+def _better(row: Row, metric: str) -> bool:
+    diff = row.cells[metric].diff
+    if diff is None:
+        return False
+    return diff.value > 0 if higher_is_better(metric) else diff.value < 0
+
+
+def _pick_metrics(
+    runs: Sequence[Run], metrics: Sequence[str], varying: Sequence[str] = ()
+) -> list[str]:
+    columns = list(dict.fromkeys(k for r in runs for row in r.rows[:1] for k in row))
+    columns = [c for c in columns if c not in NOT_METRICS]
+    if metrics:
+        missing = [m for m in metrics if m not in columns]
+        if missing:
+            raise UsageError(
+                f"--metric {missing[0]}: no run logged it; metrics: {', '.join(columns) or 'none'}"
+            )
+        return list(dict.fromkeys(metrics))
+    chosen = [m for m in DEFAULT_METRICS if m in columns]
+    chosen = chosen or [c for c in columns if c.startswith("test_")] or columns[:1]
+    if set(varying) & PENALTY_KEYS:  # a penalty study: show what the penalties did to weights
+        chosen += [m for m in WEIGHT_METRICS if m in columns]
+    if not chosen:
+        raise UsageError("none of the runs has metrics yet (no metrics.csv rows)")
+    return chosen
+
+
+def _cell(group: Group, metric: str, at: str, ci: str = "t") -> Cell:
+    values = []
+    for run in group.completed:
+        value = value_at(run.rows, metric, at)
+        if value is not None:
+            values.append((run.seed, value))
+    return Cell(values, describe([v for _, v in values], ci=ci) if values else None)
+
+
+def _rank(row: Row, metric: str) -> tuple[bool, float]:
+    stats = row.cells[metric].stats
+    if stats is None:
+        return (True, 0.0)
+    return (False, -stats.mean if higher_is_better(metric) else stats.mean)
+
+
+def _bootstrap_note(rows: Sequence[Row], metric: str) -> list[str]:
+    # A bootstrap can only resample the values there are: with few seeds it misses the spread
+    # that the t interval's heavier tails allow for, so its intervals come out too narrow.
+    fewest = min((row.count(metric) for row in rows if row.count(metric)), default=0)
+    if not fewest or fewest >= MIN_BOOTSTRAP:
+        return []
+    return [
+        f"bootstrap intervals from {fewest} seeds (fewer than {MIN_BOOTSTRAP}) are too narrow: "
+        "they resample only the values there are; the t interval (the default) is safer"
+    ]
+
+
+def _replicate_notes(rows: Sequence[Row], metric: str) -> list[str]:
+    few = [f"{row.group.label} (n={row.count(metric)})" for row in rows]
+    few = [text for row, text in zip(rows, few, strict=True) if row.count(metric) < MIN_REPLICATES]
+    notes = []
+    if few:
+        notes.append(
+            f"fewer than {MIN_REPLICATES} completed seeds in {len(few)} group(s): "
+            f"{'; '.join(few)}; their std, CI and p-values are unreliable or undefined"
+        )
+    failed = [f"{row.group.label}: {row.group.status_note()}" for row in rows]
+    failed = [text for row, text in zip(rows, failed, strict=True) if row.group.status_note()]
+    if failed:
+        notes.append(f"runs not counted (not completed): {'; '.join(failed)}")
+    return notes
+
+
+# ----------------------------------------------------------------------------- baseline
+def pick_baseline(
+    rows: Sequence[Row], varying: Sequence[str], spec: str | None
+) -> tuple[Row | None, str]:
+    """The baseline row: the one matching ``spec`` ("dropout=0 weight_decay=0"), else the only
+    group without regularization. Returns (row or None, a note for the reader)."""
+    if spec:
+        wanted = parse_assignments(spec)
+        _check_keys([r for row in rows for r in row.group.runs], dict(wanted), "--baseline")
+        matches = [r for r in rows if all(_equal(r.group.config.get(k), v) for k, v in wanted)]
+        if len(matches) != 1:
+            labels = "; ".join(r.group.label for r in rows)
+            how = "no group" if not matches else f"{len(matches)} groups"
+            raise UsageError(f"--baseline {spec!r} matches {how}; groups: {labels}")
+        return matches[0], ""
+    plain = [r for r in rows if _unregularized(r.group.config)]
+    if len(plain) == 1:
+        return plain[0], ""
+    if not plain:
+        return None, "no group without regularization: no baseline (choose one with --baseline)"
+    labels = "; ".join(r.group.label for r in plain)
+    return None, f"several groups without regularization ({labels}); choose one with --baseline"
+
+
+def parse_assignments(spec: str) -> list[tuple[str, Any]]:
+    pairs = []
+    for item in spec.split():
+        if "=" not in item:
+            raise UsageError(f"--baseline {spec!r}: write key=value pairs, e.g. 'dropout=0 l2=0'")
+        key, text = item.split("=", 1)
+        pairs.append((key, _parse_value(text)))
+    return pairs
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    try:
+        return hashable(yaml.safe_load(text))
+    except yaml.YAMLError:
+        return text
+
+
+def _equal(value: Any, wanted: Any) -> bool:
+    if isinstance(value, int | float) and isinstance(wanted, int | float):
+        return not isinstance(value, bool) and float(value) == float(wanted)
+    return value == wanted
+
+
+def _unregularized(config: Mapping[str, Any]) -> bool:
+    return all(_equal(config[k], 0) for k in REGULARIZATION if k in config)
+
+
+# ----------------------------------------------------------------------------- labels
+def show(value: Any) -> str:
+    """A config value as labels and tables write it: lists as [a,b], floats in %g."""
+    if isinstance(value, tuple):
+        return "[" + ",".join(show(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

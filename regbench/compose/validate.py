@@ -1,0 +1,68 @@
+"""Validation of a composed config: the one place that knows both registries.
+
+:func:`validate` picks the model's and the data's schema by name from the study and data-source
+registries, checks every key with config.py's machinery, and checks that the model trains on
+that data; any problem is a one-line :class:`~regbench.core.config.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from regbench.core.config import (
+    ConfigError,
+    ExperimentConfig,
+    Settings,
+    SourceConfig,
+    StudyConfig,
+    build_config,
+)
+from regbench.data import source_config, source_names
+from regbench.studies import study_config, study_names
+
+
+def validate(raw: Mapping[str, Any]) -> Settings:
+    """Check a composed config and return typed settings, or raise ConfigError (one line)."""
+    model_schema = _pick_schema(raw, "model", study_names(), study_config)
+    data_schema = _pick_schema(raw, "data", source_names(), source_config)
+    prebuilt = {
+        "model": build_config(model_schema, raw["model"], "model."),
+        "data": build_config(data_schema, raw["data"], "data."),
+        "experiment": validate_experiment(raw.get("experiment")),
+    }
+    # Run folders written before plots= existed have no such key: they drew every figure.
+    raw = {"plots": "all", **raw}
+    settings = build_config(Settings, raw, "", prebuilt=prebuilt)
+    check_pairing(settings.model, settings.data)
+    return settings
+
+
+def validate_experiment(raw: Any) -> ExperimentConfig | None:
+    """The ``experiment`` block (configs/experiment/<name>.yaml), or None without one: run
+    folders written before experiments existed have no such key, and stay valid."""
+    if raw is None:
+        return None
+    return build_config(ExperimentConfig, raw, "experiment.")
+
+
+def check_pairing(model: StudyConfig, data: SourceConfig) -> None:
+    """Each model trains on the data sources its schema lists (e.g. the RNN on ``sine``)."""
+    allowed = model.data_sources
+    if allowed is not None and data.name not in allowed:
+        raise ConfigError(
+            f"model={model.name} cannot train on data={data.name}; use data="
+            + " or data=".join(allowed)
+        )
+
+
+def _pick_schema(
+    raw: Mapping[str, Any], group: str, names: list[str], schema_of: Callable[[str], type]
+) -> type:
+    node = raw.get(group)
+    if not isinstance(node, Mapping) or "name" not in node:
+        raise ConfigError(f"{group} must be one of {', '.join(names)} (e.g. {group}=...)")
+    name = node["name"]
+    if name not in names:
+        raise ConfigError(f"unknown {group} '{name}'; available: {', '.join(names)}")
+    return schema_of(name)

@@ -1,0 +1,323 @@
+"""One run's life cycle, written once: open its folder, record its metrics rows, close it.
+
+Solo runs, resumed runs and each member of a stacked sweep go through the same three steps:
+
+- ``RunSession.open_run`` creates the run folder (or reopens one to resume), writes config.yaml,
+  overrides.yaml and a ``running`` summary, and starts the row writers;
+- ``record`` hands each metrics row to the writers (weights.csv, metrics.csv, checkpoint.pt, the
+  progress reporter, the optional loggers), in that order, so that a crash between two of them
+  leaves a folder that resumes correctly (resume truncates to the last checkpoint);
+- ``complete`` writes model.pt, hands the figures to the drawer (drawing.py) and closes the run
+  as completed once they are drawn; ``fail`` closes it with the status an exception means.
+  Either way summary.json ends with the status that really happened, and the loggers hear it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shlex
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from regbench.core.errors import Diverged, RegbenchError
+from regbench.core.rundir import LOSS_CURVE, RunDir, Status, Summary, timestamp
+from regbench.figures.drawing import Drawing, drawer
+from regbench.training.loggers import Logger, Loggers, build_loggers
+from regbench.training.writers import CheckpointFile, MetricsFile, ReporterRows, WeightsFile
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from regbench.core.config import Settings
+    from regbench.core.progress import Reporter
+    from regbench.studies.base import Study
+
+
+@dataclass
+class RunResult:
+    run_dir: RunDir
+    summary: Summary
+    rows: list[dict[str, Any]]
+
+
+class RunSession:
+    """An open run folder: its summary, its metrics rows so far and its row writers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        study: Study,
+        run_dir: RunDir,
+        summary: Summary,
+        writers: Loggers,
+        rows: list[dict[str, Any]],
+        in_sweep: bool = False,
+    ) -> None:
+        self.settings, self.study, self.run_dir = settings, study, run_dir
+        self.summary, self.writers, self.rows = summary, writers, rows
+        self.started = time.time()
+        self.shared_by = 1  # runs trained together in this process (a stack's members)
+        self.in_sweep = in_sweep  # a job folder a sweep named: the sweep says how to go on
+        self.is_open = True
+
+    @classmethod
+    def open_run(
+        cls,
+        settings: Settings,
+        study: Study,
+        overrides: Sequence[str],
+        reporter: Reporter,
+        checkpoint_state: Callable[[], dict[str, Any]],
+        *,
+        folder: Path | None = None,
+        resume: RunDir | None = None,
+        checkpoint: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+        row_label: dict[str, Any] | None = None,
+    ) -> RunSession:
+        """A new run folder (exactly ``folder`` when given), or ``resume``'s folder continued
+        from ``checkpoint``. ``checkpoint_state`` builds what checkpoint.pt holds after a row;
+        ``extra`` lands in the summary; ``row_label`` prefixes the reporter's row lines."""
+        if resume is None:
+            run_dir = RunDir.create(settings.out_dir, settings.run_name, path=folder)
+            run_dir.write_config(settings.to_dict(), overrides)
+        else:
+            run_dir = resume
+        summary = new_summary(settings, overrides, study=study, run_dir=run_dir)
+        for key, value in (extra or {}).items():
+            setattr(summary, key, value)
+        if checkpoint is not None:
+            summary.resumed_from_epoch = checkpoint["epoch"]
+        run_dir.write_summary(summary)
+        writers: list[Logger] = [
+            WeightsFile(run_dir, settings.weight_threshold),
+            MetricsFile(run_dir),
+            CheckpointFile(run_dir, checkpoint_state),
+            ReporterRows(reporter, row_label or {}),
+            *build_loggers(settings).loggers,
+        ]
+        rows = [dict(row) for row in checkpoint["rows"]] if checkpoint else []
+        drawer().prepare()
+        session = cls(settings, study, run_dir, summary, Loggers(writers), rows, folder is not None)
+        try:
+            session.writers.start(run_dir.path, settings.to_dict())
+        except Exception as exc:
+            session.fail_keeping(exc)
+            raise
+        return session
+
+    def record(self, row: dict[str, Any], seconds: float) -> None:
+        """One metrics row (the train-loss means and the evaluation): add the gap and the
+        time it took, and hand it to every writer."""
+        from regbench.regularization.weights import add_gap
+
+        add_gap(row)
+        row["seconds"] = seconds
+        self.rows.append(row)
+        self.writers.log_row(row, self.study.networks)
+
+    def share_time(self, started: float, runs: int) -> None:
+        """This run trains together with others (a stack): its wall time is its share of the
+        time since ``started``; the summary's ``stack`` keeps the whole."""
+        self.started, self.shared_by = started, runs
+
+    def complete(self) -> None:
+        """Write model.pt, hand the figures to the drawer (drawing.py) and close as completed
+        once they are drawn (as failed if writing the outputs fails)."""
+        try:
+            self.run_dir.save_model(self.study.state_dicts())
+            drawings = self.figures()
+        except Exception as exc:
+            self.fail_keeping(exc)
+            raise
+        self.conclude(Status.COMPLETED)
+        drawer().draw(drawings, self.end_after_figures)
+
+    def end_after_figures(self, error: BaseException | None) -> None:
+        """The end of a completed run, once its figures are drawn: a figure that could not be
+        written makes it failed."""
+        if error is not None:
+            self.summary.status, self.summary.error = Status.FAILED, failure_reason(error)
+        self.write_end()
+
+    def fail(self, exc: BaseException) -> None:
+        """Close with the status ``exc`` means: diverged, interrupted (Ctrl-C, SIGTERM) or
+        failed, with its cause in the summary."""
+        if isinstance(exc, Diverged):
+            self.summary.error, self.summary.diverged_epoch = str(exc), exc.epoch
+            self.close(Status.DIVERGED)
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close(Status.INTERRUPTED)
+        else:
+            self.summary.error = failure_reason(exc)
+            self.close(Status.FAILED)
+
+    def fail_keeping(self, exc: BaseException) -> None:
+        """``fail``, for a caller about to re-raise ``exc``: when the summary cannot be written
+        either (the full disk that ended the run), ``exc`` is the cause to report, not that."""
+        with contextlib.suppress(RegbenchError):
+            self.fail(exc)
+
+    def close(self, status: Status) -> None:
+        """The final summary (results, status, times) and the loggers' end; once only."""
+        if self.is_open:
+            self.conclude(status)
+            self.write_end()
+
+    def conclude(self, status: Status) -> None:
+        """The summary's results, status and times, in memory (``write_end`` writes them)."""
+        self.is_open = False
+        set_results(self.summary, self.study.goals, self.rows)
+        self.summary.status, self.summary.finished_at = status, timestamp()
+        wall = time.time() - self.started
+        self.summary.wall_seconds = wall / self.shared_by
+        if self.summary.stack is not None:
+            self.summary.stack["wall_seconds"] = wall
+
+    def write_end(self) -> None:
+        self.run_dir.write_summary(self.summary)
+        self.writers.finish(self.run_dir.path, self.summary.status.value)
+
+    def figures(self) -> list[Drawing]:
+        """The figures ``plots`` asks for, to draw: the loss curve, then (``all``) the study's
+        own figures and the weight figures."""
+        from regbench.figures.plots import loss_curve
+        from regbench.figures.titles import plot_title
+        from regbench.regularization.weights import weight_plots
+
+        study, path, plots = self.study, self.run_dir.path, self.settings.plots
+        if plots == "none":
+            return []
+        title = plot_title(self.settings, study.data.name)
+        curve = Drawing(loss_curve, (self.rows, study.loss_columns, title, path / LOSS_CURVE))
+        if plots == "summary":
+            return [curve]
+        return [
+            curve,
+            *study.figures(path, self.rows),
+            *weight_plots(study.networks, self.run_dir, title),
+        ]
+
+    def how_to_go_on(self) -> str:
+        """The line an interrupted run leaves on the console."""
+        done = self.rows[-1]["epoch"] if self.rows else 0
+        return (
+            f"interrupted after epoch {done} of {self.settings.epochs}; outputs in {self.run_dir}; "
+            f"to go on: regbench resume {shlex.quote(str(self.run_dir.path))}"
+        )
+
+    @property
+    def result(self) -> RunResult:
+        return RunResult(self.run_dir, self.summary, self.rows)
+
+
+@contextmanager
+def closing(sessions: Sequence[RunSession], reporter: Reporter) -> Iterator[None]:
+    """Train inside this: SIGTERM counts as Ctrl-C, and an exception closes every session still
+    open with the status it means before it propagates."""
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except BaseException as exc:
+        reporter.stop()
+        interrupted = [s for s in sessions if s.is_open and isinstance(exc, KeyboardInterrupt)]
+        for session in sessions:
+            session.fail_keeping(exc)
+        for session in interrupted:
+            if not session.in_sweep:  # a sweep says how to go on with all its jobs: --dir
+                reporter.notice(session.how_to_go_on())
+        raise
+    finally:
+        reporter.stop()
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The ``error`` of a failed run: never empty, so ``failed`` always says why."""
+    if isinstance(exc, SystemExit):
+        return f"the process was told to exit (SystemExit {exc.code}) while the run trained"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def new_summary(
+    settings: Settings,
+    overrides: Sequence[str],
+    study: Study | None = None,
+    run_dir: RunDir | None = None,
+) -> Summary:
+    """A ``running`` summary of a run of ``settings``; without a study (a job that failed before
+    its run could be built) it holds what the settings say."""
+    summary = Summary(
+        status=Status.RUNNING,
+        name=settings.run_name,
+        model=settings.model.name,
+        seed=settings.seed,
+        overrides=list(overrides),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        run_dir=str(run_dir.path) if run_dir else None,
+        epochs=settings.epochs,
+        started_at=timestamp(),
+    )
+    if study is not None:
+        summary.device = str(study.device)
+        summary.data = study.data.describe()
+        summary.environment = environment(settings, study)
+    return summary
+
+
+def environment(settings: Settings, study: Study) -> dict[str, Any]:
+    """What, besides the config, can change a run's numbers (rerun --check compares these)."""
+    import torch
+
+    from regbench.core.version import regbench_version
+
+    on_cuda = study.device.type == "cuda"
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "regbench": regbench_version(),
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+        "deterministic": settings.deterministic,
+        "cuda": torch.version.cuda if on_cuda else None,
+        "gpu": torch.cuda.get_device_name(study.device) if on_cuda else None,
+        "argv": sys.argv,
+    }
+
+
+def set_results(summary: Summary, goals: dict[str, str], rows: Sequence[dict[str, Any]]) -> None:
+    """Epochs completed, the last row, and the best value of each goal ("min" or "max")."""
+    best = {}
+    for metric, goal in goals.items() if rows else ():
+        pick = min if goal == "min" else max
+        row = pick(rows, key=lambda r, m=metric: r[m])
+        best[metric] = {"value": row[metric], "epoch": row["epoch"]}
+    summary.epochs_completed = rows[-1]["epoch"] if rows else 0
+    summary.final, summary.best = (rows[-1] if rows else {}), best
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a scheduler's preemption) ends the run like Ctrl-C: status interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
