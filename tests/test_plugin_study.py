@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.core.config import StudyConfig, bounds
-from regbench.regularization.penalties import dropout_layer
+from regbench.config import StudyConfig, bounds
+from regbench.regularize import dropout_layer
 from regbench.studies import STUDIES, register_study
 from regbench.studies.base import Study
 from tests.conftest import RUN_FILES, run_dirs
