@@ -291,6 +291,17 @@ def test_3x3_grid_with_nothing_shown(cli, tmp_path: Path, base_config: dict[str,
             effect, n = abs(float(row["test_loss_effect_size"])), int(needed)
             assert integrated_power(effect, n, 0.05 / 8, True) >= 0.8
             assert integrated_power(effect, n - 1, 0.05 / 8, True) < 0.8
+        # The 95% CI of d_z leaves out 0 exactly when the paired t-test's raw p < 0.05 (both
+        # invert the same t); with 0 inside, the range has no finite top.
+        low, high = (float(row[f"test_loss_effect_size_ci_{end}"]) for end in ("low", "high"))
+        assert (low <= 0 <= high) == (float(row["test_loss_p"]) >= 0.05)
+        if low <= 0 <= high:
+            assert row["test_loss_seeds_needed_note"] == "no finite number"
+            assert row["test_loss_seeds_needed_high"] == ""
+        else:  # shown on its own, not after Holm over 8: a finite range
+            assert row["test_loss_seeds_needed_note"] == ""
+            assert int(row["test_loss_seeds_needed_high"]) >= int(needed)
+        assert int(row["test_loss_seeds_needed_low"]) <= int(needed or 10_001)
     assert {r["best"] for r in rows} == {"False"}
     markdown = (root / "comparison.md").read_text()
     assert "p (Holm)" in markdown and "Holm-adjusted over the family" in markdown
@@ -302,7 +313,14 @@ def test_3x3_grid_with_nothing_shown(cli, tmp_path: Path, base_config: dict[str,
     assert all(" test_loss " in v for v in verdicts[:8]) and all(
         " test_acc " in v for v in verdicts[8:]
     )
-    assert all(": not shown with 5 paired seeds (" in v and "needed)" in v for v in verdicts)
+    assert all(
+        ": not shown with 5 paired seeds; " in v
+        and " needed if the true effect is as observed; " in v
+        and " by these seeds [95% CI of d_z " in v
+        for v in verdicts
+    )
+    unbounded = sum(r["test_loss_seeds_needed_note"] == "no finite number" for r in others)
+    assert sum(", possibly no finite number" in v for v in verdicts[:8]) == unbounded
     assert all(v.removeprefix("verdict: ") in markdown for v in verdicts)
     assert "no group is shown to beat the baseline" in result.stderr
     assert "no group is shown to beat the baseline" in markdown
@@ -317,6 +335,7 @@ def test_3x3_grid_with_a_shown_effect_claims_best(
     rows = read_csv(root / "comparison.csv")
     assert rows[0]["group"] == "dropout=0.5 weight_decay=0" and rows[0]["best"] == "True"
     assert rows[0]["test_loss_shown"] == "True" and rows[0]["test_loss_seeds_needed"] == ""
+    assert rows[0]["test_loss_seeds_needed_note"] == "shown"
     assert float(rows[0]["test_loss_p_holm"]) < 0.05
     assert [r["best"] for r in rows[1:]] == ["False"] * 8
     line = next(v for v in result.stdout.splitlines() if "dropout=0.5 weight_decay=0 " in v)

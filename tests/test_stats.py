@@ -110,6 +110,48 @@ def test_welch_without_spread_is_exact() -> None:
     assert result.value == 0.75 and result.ci == (0.75, 0.75) and math.isnan(result.p)
 
 
+# ----------------------------------------------------------------------------- spread in rounding
+# Constant finals against a constant baseline: (group, baseline), three seeds each.
+CONSTANTS = {
+    "rounded": ([0.1 + 0.2, 0.3, 0.30000000000000004], [0.4] * 3),  # one number, three roundings
+    "decimal": ([0.3] * 3, [0.4] * 3),  # numpy's mean of three 0.4s rounds: std 6.8e-17
+    "dyadic": ([0.25] * 3, [0.375] * 3),  # exact in binary: std 0 even before
+}
+ROUNDED = CONSTANTS["rounded"][0]
+
+
+def test_a_spread_within_rounding_is_no_spread() -> None:
+    # numpy sees a spread of 3.9e-17: a d of -1.8e15 against a constant 0.4, once "shown".
+    assert 0 < float(np.std(ROUNDED, ddof=1)) < 1e-16
+    assert stats.sample_std(ROUNDED) == 0.0
+    result = stats.describe(ROUNDED)
+    assert result.std == 0.0 and result.ci == (result.mean, result.mean)
+
+
+def test_a_real_spread_however_small_is_kept() -> None:
+    # The tolerance is relative to the values' size (1e-12 of it): tiny values keep their spread.
+    assert stats.sample_std([1e-20, 2e-20, 3e-20]) == pytest.approx(1e-20)
+    assert stats.sample_std([1.0, 1.0 + 1e-9, 1.0 + 2e-9]) == pytest.approx(1e-9, rel=1e-6)
+    assert math.isnan(stats.sample_std([1.0]))  # one value: no spread to speak of
+    result = stats.paired([1.0, 1.0 + 1e-9, 1.0 + 3e-9], [1.0, 1.0, 1.0])
+    assert result.p == pytest.approx(sp.ttest_rel([1.0, 1.0 + 1e-9, 1.0 + 3e-9], [1.0] * 3).pvalue)
+
+
+@pytest.mark.parametrize("case", list(CONSTANTS))
+@pytest.mark.parametrize("seeds", [(1, 2, 3), (4, 5, 6)], ids=["paired", "Welch"])
+def test_constant_finals_get_no_test_on_any_path(case: str, seeds: tuple) -> None:
+    finals, base = CONSTANTS[case]
+    group = list(zip(seeds, finals, strict=True))
+    baseline = list(zip((1, 2, 3), base, strict=True))
+    diff = stats.difference(group, baseline)
+    assert diff.test == ("paired" if seeds == (1, 2, 3) else "Welch")
+    assert math.isnan(diff.p) and diff.ci == (diff.value, diff.value)
+    assert diff.value == pytest.approx(finals[1] - base[1], rel=1e-12)
+    assert stats.difference(group, baseline, ci="bootstrap").ci == diff.ci
+    assert math.isnan(stats.effect(group, baseline, higher_is_better=False).d)
+    assert math.isnan(stats.equivalence(group, baseline, margin=0.5).p)
+
+
 # ----------------------------------------------------------------------------- difference
 def test_difference_is_paired_over_shared_seeds_else_welch() -> None:
     group = [(1, 0.30), (2, 0.36), (3, 0.33), (4, 0.41)]

@@ -10,7 +10,8 @@ Only completed runs are replicates; failed, diverged and unfinished runs are cou
 Per metric, the comparisons of every group with the baseline form one family: their p-values are
 Holm-adjusted, and a difference counts as shown only when its adjusted p is below ALPHA. Each
 cell also gets effect sizes (relative change, d or d_z, P(better)) and, when its difference is
-not shown, the seeds a t-test would need to show it. ``best`` is claimed only for what is shown.
+not shown, the seeds a t-test would need to show it: for the observed d, and the range the 95%
+interval of d implies (stats.seeds_range). ``best`` is claimed only for what is shown.
 
 With an equivalence ``margin`` (in units of the first metric), each group also gets a TOST
 against the baseline in that metric, Holm-adjusted over the same family: "equivalent within
@@ -36,13 +37,14 @@ from regbench.analysis.stats import (
     Difference,
     Effect,
     Equivalence,
+    SeedsRange,
     Stats,
     describe,
     difference,
     effect,
     equivalence,
     holm,
-    seeds_needed,
+    seeds_range,
 )
 from regbench.core.config import ExperimentConfig, hashable
 from regbench.core.errors import UsageError
@@ -147,6 +149,7 @@ class Cell:
     p_adjusted: float = NAN  # Holm over the metric's family (every group vs the baseline)
     shown: bool = False  # p_adjusted < ALPHA
     seeds_needed: int | None = None  # per group, when not shown (None: shown, or no estimate)
+    seeds_range: SeedsRange | None = None  # seeds_needed with the range the CI of d implies
     equivalence: Equivalence | None = None  # TOST against the baseline (with a margin only)
     tost_adjusted: float = NAN  # its p, Holm over the metric's family
     equivalent: bool = False  # tost_adjusted < ALPHA
@@ -321,9 +324,10 @@ def _test_family(rows: Sequence[Row], metric: str, ci: str) -> int:
         if not cell.shown and cell.effect and size:
             # At alpha / m, Bonferroni's level, which is the strictest step of Holm's: that many
             # seeds would show the difference after the correction, not only on its own.
-            cell.seeds_needed = seeds_needed(
-                abs(cell.effect.d), alpha=ALPHA / size, paired=cell.effect.paired
+            cell.seeds_range = seeds_range(
+                cell.effect.d, cell.effect.ci, alpha=ALPHA / size, paired=cell.effect.paired
             )
+            cell.seeds_needed = cell.seeds_range.observed
     return size
 
 

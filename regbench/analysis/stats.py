@@ -5,13 +5,14 @@ mean, sample std, Student-t confidence interval for the mean); ``difference`` co
 with a baseline: a paired t-test over the seeds both share when there are two or more (the same
 seed means the same initial weights and data order, so pairing removes that variance), Welch's
 t-test otherwise. Degenerate inputs (n = 1, zero spread) give nan or exact intervals, never a
-warning.
+warning; a spread within rounding of zero is zero (``sample_std``), on every path.
 
 Beyond the p-value, in the style of rliable (statistics as functions over arrays): ``holm``
 adjusts the p-values of a family of comparisons; ``effect`` gives the relative change, Cohen's d
 (d_z when paired) and the probability of improvement P(X > Y); ``seeds_needed`` turns an observed
-effect into the number of seeds a t-test needs to show it (noncentral t power); and
-``bootstrap_mean`` / ``bootstrap_difference`` are BCa bootstrap intervals, the option to the
+effect into the number of seeds a t-test needs to show it (noncentral t power), and
+``seeds_range`` adds the range that the effect's noncentral-t interval (``d_interval``) implies;
+and ``bootstrap_mean`` / ``bootstrap_difference`` are BCa bootstrap intervals, the option to the
 t interval.
 
 For an equivalence claim ("A and B train to the same result") a large p-value shows nothing:
@@ -63,7 +64,7 @@ def describe(values: ArrayLike, confidence: float = CONFIDENCE, ci: str = "t") -
     n, mean = len(x), float(x.mean())
     if n < 2:
         return Stats(n, mean, NAN, (NAN, NAN))
-    std = float(x.std(ddof=1))
+    std = sample_std(x)
     if std == 0:
         return Stats(n, mean, 0.0, (mean, mean))
     if ci == "bootstrap":
@@ -83,6 +84,30 @@ def t_interval(confidence: float, df: int, loc: float, scale: float) -> tuple[fl
     return low, high
 
 
+# Values equal in exact arithmetic but reached by different sums (0.1 + 0.2 and 0.3) differ by a
+# few ulps (2.2e-16 of their size each), and numpy's mean adds about log2(n) ulps more: such a
+# "constant" has a std near 1e-17 and a t statistic or d near 1e14. 1e-12 of the values' size is
+# thousands of ulps above that, and five orders of magnitude below the resolution of a metric
+# trained in float32 (1.2e-7), so no seed-to-seed spread is mistaken for rounding.
+ROUNDING = 1e-12
+
+
+def sample_std(values: ArrayLike, *originals: ArrayLike) -> float:
+    """The sample standard deviation (ddof=1) of ``values``, or 0.0 when it is within rounding of
+    zero: at most ROUNDING times the largest |value| of ``originals`` (default ``values``; for
+    paired differences, the two samples they are differences of, whose rounding they carry).
+    Every test and effect size here reads spread through this, so that "no spread, no test" holds
+    alike for exact and rounded constants, paired and Welch. nan with fewer than two values."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return NAN
+    std = float(x.std(ddof=1))
+    size = max(float(np.max(np.abs(np.asarray(o, dtype=float)))) for o in originals or (x,))
+    return 0.0 if std <= ROUNDING * size else std
+
+
 def paired(x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE) -> Difference:
     """mean(x - y) with the paired t-test's CI and p-value; ``x[i]`` and ``y[i]`` are one pair
     (at least two pairs)."""
@@ -91,7 +116,7 @@ def paired(x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE) -> Differ
 
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     d = a - b
-    if float(d.std(ddof=1)) == 0:  # t is undefined: every pair differs by the same amount
+    if sample_std(d, a, b) == 0:  # t is undefined: every pair differs by the same amount
         return Difference(float(d.mean()), (float(d.mean()),) * 2, NAN, "paired", len(d))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -110,7 +135,7 @@ def welch(x: ArrayLike, y: ArrayLike, confidence: float = CONFIDENCE) -> Differe
 
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     value = float(a.mean() - b.mean())
-    if float(a.std(ddof=1)) == 0 and float(b.std(ddof=1)) == 0:
+    if sample_std(a) == 0 and sample_std(b) == 0:
         return Difference(value, (value, value), NAN, "Welch", len(a))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -139,7 +164,9 @@ def difference(
         boot = bootstrap_difference(x, y, confidence) if ci == "bootstrap" else None
     else:
         return Difference(float(x.mean() - y.mean()), (NAN, NAN), NAN, "", len(x))
-    return result if boot is None else replace(result, ci=boot)
+    if boot is None or math.isnan(result.p):  # no spread: the exact interval, as the t-test's
+        return result
+    return replace(result, ci=boot)
 
 
 def samples(
@@ -164,6 +191,7 @@ class Effect:
     d: float  # d_z (paired) or Cohen's d (unpaired), signed like the difference
     prob_improvement: float  # P(group better than baseline), ties 1/2
     paired: bool
+    ci: tuple[float, float] = (NAN, NAN)  # CONFIDENCE interval of the true d (``d_interval``)
 
 
 def effect(
@@ -177,7 +205,9 @@ def effect(
     x, y, is_paired = samples(group, baseline)
     d = cohens_dz(x, y) if is_paired else cohens_d(x, y)
     change = relative_change(float(x.mean()), float(y.mean()))
-    return Effect(change, d, prob_improvement(x, y, higher_is_better, is_paired), is_paired)
+    chance = prob_improvement(x, y, higher_is_better, is_paired)
+    interval = d_interval(d, len(x), None if is_paired else len(y))
+    return Effect(change, d, chance, is_paired, interval)
 
 
 def shared_seeds(seeds: Sequence[Hashable], baseline_seeds: Sequence[Hashable]) -> list[Hashable]:
@@ -236,12 +266,12 @@ def tost(
 def _paired_se(a: NDArray, b: NDArray) -> tuple[float, float, float]:
     """Mean difference, its standard error and degrees of freedom, for pairs."""
     d = a - b
-    return float(d.mean()), float(d.std(ddof=1)) / math.sqrt(len(d)), len(d) - 1.0
+    return float(d.mean()), sample_std(d, a, b) / math.sqrt(len(d)), len(d) - 1.0
 
 
 def _welch_se(a: NDArray, b: NDArray) -> tuple[float, float, float]:
     """Difference of means, its standard error and Welch-Satterthwaite degrees of freedom."""
-    va, vb = float(a.var(ddof=1)) / len(a), float(b.var(ddof=1)) / len(b)
+    va, vb = sample_std(a) ** 2 / len(a), sample_std(b) ** 2 / len(b)
     se2 = va + vb
     if se2 == 0:
         return float(a.mean() - b.mean()), 0.0, NAN
@@ -299,7 +329,8 @@ def cohens_d(x: ArrayLike, y: ArrayLike) -> float:
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(a) < 2 or len(b) < 2:
         return NAN
-    pooled = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
+    var_a, var_b = sample_std(a) ** 2, sample_std(b) ** 2
+    pooled = ((len(a) - 1) * var_a + (len(b) - 1) * var_b) / (len(a) + len(b) - 2)
     if pooled == 0:
         return NAN
     return float((a.mean() - b.mean()) / math.sqrt(pooled))
@@ -310,10 +341,52 @@ def cohens_dz(x: ArrayLike, y: ArrayLike) -> float:
     on). nan with fewer than two pairs or a constant difference."""
     import numpy as np
 
-    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
-    if len(d) < 2 or float(d.std(ddof=1)) == 0:
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    d = a - b
+    spread = sample_std(d, a, b) if len(d) >= 2 else NAN
+    if math.isnan(spread) or spread == 0:
         return NAN
-    return float(d.mean() / d.std(ddof=1))
+    return float(d.mean()) / spread
+
+
+def d_interval(
+    d: float, n: int, n_baseline: int | None = None, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """The ``confidence`` interval of a true standardized effect, from its estimate ``d``:
+    d_z over ``n`` pairs (``n_baseline`` None), or Cohen's d of samples of ``n`` and
+    ``n_baseline`` values (pooled variance, df n + n_baseline - 2, as ``power`` assumes). The
+    t statistic d * sqrt(n) (paired) or d * sqrt(n m / (n + m)) follows a noncentral t whose
+    noncentrality is the true effect times the same factor; the interval holds the
+    noncentralities under which the observed t is not in either tail (Cumming & Finch 2001).
+    nan for an undefined d or fewer than two values a side."""
+    paired = n_baseline is None
+    smallest = n if paired else min(n, n_baseline)
+    if math.isnan(d) or smallest < 2:
+        return (NAN, NAN)
+    df = n - 1 if paired else n + n_baseline - 2
+    scale = math.sqrt(n if paired else n * n_baseline / (n + n_baseline))
+    tail = (1 - confidence) / 2
+    low, high = (_noncentrality(d * scale, df, q) / scale for q in (1 - tail, tail))
+    return low, high
+
+
+def _noncentrality(t: float, df: int, q: float) -> float:
+    """The noncentrality under which the t statistic falls at or below ``t`` with probability
+    ``q``."""
+    from scipy.optimize import brentq
+    from scipy.special import nctdtr
+
+    def excess(nc: float) -> float:
+        return float(nctdtr(df, nc, t)) - q
+
+    # P(T <= t) falls as the noncentrality grows: step out from t until the root is bracketed.
+    step = 1.0 + abs(t)
+    low, high = t - step, t + step
+    while excess(low) < 0:
+        low, step = low - step, 2 * step
+    while excess(high) > 0:
+        high, step = high + step, 2 * step
+    return float(brentq(excess, low, high, xtol=1e-12, rtol=1e-12))
 
 
 def prob_improvement(
@@ -341,12 +414,27 @@ def power(effect: float, n: int, alpha: float = 0.05, paired: bool = True) -> fl
     """Power of the two-sided t-test at ``alpha`` for a true standardized ``effect`` with ``n``
     per group: paired (d_z, df n - 1, noncentrality d_z * sqrt(n)) or two-sample (Cohen's d,
     df 2n - 2, noncentrality d * sqrt(n / 2)), from the noncentral t."""
-    from scipy import stats
+    from scipy.special import stdtrit
 
     df = n - 1 if paired else 2 * n - 2
     nc = effect * math.sqrt(n if paired else n / 2)
-    critical = stats.t.isf(alpha / 2, df)
-    return float(stats.nct.sf(critical, df, nc) + stats.nct.cdf(-critical, df, nc))
+    critical = -float(stdtrit(df, alpha / 2))
+    # T > c, plus T < -c written as T > c under -nc (the same by symmetry).
+    return _above(critical, df, nc) + _above(critical, df, -nc)
+
+
+def _above(t: float, df: int, nc: float) -> float:
+    """P(T > t) under noncentrality ``nc``, as 1 - scipy.special's cdf: 20 times faster than
+    scipy.stats' nct, and seeds_range evaluates power dozens of times per cell. Far in a tail
+    that cdf can be nan; scipy.stats' sf has the answer there."""
+    from scipy.special import nctdtr
+
+    below = float(nctdtr(df, nc, t))
+    if math.isnan(below):
+        from scipy import stats
+
+        return float(stats.nct.sf(t, df, nc))
+    return 1.0 - below
 
 
 def seeds_needed(
@@ -373,6 +461,43 @@ def seeds_needed(
     return low
 
 
+@dataclass(frozen=True)
+class SeedsRange:
+    """Seeds per group that show an effect with POWER: for the effect as estimated, and the range
+    its confidence interval implies. ``observed`` alone is post-hoc power (Hoenig & Heisey 2001):
+    the estimate is no truer than the effect it comes from. None: more than MAX_SEEDS, or no
+    effect to power for."""
+
+    observed: int | None  # the estimate taken as the true effect
+    low: int | None  # at the interval's end farthest from zero: the fewest seeds
+    high: int | None  # at the end nearest zero: the most; None when unbounded
+    unbounded: bool  # the interval includes zero: no finite number is sure to be enough
+    estimated: bool = True  # False: no interval of the effect (too few values, no spread)
+
+
+def seeds_range(
+    effect: float,
+    interval: tuple[float, float],
+    alpha: float = 0.05,
+    paired: bool = True,
+    target: float = POWER,
+) -> SeedsRange:
+    """``seeds_needed`` for ``effect`` and for the ends of its ``interval`` (``d_interval``).
+    Power grows with |effect|, so when the true effect is inside the interval its seeds are
+    inside [low, high]: the range covers them at least as often as the interval covers the
+    effect, and ``low`` alone is a one-sided bound (e.g. 97.5% for a 95% interval)."""
+    if any(math.isnan(end) for end in interval) or math.isnan(effect):
+        return SeedsRange(None, None, None, unbounded=True, estimated=False)
+    far, near = sorted((abs(end) for end in interval), reverse=True)
+    unbounded = interval[0] <= 0 <= interval[1]
+
+    def needed(size: float) -> int | None:
+        return seeds_needed(size, alpha, paired, target)
+
+    high = None if unbounded else needed(near)
+    return SeedsRange(needed(abs(effect)), needed(far), high, unbounded)
+
+
 # ----------------------------------------------------------------------------- bootstrap
 RESAMPLES = 9999
 BOOTSTRAP_SEED = 0  # fixed, so that the same runs always give the same interval
@@ -386,7 +511,7 @@ def bootstrap_mean(values: ArrayLike, confidence: float = CONFIDENCE) -> tuple[f
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return (NAN, NAN)
-    if float(x.std()) == 0:
+    if sample_std(x) == 0:
         return (float(x.mean()),) * 2
     return _bootstrap((x,), lambda a, axis: np.mean(a, axis=axis), confidence)
 
@@ -401,7 +526,7 @@ def bootstrap_difference(
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(a) < 2 or len(b) < 2:
         return (NAN, NAN)
-    if float(a.std()) == 0 and float(b.std()) == 0:
+    if sample_std(a) == 0 and sample_std(b) == 0:
         return (float(a.mean() - b.mean()),) * 2
     return _bootstrap(
         (a, b), lambda u, v, axis: np.mean(u, axis=axis) - np.mean(v, axis=axis), confidence

@@ -13,7 +13,7 @@ from typing import Any
 
 from regbench.analysis.comparison import MIN_REPLICATES, Cell, Comparison, Row, show
 from regbench.analysis.runs import higher_is_better
-from regbench.analysis.stats import MAX_SEEDS, NAN
+from regbench.analysis.stats import CONFIDENCE, MAX_SEEDS, NAN, Effect
 
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
 # Metrics that describe a model rather than score it (sparsity and norms of the weights; the
@@ -105,14 +105,36 @@ def _percent(x: float) -> str:
 
 
 def _seeds(cell: Cell) -> str:
-    """Seeds per group that would show the difference: blank when shown, — when no estimate."""
+    """Seeds per group that would show the difference, then in brackets the range the CI of d
+    implies (∞: it includes 0), e.g. "17 (9-∞)": blank when shown, — when no estimate."""
+    seeds = cell.seeds_range
     if cell.shown:
         return ""
-    if cell.seeds_needed is not None:
-        return str(cell.seeds_needed)
-    if cell.effect is not None and not math.isnan(cell.effect.d) and cell.effect.d != 0:
-        return f">{MAX_SEEDS}"
-    return "—"
+    if seeds is None or not seeds.estimated:
+        return "—"
+    observed = "∞" if cell.effect is not None and cell.effect.d == 0 else _count(seeds.observed)
+    high = "∞" if seeds.unbounded else _count(seeds.high)
+    return f"{observed} ({_count(seeds.low)}-{high})"
+
+
+def _count(seeds: int | None) -> str:
+    return f">{MAX_SEEDS}" if seeds is None else str(seeds)
+
+
+def seeds_note(cell: Cell) -> str:
+    """Why the seeds-needed columns hold no number: "shown", "no estimate" (no test, or no d),
+    "no finite number" (the CI of d includes 0, so no n is sure to be enough) or "more than
+    MAX_SEEDS"; blank for a finite range, and for a row not compared (the baseline)."""
+    seeds = cell.seeds_range
+    if cell.diff is None:
+        return ""
+    if cell.shown:
+        return "shown"
+    if seeds is None or not seeds.estimated:
+        return "no estimate"
+    if seeds.unbounded:
+        return "no finite number"
+    return f"more than {MAX_SEEDS}" if seeds.high is None else ""
 
 
 def _test_text(row: Row) -> str:
@@ -150,7 +172,9 @@ def caption(comparison: Comparison) -> str:
         f"group against the baseline, one family per metric ({sizes} comparisons); shown = "
         f"adjusted p < {comparison.alpha}. Seeds needed (per group) = the n at which the t-test "
         f"shows the observed d with 80% power at alpha {comparison.alpha}/m, for differences "
-        f"not shown. Best = {goal} mean {comparison.main}, only when shown."
+        f"not shown; in brackets the n for the ends of d's {CONFIDENCE:.0%} CI (noncentral t), "
+        "∞ when it includes 0: the observed d alone makes the number optimistic. "
+        f"Best = {goal} mean {comparison.main}, only when shown."
     )
 
 
@@ -223,9 +247,26 @@ def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
     text += f", Holm p = {_p(cell.p_adjusted)}"
     if cell.shown:
         return f"{text}: shown with {seeds}"
-    needed = _seeds(cell)
-    about = f"about {needed}" if needed.isdigit() else needed
-    return f"{text}: not shown with {seeds} ({about} needed)"
+    return f"{text}: not shown with {seeds}; {_seeds_verdict(cell, effect)}"
+
+
+def _seeds_verdict(cell: Cell, effect: Effect) -> str:
+    """The seeds needed in words: for the observed effect, then the range its CI allows, e.g.
+    "about 17 needed if the true effect is as observed; at least 9 by these seeds [95% CI of
+    d_z -0.2, 1.8], possibly no finite number"."""
+    seeds = cell.seeds_range
+    if seeds is None or not seeds.estimated:
+        return "no estimate of the seeds needed"
+    beyond = f"more than {MAX_SEEDS}"
+    observed = beyond if seeds.observed is None else f"about {seeds.observed}"
+    ci = _ci_text(f"{CONFIDENCE:.0%} CI of {'d_z' if effect.paired else 'd'}", effect.ci)
+    if seeds.low is None:
+        span = f"{beyond} by these seeds {ci}"
+    elif seeds.unbounded:
+        span = f"at least {seeds.low} by these seeds {ci}, possibly no finite number"
+    else:
+        span = f"{seeds.low} to {_count(seeds.high).replace('>', 'more than ')} by these seeds {ci}"
+    return f"{observed} needed if the true effect is as observed; {span}"
 
 
 def _ci_text(name: str, ci: tuple[float, float]) -> str:
@@ -306,6 +347,7 @@ def _tex(text: str) -> str:
         ("#", "\\#"),
         ("Δ", "$\\Delta$"),
         ("—", "--"),
+        ("∞", "$\\infty$"),
         ("<", "$<$"),
         ("±", "$\\pm$"),
     ):
@@ -360,8 +402,27 @@ def _csv_effect(metric: str, cell: Cell) -> dict[str, Any]:
         f"{metric}_effect_size": effect.d if effect else NAN,
         f"{metric}_effect_size_kind": ("d_z" if effect.paired else "d") if effect else "",
         f"{metric}_prob_improvement": effect.prob_improvement if effect else NAN,
-        f"{metric}_seeds_needed": cell.seeds_needed if cell.seeds_needed is not None else "",
+        **_csv_seeds(metric, cell),
         **_csv_equivalence(metric, cell),
+    }
+
+
+def _csv_seeds(metric: str, cell: Cell) -> dict[str, Any]:
+    """The seeds needed, the range the CI of d implies (integers, blank for none) and a note
+    that says why a blank is blank; with the CI of d itself."""
+    seeds, effect = cell.seeds_range, cell.effect
+    counted = seeds is not None and seeds.estimated
+
+    def count(n: int | None) -> int | str:
+        return n if counted and n is not None else ""
+
+    return {
+        f"{metric}_effect_size_ci_low": effect.ci[0] if effect else NAN,
+        f"{metric}_effect_size_ci_high": effect.ci[1] if effect else NAN,
+        f"{metric}_seeds_needed": count(cell.seeds_needed),
+        f"{metric}_seeds_needed_low": count(seeds.low if seeds else None),
+        f"{metric}_seeds_needed_high": count(seeds.high if seeds else None),
+        f"{metric}_seeds_needed_note": seeds_note(cell),
     }
 
 
