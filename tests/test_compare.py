@@ -13,6 +13,7 @@ import pytest
 from regbench.analysis import runs
 from regbench.analysis.comparison import compare
 from regbench.core.errors import UsageError
+from regbench.core.metrics import Metric
 from regbench.core.rundir import RunDir, Status, Summary
 from tests.test_stats import direct_paired, direct_stats, direct_welch
 
@@ -61,12 +62,24 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def test_best_reports_every_metric_at_the_epoch_one_metric_selects() -> None:
+    """The selected epoch is one epoch per run: its loss's best (epoch 2), where acc is 0.6,
+    not acc's own best (0.9 at epoch 3)."""
+    rows = [{"epoch": 1, "loss": 0.5, "acc": 0.7}, {"epoch": 2, "loss": 0.3, "acc": 0.6}]
+    rows.append({"epoch": 3, "loss": 0.4, "acc": 0.9})
+    by_loss = Metric("loss", "", "min")
+    assert runs.selected_row(rows, by_loss)["epoch"] == 2
+    assert runs.value_at(rows, "acc", "best", select=by_loss) == 0.6
+    assert runs.value_at(rows, "acc", "best", select=Metric("acc", "", "max")) == 0.9
+
+
 def test_value_at_final_best_and_epoch() -> None:
     rows = [{"epoch": 1, "loss": 0.5, "acc": 0.7}, {"epoch": 2, "loss": 0.3, "acc": 0.9}]
     rows.append({"epoch": 3, "loss": 0.4, "acc": 0.8})
+    loss, acc = Metric("loss", "", "min"), Metric("acc", "", "max")
     assert runs.value_at(rows, "loss", "final") == 0.4
-    assert runs.value_at(rows, "loss", "best") == 0.3
-    assert runs.value_at(rows, "acc", "best") == 0.9
+    assert runs.value_at(rows, "loss", "best", select=loss) == 0.3
+    assert runs.value_at(rows, "acc", "best", select=acc) == 0.9
     assert runs.value_at(rows, "acc", "epoch=1") == 0.7
     assert runs.value_at(rows, "acc", "epoch=9") is None
     with pytest.raises(UsageError, match="final, best or epoch=N"):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench.analysis.comparison import Comparison, Group, Row, compare, show
-from regbench.analysis.runs import higher_is_better
 from regbench.core.errors import UsageError
 from regbench.core.rundir import CONFIG, RunDir
 from regbench.figures.plots import new_figure, save
@@ -205,10 +204,15 @@ def _metric_panel(ax: Any, comparison: Comparison, metric: str, labels: bool) ->
     ax.set_yticks(range(len(rows)), [_row_label(row) for row in rows] if labels else [])
     ax.tick_params(axis="y", labelsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # the table's order, best on top
-    better = "higher" if higher_is_better(metric) else "lower"
-    ax.set_title(f"mean and 95% CI over seeds ({better} is better)", fontsize=9)
+    ax.set_title(f"mean and 95% CI over seeds{_better_text(comparison, metric)}", fontsize=9)
     ax.set_xlabel(f"{metric} ({comparison.at})")
     ax.grid(alpha=0.3, axis="x")
+
+
+def _better_text(comparison: Comparison, metric: str) -> str:
+    """" (lower is better)", or nothing for a metric without a direction."""
+    direction = comparison.spec(metric).direction
+    return {"min": " (lower is better)", "max": " (higher is better)"}.get(direction, "")
 
 
 def _row_label(row: Row) -> str:
@@ -252,7 +256,7 @@ def heatmap_figure(comparison: Comparison) -> Figure | None:
             notes[i][j] = _cell_text(stats)
     fig, axes = new_figure(width=1.6 * len(x_values) + 3.2)
     ax = axes[0, 0]
-    cmap = "viridis" if higher_is_better(comparison.main) else "viridis_r"
+    cmap = "viridis_r" if comparison.spec(comparison.main).direction == "min" else "viridis"
     image = ax.imshow(np.ma.masked_invalid(means), cmap=cmap, aspect="auto")
     for i, row_notes in enumerate(notes):
         for j, text in enumerate(row_notes):
@@ -261,9 +265,9 @@ def heatmap_figure(comparison: Comparison) -> Figure | None:
     ax.set_yticks(range(len(y_values)), [show(v) for v in y_values])
     ax.set_xlabel(x_key)
     ax.set_ylabel(y_key)
-    better = "higher" if higher_is_better(comparison.main) else "lower"
     ax.set_title(f"{comparison.main} ({comparison.at}): mean over seeds", fontsize=10)
-    fig.colorbar(image, ax=ax, label=f"mean {comparison.main} ({better} is better)")
+    label = f"mean {comparison.main}{_better_text(comparison, comparison.main)}"
+    fig.colorbar(image, ax=ax, label=label)
     return fig
 
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regbench.analysis.experiments import experiment_of, is_experiment_key, question
-from regbench.analysis.runs import Run, find_runs, higher_is_better, parse_at, value_at
+from regbench.analysis.experiments import experiment_of, question
+from regbench.analysis.runs import Run, find_runs, parse_at, value_at
 from regbench.analysis.stats import (
     NAN,
     Difference,
@@ -46,18 +46,15 @@ from regbench.analysis.stats import (
     holm,
     seeds_range,
 )
-from regbench.core.config import ExperimentConfig, hashable
+from regbench.compose.validate import declared_keys
+from regbench.core.config import ExperimentConfig, Key, hashable
 from regbench.core.errors import UsageError
+from regbench.core.metrics import Metric, lookup
 from regbench.core.rundir import Status
+from regbench.studies import study_default_metrics, study_metrics
 
-DEFAULT_METRICS = ("test_loss", "test_acc")
-# Shown by default when a penalty varies across groups (from weights.csv).
-PENALTY_KEYS = frozenset({"l1", "l2", "weight_decay"})
-WEIGHT_METRICS = ("weights_near_zero", "weights_l2")
-# Bookkeeping keys: never part of a group's identity (seed: the replicates within a group).
-BOOKKEEPING = ("out_dir", "name")
-UNGROUPED = ("seed", *BOOKKEEPING)
-REGULARIZATION = ("dropout", "l1", "l2", "weight_decay")
+# A study unknown to this process (a plug-in not imported) is compared on these.
+FALLBACK_METRICS = ("test_loss", "test_acc")
 MIN_REPLICATES = 3
 NOT_METRICS = ("epoch", "seconds")
 ALPHA = 0.05
@@ -84,21 +81,60 @@ class Group:
         return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
-def group_runs(runs: Sequence[Run], over: Sequence[str] = ()) -> tuple[list[Group], list[str]]:
-    """Groups of runs equal in config apart from seed (and ``over``); the keys that vary."""
+def group_runs(
+    runs: Sequence[Run], over: Sequence[str] = (), metrics: Sequence[str] = ()
+) -> tuple[list[Group], list[str]]:
+    """Groups of runs equal in every key that is part of a group's identity when ``metrics``
+    are compared (declared: core/config.py's Key.groups), apart from ``over``; the keys that
+    vary between the groups."""
     _check_keys(runs, over, "--over")
-    ignored = set(UNGROUPED) | set(over)
     groups: dict[tuple, Group] = {}
     for run in runs:
-        config = {
-            k: v for k, v in run.config.items() if k not in ignored and not is_experiment_key(k)
-        }
+        config = identity(run, metrics, over)
         key = tuple(sorted(config.items(), key=lambda kv: kv[0]))
         groups.setdefault(key, Group(config, [])).runs.append(run)
     varying = varying_keys([g.config for g in groups.values()])
     for group in groups.values():
         group.label = " ".join(f"{k}={show(group.config.get(k))}" for k in varying) or "all runs"
     return list(groups.values()), varying
+
+
+def identity(run: Run, metrics: Sequence[str] = (), over: Sequence[str] = ()) -> dict[str, Any]:
+    """The part of ``run``'s config that makes its group: keys that can change the compared
+    ``metrics`` (not the seed, bookkeeping, rounding-only keys, or evaluation keys that do not
+    touch them), less ``over``."""
+    declared = run_declarations(run)
+    return {
+        k: v
+        for k, v in run.config.items()
+        if k not in over and declaration_of(declared, k).groups(metrics)
+    }
+
+
+def run_declarations(run: Run) -> dict[str, Key]:
+    """The declarations of ``run``'s keys, by its study and data source."""
+    return _declared_for(run.config.get("model.name"), run.config.get("data.name"))
+
+
+_DECLARED: dict[tuple[Any, Any], dict[str, Key]] = {}
+
+
+def _declared_for(model: Any, data: Any) -> dict[str, Key]:
+    if (model, data) not in _DECLARED:
+        _DECLARED[(model, data)] = declared_keys(model, data)
+    return _DECLARED[(model, data)]
+
+
+def declaration_of(declared: Mapping[str, Key], key: str) -> Key:
+    """``key``'s declaration, or that of its nearest declared parent (``experiment.claim`` of
+    an older experiment block is bookkeeping like ``experiment``); an unknown key changes what
+    a run computes, as far as anyone can tell."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        found = declared.get(".".join(parts[:end]))
+        if found is not None:
+            return found
+    return Key("")
 
 
 def varying_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -116,22 +152,18 @@ def _check_keys(runs: Sequence[Run], keys: Iterable[str], option: str) -> None:
             )
 
 
-def drop_repeats(runs: Sequence[Run]) -> tuple[list[Run], int]:
-    """One run per (config, seed): a second run of the same config and seed is not an
-    independent replicate (a completed one is kept over others)."""
+def drop_repeats(runs: Sequence[Run], metrics: Sequence[str] = ()) -> tuple[list[Run], int]:
+    """One run per (group, seed) when ``metrics`` are compared: a second run of the same
+    config and seed is not an independent replicate (a completed one is kept over others)."""
     ranked = sorted(runs, key=lambda r: r.status is not Status.COMPLETED)
     seen: set[tuple] = set()
     kept = []
     for run in ranked:
-        identity = tuple(
-            sorted(
-                (k, v)
-                for k, v in run.config.items()
-                if k not in BOOKKEEPING and not is_experiment_key(k)
-            )
-        )
-        if identity not in seen:
-            seen.add(identity)
+        # The same group and the same seed: a rerun (on another device, with another logger),
+        # not an independent replicate.
+        same = (tuple(sorted(identity(run, metrics).items())), run.seed)
+        if same not in seen:
+            seen.add(same)
             kept.append(run)
     kept.sort(key=lambda r: str(r.path))
     return kept, len(runs) - len(kept)
@@ -187,10 +219,16 @@ class Comparison:
     margin: float | None = None  # equivalence margin of the first metric (TOST), if any
     experiment: ExperimentConfig | None = None  # the question the runs were swept for
     within: str | None = None  # each group against the baseline of its own value of this key
+    specs: dict[str, Metric] = field(default_factory=dict)  # each metric's declaration
+    select: Metric | None = None  # with at="best": the metric that chose each run's epoch
 
     @property
     def main(self) -> str:
         return self.metrics[0]
+
+    def spec(self, metric: str) -> Metric:
+        """``metric``'s declaration (or the guess from its name, for an undeclared one)."""
+        return lookup(self.specs, metric)
 
     @property
     def n_runs(self) -> int:
@@ -206,51 +244,153 @@ def compare(
     ci: str = "t",
     margin: float | None = None,
     within: str | None = None,
+    select: str | None = None,
 ) -> Comparison:
     """Read the runs under ``paths`` and compare their groups (see the module docstring);
     options left out (empty ``metrics``, None) come from the runs' experiment, if they have
-    one, else the defaults (final, the unregularized baseline, no margin)."""
+    one, else the defaults (final, the unregularized baseline, no margin). With ``at="best"``,
+    ``select`` names the metric that picks each run's epoch (:func:`selector`)."""
     if at is not None:
         parse_at(at)
     if ci not in CI_METHODS:
         raise UsageError(f"--ci {ci}: use t (Student t, the default) or bootstrap (BCa)")
     if margin is not None and not margin > 0:
         raise UsageError(f"--margin {margin}: an equivalence margin must be > 0 (metric units)")
-    runs, repeats = drop_repeats(find_runs(paths))
+    runs = find_runs(paths)
     experiment = experiment_of(runs)
     asked = question(experiment, metrics, at, baseline, margin, within)
     metrics, at, baseline, margin = asked.metrics, asked.at, asked.baseline, asked.margin
     within = asked.within
     _check_one_model(runs)
-    groups, varying = group_runs(runs, over)
-    metrics = _pick_metrics(runs, metrics, varying)
-    rows = [Row(g, {m: _cell(g, m, at, ci) for m in metrics}) for g in groups]
+    specs, notes = _metric_specs(runs)
+    metrics = _pick_metrics(runs, metrics, group_runs(runs, over)[1])
+    chosen = selector(runs, at, select, metrics, specs)
+    runs, repeats = drop_repeats(runs, metrics)
+    groups, varying = group_runs(runs, over, metrics)
+    declared = [lookup(specs, m) for m in metrics]
+    rows = [Row(g, {m.name: _cell(g, m, at, ci, chosen) for m in declared}) for g in groups]
     if not any(row.cells[metrics[0]].values for row in rows):
         raise UsageError(
             f"no run has a value of {metrics[0]} at {at}: nothing to compare, nothing written "
             f"(--at final or best, or an epoch the runs reached)"
         )
-    rows.sort(key=lambda r: _rank(r, metrics[0]))
-    notes = []
+    rows.sort(key=lambda r: _rank(r, declared[0]))
+    notes = [n for n in notes if n.split(" ", 1)[0] in metrics]  # undeclared: only those shown
     if repeats:
         notes.append(f"{repeats} run(s) repeat another run's config and seed; counted once")
+    notes += _mixed_notes(groups, metrics)
     base, note = _assign_baselines(rows, varying, baseline, within)
     if note:
         notes.append(note)
-    family, found = _test_groups(rows, base, metrics, ci, margin, within)
+    family, found = _test_groups(rows, base, declared, ci, margin, within)
     notes += found
     notes += _replicate_notes(rows, metrics[0])
     if ci == "bootstrap":
         notes += _bootstrap_note(rows, metrics[0])
     return Comparison(
-        list(metrics), at, varying, rows, base, notes, ci, ALPHA, family, margin, experiment, within
+        list(metrics),
+        at,
+        varying,
+        rows,
+        base,
+        notes,
+        ci,
+        ALPHA,
+        family,
+        margin,
+        experiment,
+        within,
+        specs,
+        chosen,
     )
+
+
+def _metric_specs(runs: Sequence[Run]) -> tuple[dict[str, Metric], list[str]]:
+    """The runs' study's metric declarations, and a note for each logged metric it does not
+    declare (each note starts with the metric's name)."""
+    model = str(runs[0].config.get("model.name")) if runs else ""
+    declared = study_metrics(model)
+    logged = dict.fromkeys(k for r in runs for row in r.rows[:1] for k in row)
+    if declared is None:
+        return {}, [
+            f"{m} is not declared by the study '{model}' (not imported here): whether lower or "
+            f"higher is better is guessed from its name"
+            for m in logged
+        ]
+    undeclared = [m for m in logged if m not in declared and m not in NOT_METRICS]
+    return declared, [
+        f"{m} is not declared by the {model} study: whether lower or higher is better is "
+        f"guessed from its name"
+        for m in undeclared
+    ]
+
+
+def selector(
+    runs: Sequence[Run],
+    at: str,
+    select: str | None,
+    metrics: Sequence[str],
+    specs: Mapping[str, Metric],
+) -> Metric | None:
+    """With ``at="best"``: the one metric with a direction that picks each run's epoch
+    (``select``, else the first of ``metrics`` with a direction, else the study's primary
+    metric); every metric is then reported at that epoch. None for final and epoch=N."""
+    if at != "best":
+        if select is not None:
+            raise UsageError(f"--select {select} chooses the epoch of --at best; add --at best")
+        return None
+    logged = _logged(runs)
+    model = str(runs[0].config.get("model.name")) if runs else ""
+    candidates = [m for m in (*metrics, *study_default_metrics(model)) if m in logged]
+    name = select or next((m for m in candidates if lookup(specs, m).has_direction), None)
+    if name is None:
+        raise UsageError(
+            f"--at best needs a metric with a direction to select each run's epoch, and none of "
+            f"{', '.join(metrics)} has one; give --select (e.g. --select test_loss)"
+        )
+    chosen = lookup(specs, name)
+    if name not in logged:
+        raise UsageError(
+            f"--select {name}: no run logged it; metrics: {', '.join(logged) or 'none'}"
+        )
+    if not chosen.has_direction:
+        directed = [m for m in logged if lookup(specs, m).has_direction]
+        raise UsageError(
+            f"--select {name}: {name} has no direction (neither lower nor higher is better), so "
+            f"it cannot select an epoch; use one of {', '.join(directed)}"
+        )
+    return chosen
+
+
+def _logged(runs: Sequence[Run]) -> list[str]:
+    columns = dict.fromkeys(k for r in runs for row in r.rows[:1] for k in row)
+    return [c for c in columns if c not in NOT_METRICS]
+
+
+def _mixed_notes(groups: Sequence[Group], metrics: Sequence[str]) -> list[str]:
+    """A note for each group whose runs differ in a key that is not part of its identity but
+    can change rounding (device, threads, deterministic)."""
+    notes = []
+    for group in groups:
+        if len(group.runs) < 2:
+            continue
+        declared = run_declarations(group.runs[0])
+        for key in dict.fromkeys(k for run in group.runs for k in run.config):
+            if declaration_of(declared, key).role != "rounding":
+                continue
+            values = sorted({show(run.config.get(key)) for run in group.runs})
+            if len(values) > 1:
+                notes.append(
+                    f"{group.label} mixes {key}={', '.join(values)}: the same computation, "
+                    f"rounded differently; its seeds are counted as one group"
+                )
+    return notes
 
 
 def _test_groups(
     rows: Sequence[Row],
     base: Row | None,
-    metrics: Sequence[str],
+    metrics: Sequence[Metric],
     ci: str,
     margin: float | None,
     within: str | None,
@@ -259,12 +399,18 @@ def _test_groups(
     equivalence tests of the first metric with a margin, and ``best`` where it is shown."""
     if base is None:
         return {}, [f"no baseline, so no equivalence test (margin ±{margin:g})"] if margin else []
-    family = {metric: _test_family(rows, metric, ci) for metric in metrics}
+    family = {metric.name: _test_family(rows, metric, ci) for metric in metrics}
     if margin is not None:
-        _test_equivalence(rows, metrics[0], margin)
+        _test_equivalence(rows, metrics[0].name, margin)
+    main = metrics[0]
+    if not main.has_direction:
+        return family, [
+            f"no best: {main.name} has no direction (neither lower nor higher is better); its "
+            f"differences are tested, not ranked"
+        ]
     if within is not None:
         return family, [f"no best claimed: each group is compared with its own {within}'s baseline"]
-    return family, _best_or_why_not(rows, base, metrics[0], family[metrics[0]])
+    return family, _best_or_why_not(rows, base, main, family[main.name])
 
 
 def _assign_baselines(
@@ -303,18 +449,19 @@ def _check_one_model(runs: Sequence[Run]) -> None:
         )
 
 
-def _test_family(rows: Sequence[Row], metric: str, ci: str) -> int:
+def _test_family(rows: Sequence[Row], metric: Metric, ci: str) -> int:
     """Test every group against its baseline in ``metric`` and Holm-adjust the family; returns
-    its size (the comparisons with a p-value)."""
+    its size (the comparisons with a p-value). Without a direction, P(better) is P(higher)."""
     tested = []
     for row in rows:
-        cell = row.cells[metric]
+        cell = row.cells[metric.name]
         if row.versus is None:
             continue
-        base_cell = row.versus.cells[metric]
+        base_cell = row.versus.cells[metric.name]
         if cell.values and base_cell.values:
             cell.diff = difference(cell.values, base_cell.values, ci=ci)
-            cell.effect = effect(cell.values, base_cell.values, higher_is_better(metric))
+            higher = metric.direction != "min"
+            cell.effect = effect(cell.values, base_cell.values, higher)
             tested.append(cell)
     adjusted = holm([c.diff.p for c in tested if c.diff])
     size = sum(1 for c in tested if c.diff and c.diff.p == c.diff.p)  # nan p: not a member
@@ -346,15 +493,16 @@ def _test_equivalence(rows: Sequence[Row], metric: str, margin: float) -> None:
         cell.equivalent = p < ALPHA
 
 
-def _best_or_why_not(rows: Sequence[Row], base: Row, metric: str, size: int) -> list[str]:
+def _best_or_why_not(rows: Sequence[Row], base: Row, spec: Metric, size: int) -> list[str]:
     """Mark the top row best only when that is shown: a group shown to beat the baseline, or the
     baseline when every other group is shown worse. Otherwise a note says so."""
+    metric = spec.name
     top = rows[0] if rows and rows[0].cells[metric].stats is not None else None
     others = [r for r in rows if r is not base and r.cells[metric].stats is not None]
     if (
         top is base
         and others
-        and all(r.cells[metric].shown and not _better(r, metric) for r in others)
+        and all(r.cells[metric].shown and not _better(r, spec) for r in others)
     ):
         top.is_best = True
         return []
@@ -363,7 +511,7 @@ def _best_or_why_not(rows: Sequence[Row], base: Row, metric: str, size: int) -> 
         return []
     if not others:  # one group (a sweep of seeds only): nothing was compared, nothing to say
         return []
-    winners = [r.group.label for r in others if r.cells[metric].shown and _better(r, metric)]
+    winners = [r.group.label for r in others if r.cells[metric].shown and _better(r, spec)]
     family = f"after Holm correction over {size} comparison(s) with the baseline"
     if winners:
         return [
@@ -376,18 +524,17 @@ def _best_or_why_not(rows: Sequence[Row], base: Row, metric: str, size: int) -> 
     ]
 
 
-def _better(row: Row, metric: str) -> bool:
-    diff = row.cells[metric].diff
-    if diff is None:
-        return False
-    return diff.value > 0 if higher_is_better(metric) else diff.value < 0
+def _better(row: Row, metric: Metric) -> bool:
+    diff = row.cells[metric.name].diff
+    return diff is not None and metric.improves(diff.value) is True
 
 
 def _pick_metrics(
     runs: Sequence[Run], metrics: Sequence[str], varying: Sequence[str] = ()
 ) -> list[str]:
-    columns = list(dict.fromkeys(k for r in runs for row in r.rows[:1] for k in row))
-    columns = [c for c in columns if c not in NOT_METRICS]
+    """The metrics asked for, checked; else the study's defaults (its primary first), and the
+    metrics the varying keys declare worth showing (weights.csv's when a penalty varies)."""
+    columns = _logged(runs)
     if metrics:
         missing = [m for m in metrics if m not in columns]
         if missing:
@@ -395,29 +542,38 @@ def _pick_metrics(
                 f"--metric {missing[0]}: no run logged it; metrics: {', '.join(columns) or 'none'}"
             )
         return list(dict.fromkeys(metrics))
-    chosen = [m for m in DEFAULT_METRICS if m in columns]
+    model = str(runs[0].config.get("model.name")) if runs else ""
+    defaults = study_default_metrics(model) or FALLBACK_METRICS
+    chosen = [m for m in defaults if m in columns]
     chosen = chosen or [c for c in columns if c.startswith("test_")] or columns[:1]
-    if set(varying) & PENALTY_KEYS:  # a penalty study: show what the penalties did to weights
-        chosen += [m for m in WEIGHT_METRICS if m in columns]
+    declared = run_declarations(runs[0]) if runs else {}
+    for key in varying:
+        chosen += [m for m in declaration_of(declared, key).shows if m in columns]
+    chosen = list(dict.fromkeys(chosen))
     if not chosen:
         raise UsageError("none of the runs has metrics yet (no metrics.csv rows)")
     return chosen
 
 
-def _cell(group: Group, metric: str, at: str, ci: str = "t") -> Cell:
+def _cell(
+    group: Group, metric: Metric, at: str, ci: str = "t", select: Metric | None = None
+) -> Cell:
     values = []
     for run in group.completed:
-        value = value_at(run.rows, metric, at)
+        value = value_at(run.rows, metric.name, at, select)
         if value is not None:
             values.append((run.seed, value))
-    return Cell(values, describe([v for _, v in values], ci=ci) if values else None)
+    if not values:
+        return Cell(values, None)
+    return Cell(values, describe([v for _, v in values], ci=ci, bounds=metric.bounds))
 
 
-def _rank(row: Row, metric: str) -> tuple[bool, float]:
-    stats = row.cells[metric].stats
+def _rank(row: Row, metric: Metric) -> tuple[bool, float]:
+    """Best first for a metric with a direction; by value (lowest first) without one."""
+    stats = row.cells[metric.name].stats
     if stats is None:
         return (True, 0.0)
-    return (False, -stats.mean if higher_is_better(metric) else stats.mean)
+    return (False, -stats.mean if metric.direction == "max" else stats.mean)
 
 
 def _bootstrap_note(rows: Sequence[Row], metric: str) -> list[str]:
@@ -463,7 +619,7 @@ def pick_baseline(
             how = "no group" if not matches else f"{len(matches)} groups"
             raise UsageError(f"--baseline {spec!r} matches {how}; groups: {labels}")
         return matches[0], ""
-    plain = [r for r in rows if _unregularized(r.group.config)]
+    plain = [r for r in rows if _unregularized(r.group.config, run_declarations(r.group.runs[0]))]
     if len(plain) == 1:
         return plain[0], ""
     if not plain:
@@ -502,8 +658,13 @@ def _equal(value: Any, wanted: Any) -> bool:
     return value == wanted
 
 
-def _unregularized(config: Mapping[str, Any]) -> bool:
-    return all(_equal(config[k], 0) for k in REGULARIZATION if k in config)
+def _unregularized(config: Mapping[str, Any], declared: Mapping[str, Key]) -> bool:
+    """Every regularizer the group has is at its declared "off" value."""
+    return all(
+        _equal(value, declaration_of(declared, k).off)
+        for k, value in config.items()
+        if declaration_of(declared, k).regularizer
+    )
 
 
 # ----------------------------------------------------------------------------- labels

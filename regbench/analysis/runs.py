@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from regbench.core.config import flatten
-from regbench.core.errors import Notice, UsageError
+from regbench.core.errors import DataError, Notice, UsageError
+from regbench.core.metrics import Metric
 from regbench.core.rundir import METRICS, RunDir, Status
 from regbench.regularization.weights import weight_columns_by_epoch
-
-# Metrics where higher is better; every other metric (losses, errors) is minimized.
-HIGHER_IS_BETTER = re.compile(r"acc|auc|r2|score|precision|recall|f1")
 
 
 @dataclass(frozen=True)
@@ -41,8 +39,18 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Every run folder at or under ``paths`` (run folders, sweep folders, or any folder); a
     run that says it completed but has no metrics is left out with a Notice (a missing model.pt
     only leaves it out of the weight histograms, which say so themselves)."""
-    runs = [load_run(run_dir) for run_dir in RunDir.find(paths)]
+    runs = [run for run in map(_readable, RunDir.find(paths)) if run is not None]
     return [run for run in runs if run.rows or not _damaged(run)]
+
+
+def _readable(run_dir: RunDir) -> Run | None:
+    """``load_run``, or None with a Notice when a file of the run cannot be read (bytes that
+    are not text, in a received folder): one bad run must not cost the rest of a sweep."""
+    try:
+        return load_run(run_dir)
+    except DataError as exc:
+        warnings.warn(Notice(f"skipped {run_dir}: {exc}"), stacklevel=4)
+        return None
 
 
 def _damaged(run: Run) -> bool:
@@ -76,23 +84,34 @@ def records(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- metrics
-def higher_is_better(metric: str) -> bool:
-    """Whether larger values of ``metric`` are better (accuracy, AUC, R², ...), by its name."""
-    return bool(HIGHER_IS_BETTER.search(metric))
-
-
-def value_at(rows: Sequence[Mapping[str, Any]], metric: str, at: str) -> float | None:
-    """One run's ``metric`` at ``at``: final | best | epoch=N; None when the run lacks it."""
+def value_at(
+    rows: Sequence[Mapping[str, Any]], metric: str, at: str, select: Metric | None = None
+) -> float | None:
+    """One run's ``metric`` at ``at``: final | best | epoch=N; None when the run lacks it.
+    ``best`` is the epoch ``select`` (a metric with a direction) likes best, and ``metric``
+    is reported at that epoch, whatever its own best was."""
+    if at == "best":
+        if select is None:
+            raise ValueError("at='best' needs the metric that selects the epoch")  # a bug
+        row = selected_row(rows, select)
+        value = row.get(metric) if row is not None else None
+        return float(value) if isinstance(value, int | float) else None
     rows = [r for r in rows if isinstance(r.get(metric), int | float)]
     if not rows:
         return None
     if at == "final":
         return float(rows[-1][metric])
-    if at == "best":
-        pick = max if higher_is_better(metric) else min
-        return float(pick(r[metric] for r in rows))
     epoch = parse_at(at)
     return next((float(r[metric]) for r in rows if r.get("epoch") == epoch), None)
+
+
+def selected_row(rows: Sequence[Mapping[str, Any]], select: Metric) -> Mapping[str, Any] | None:
+    """The row (the earliest, on ties) whose ``select`` value is best; None without one."""
+    scored = [r for r in rows if isinstance(r.get(select.name), int | float)]
+    if not scored:
+        return None
+    best = select.best(float(r[select.name]) for r in scored)
+    return next(r for r in scored if float(r[select.name]) == best)
 
 
 def parse_at(at: str) -> int | None:

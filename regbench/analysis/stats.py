@@ -26,7 +26,7 @@ import math
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -35,12 +35,16 @@ CONFIDENCE = 0.95
 NAN = float("nan")
 
 
+CONFIDENCE_MIN_N = 3  # fewer values: no interval (two seeds give a t interval 12.7 std wide)
+
+
 @dataclass(frozen=True)
 class Stats:
     n: int
     mean: float
     std: float  # sample standard deviation (ddof=1); nan for n = 1
-    ci: tuple[float, float]  # Student-t interval for the mean; nan for n = 1
+    ci: tuple[float, float]  # interval for the mean (see ``interval``); nan for n < 3
+    interval: str = "t"  # how ci was made: t | bootstrap | t, log scale | t, logit scale | ...
 
 
 @dataclass(frozen=True)
@@ -54,23 +58,77 @@ class Difference:
     n: int  # pairs for a paired test, else the group's n
 
 
-def describe(values: ArrayLike, confidence: float = CONFIDENCE, ci: str = "t") -> Stats:
+def describe(
+    values: ArrayLike,
+    confidence: float = CONFIDENCE,
+    ci: str = "t",
+    bounds: tuple[float | None, float | None] = (None, None),
+) -> Stats:
     """n, mean, sample std and the Student-t ``confidence`` interval of the mean of ``values``
-    (at least one), or the BCa bootstrap one with ``ci="bootstrap"``. With n = 1 std and CI are
-    nan; with zero spread the CI is the mean itself."""
+    (at least one), or the BCa bootstrap one with ``ci="bootstrap"``. The interval stays inside
+    ``bounds``, the values the metric can take (:func:`bounded`). With n = 1 the std is nan;
+    with fewer than three values there is no interval; with zero spread it is the mean."""
     import numpy as np
 
     x = np.asarray(values, dtype=float)
     n, mean = len(x), float(x.mean())
     if n < 2:
-        return Stats(n, mean, NAN, (NAN, NAN))
+        return Stats(n, mean, NAN, (NAN, NAN), "")
     std = sample_std(x)
+    if n < CONFIDENCE_MIN_N:
+        return Stats(n, mean, std, (NAN, NAN), "")
     if std == 0:
-        return Stats(n, mean, 0.0, (mean, mean))
-    if ci == "bootstrap":
-        return Stats(n, mean, std, bootstrap_mean(x, confidence))
+        return Stats(n, mean, 0.0, (mean, mean), ci)
+    if ci == "bootstrap":  # means of resampled values: inside the values' range already
+        return Stats(n, mean, std, bootstrap_mean(x, confidence), "bootstrap")
     low, high = t_interval(confidence, n - 1, mean, std / math.sqrt(n))
-    return Stats(n, mean, std, (float(low), float(high)))
+    interval, method = bounded(x, (low, high), bounds, confidence)
+    return Stats(n, mean, std, interval, method)
+
+
+def bounded(
+    x: NDArray,
+    interval: tuple[float, float],
+    bounds: tuple[float | None, float | None],
+    confidence: float = CONFIDENCE,
+) -> tuple[tuple[float, float], str]:
+    """The t ``interval`` of the mean of ``x``, kept inside ``bounds`` (lo, hi; None: open).
+    Inside already: as it is ("t"). Leaving them while every value lies strictly inside: the t
+    interval on the scale that maps the range onto the real line (log for one bound, logit for
+    two), mapped back. Values on a bound (an accuracy of exactly 1): clipped at the bound."""
+    import numpy as np
+
+    lo, hi = bounds
+    low, high = interval
+    if (lo is None or low >= lo) and (hi is None or high <= hi):
+        return (low, high), "t"
+    if (lo is None or x.min() > lo) and (hi is None or x.max() < hi):
+        forward, back, scale = _unbounded_scale(lo, hi)
+        y = forward(x)
+        spread = sample_std(y)
+        if spread > 0 and np.all(np.isfinite(y)):
+            ends = t_interval(confidence, len(y) - 1, float(y.mean()), spread / math.sqrt(len(y)))
+            mapped = sorted(float(back(e)) for e in ends)
+            return (mapped[0], mapped[1]), f"t, {scale} scale"
+    clipped = (low if lo is None else max(low, lo), high if hi is None else min(high, hi))
+    return clipped, "t, clipped"
+
+
+def _unbounded_scale(lo: float | None, hi: float | None) -> tuple[Any, Any, str]:
+    """(forward, back, name): a map from the open range (lo, hi) onto the real line."""
+    import numpy as np
+
+    if lo is not None and hi is not None:
+        width = hi - lo
+        return (
+            lambda v: np.log((v - lo) / (hi - v)),
+            lambda y: lo + width / (1 + np.exp(-y)),
+            "logit",
+        )
+    if lo is not None:
+        return (lambda v: np.log(v - lo), lambda y: lo + np.exp(y), "log")
+    assert hi is not None  # only called for a range with a bound
+    return (lambda v: np.log(hi - v), lambda y: hi - np.exp(y), "log")
 
 
 def t_interval(confidence: float, df: int, loc: float, scale: float) -> tuple[float, float]:

@@ -7,6 +7,7 @@ always show the same numbers rounded the same way; the CSV keeps full precision 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,6 @@ from regbench.analysis.runs import higher_is_better
 from regbench.analysis.stats import CONFIDENCE, MAX_SEEDS, NAN, Effect
 
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
-# Metrics that describe a model rather than score it (sparsity and norms of the weights; the
-# GAN discriminator's mean outputs, whose balance matters): neither direction is "better".
-UNDIRECTED_PREFIXES = ("weights_", "d_real", "d_fake")
-
-
-def undirected(metric: str) -> bool:
-    return metric.startswith(UNDIRECTED_PREFIXES)
-
-
 def _num(x: float, signed: bool = False, digits: int = 4) -> str:
     if math.isnan(x):
         return "—"
@@ -68,7 +60,8 @@ def cells(comparison: Comparison, row: Row) -> list[str]:
         cell = row.cells[metric]
         stats = cell.stats
         if stats:
-            out += [f"{_num(stats.mean)} ± {_num(stats.std, digits=2)}", _interval(stats.ci)]
+            interval = _interval(stats.ci) + INTERVAL_MARKS.get(stats.interval, "")
+            out += [f"{_num(stats.mean)} ± {_num(stats.std, digits=2)}", interval]
         else:
             out += ["—", "—"]
         if comparison.baseline is not None:
@@ -148,14 +141,14 @@ def _test_text(row: Row) -> str:
 
 
 def caption(comparison: Comparison) -> str:
-    at = {"final": "at the final evaluation", "best": "at each run's best epoch"}.get(
+    at = {"final": "at the final evaluation", "best": _selected_text(comparison)}.get(
         comparison.at, f"at {comparison.at}"
     )
-    goal = "highest" if higher_is_better(comparison.main) else "lowest"
     method = "BCa bootstrap" if comparison.ci == "bootstrap" else "Student t"
     text = (
         f"{comparison.n_runs} runs in {len(comparison.rows)} groups; metrics {at}; mean and "
-        f"sample std over seeds, 95% CI of the mean ({method})."
+        f"sample std over seeds, 95% CI of the mean ({method}; none with fewer than "
+        f"{CONFIDENCE_MIN_N} seeds){_interval_methods(comparison)}."
     )
     if comparison.baseline is None:
         return text + " No baseline, so no tests and no best claimed."
@@ -174,8 +167,44 @@ def caption(comparison: Comparison) -> str:
         f"shows the observed d with 80% power at alpha {comparison.alpha}/m, for differences "
         f"not shown; in brackets the n for the ends of d's {CONFIDENCE:.0%} CI (noncentral t), "
         "∞ when it includes 0: the observed d alone makes the number optimistic. "
-        f"Best = {goal} mean {comparison.main}, only when shown."
+        + _best_text(comparison)
     )
+
+
+# How an interval that would have left its metric's range was made (stats.bounded).
+INTERVAL_MARKS = {"t, log scale": "†", "t, logit scale": "†", "t, clipped": "‡"}
+
+
+def _interval_methods(comparison: Comparison) -> str:
+    """The caption's words for the marked intervals, when the table has any."""
+    used = {
+        cell.stats.interval
+        for row in comparison.rows
+        for cell in row.cells.values()
+        if cell.stats is not None
+    }
+    parts = []
+    if used & {"t, log scale", "t, logit scale"}:
+        parts.append(
+            "† the t interval would leave the metric's range, so it was computed on the log "
+            "(one bound) or logit (two bounds) scale of the values and mapped back"
+        )
+    if "t, clipped" in used:
+        parts.append("‡ clipped at the metric's bound, which some values lie on")
+    return "; " + "; ".join(parts) if parts else ""
+
+
+def _best_text(comparison: Comparison) -> str:
+    spec = comparison.spec(comparison.main)
+    if not spec.has_direction:
+        return f"No best: {spec.name} has no direction (neither lower nor higher is better)."
+    goal = "highest" if spec.direction == "max" else "lowest"
+    return f"Best = {goal} mean {comparison.main}, only when shown."
+
+
+def _selected_text(comparison: Comparison) -> str:
+    chosen = comparison.select.name if comparison.select else comparison.main
+    return f"at each run's selected epoch (its best {chosen})"
 
 
 def verdicts(comparison: Comparison, metric: str | None = None) -> list[str]:
@@ -229,11 +258,10 @@ def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
     if diff.value == 0:
         return f"{label} leaves {metric} unchanged (Δ = 0)"
     verb = "raises" if diff.value > 0 else "lowers"
-    better = (diff.value > 0) == higher_is_better(metric)
-    judged = "" if undirected(metric) else f", {'better' if better else 'worse'}"
-    # Without a direction, "better" is only "lower" (the default for a metric not named like
-    # an accuracy); say that.
-    chance = "P(lower)" if undirected(metric) else "P(better)"
+    better = comparison.spec(metric).improves(diff.value)
+    judged = "" if better is None else f", {'better' if better else 'worse'}"
+    # Without a direction there is no "better": the share of pairs where the group is higher.
+    chance = "P(higher)" if better is None else "P(better)"
     method = "BCa CI" if comparison.ci == "bootstrap" else "CI"
     text = (
         f"{label} {verb} {metric} by {abs(diff.value):.3g} ({_percent(effect.relative)}"

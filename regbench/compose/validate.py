@@ -13,10 +13,12 @@ from typing import Any
 from regbench.core.config import (
     ConfigError,
     ExperimentConfig,
+    Key,
     Settings,
     SourceConfig,
     StudyConfig,
     build_config,
+    settings_declarations,
 )
 from regbench.data import source_config, source_names
 from regbench.studies import study_config, study_names
@@ -31,8 +33,6 @@ def validate(raw: Mapping[str, Any]) -> Settings:
         "data": build_config(data_schema, raw["data"], "data."),
         "experiment": validate_experiment(raw.get("experiment")),
     }
-    # Run folders written before plots= existed have no such key: they drew every figure.
-    raw = {"plots": "all", **raw}
     settings = build_config(Settings, raw, "", prebuilt=prebuilt)
     check_pairing(settings.model, settings.data)
     return settings
@@ -43,7 +43,22 @@ def validate_experiment(raw: Any) -> ExperimentConfig | None:
     folders written before experiments existed have no such key, and stay valid."""
     if raw is None:
         return None
+    metrics = raw.get("metrics", [None]) if isinstance(raw, Mapping) else [None]
+    if not isinstance(metrics, list | tuple) or not metrics:
+        # config.py's example list is for layer sizes ([512,256]); a metric list looks so:
+        raise ConfigError(
+            f"experiment.metrics={metrics!r} must be a non-empty list of metric names, e.g. "
+            f"experiment.metrics=[test_loss]"
+        )
     return build_config(ExperimentConfig, raw, "experiment.")
+
+
+def declared_keys(model: str | None, data: str | None) -> dict[str, Key]:
+    """Every key a run of study ``model`` on source ``data`` has, dotted, with its declaration;
+    a name no registry knows (a plug-in not imported here) contributes only the base keys."""
+    model_schema = study_config(model) if model in study_names() else StudyConfig
+    data_schema = source_config(data) if data in source_names() else SourceConfig
+    return settings_declarations(model_schema, data_schema)
 
 
 def check_pairing(model: StudyConfig, data: SourceConfig) -> None:

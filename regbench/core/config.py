@@ -12,10 +12,11 @@ A leaf module: each study's and data source's config lives in its own module and
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -26,14 +27,99 @@ class ConfigError(UsageError):
     """A config value of the wrong type, out of range, or an unknown key or name."""
 
 
+# ----------------------------------------------------------------------------- declarations
+# What a key is to the rest of regbench. Every list that used to be kept by hand (the job key's
+# exclusions, what a resume may change, what may differ inside a stack, what a comparison groups
+# by, what "no regularization" means) is derived from these.
+Role = Literal["identity", "rounding", "evaluation", "replicate", "bookkeeping"]
+ROLES: dict[str, str] = {
+    "identity": "changes what a run computes: in the job key and in a comparison group's identity",
+    "rounding": "changes only rounding (same maths): in the job key, not in a group's identity",
+    "evaluation": "changes only what is evaluated: in the job key; in a group's identity only "
+    "when a compared metric is one it touches",
+    "replicate": "the replicate (seed): names the job folder apart; the runs of a group differ "
+    "by it",
+    "bookkeeping": "where and how results are written or shown: in neither",
+}
+
+
+class _NoValue:
+    """No legacy value / no "off" value: distinct from None, which is a value."""
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE: Any = _NoValue()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key's declaration, next to its type in the schema dataclass.
+
+    ``legacy`` is the value a run folder made before the key existed is read with; a key at its
+    legacy value stays out of the job key, so existing sweeps keep their folder names when a key
+    is added. ``off`` marks a regularizer: the value at which it does nothing (what "no
+    regularization" means when compare looks for a baseline)."""
+
+    help: str
+    role: Role = "identity"
+    lo: float | None = None
+    hi: float | None = None
+    hi_open: bool = False
+    why: str = ""  # shown after the range in the error message, where the range is not obvious
+    member: bool = False  # may differ between the members of one stack
+    resumable: bool = False  # may change between a run and its resume
+    off: Any = NO_VALUE
+    legacy: Any = NO_VALUE
+    shows: tuple[str, ...] = ()  # metrics compare shows by default when this key varies
+    touches: tuple[str, ...] = ()  # an evaluation key's metrics (fnmatch patterns)
+
+    @property
+    def regularizer(self) -> bool:
+        return self.off is not NO_VALUE
+
+    @property
+    def has_legacy(self) -> bool:
+        return self.legacy is not NO_VALUE
+
+    @property
+    def keyed(self) -> bool:
+        """Part of the job key (everything that can change a number in the run folder)."""
+        return self.role not in ("replicate", "bookkeeping")
+
+    def groups(self, metrics: Sequence[str]) -> bool:
+        """Part of a comparison group's identity when ``metrics`` are compared."""
+        if self.role == "evaluation":
+            return any(fnmatch.fnmatch(m, pattern) for m in metrics for pattern in self.touches)
+        return self.role == "identity"
+
+
+def key(help: str, **declared: Any) -> Any:
+    """A dataclass field (no default: every value comes from the configs) declaring a key."""
+    return field(metadata={"key": Key(help, **declared)})
+
+
 def bounds(
     lo: float | None = None, hi: float | None = None, *, hi_open: bool = False, why: str = ""
 ) -> Any:
-    """A dataclass field with no default that carries its allowed range (and, where the range
-    is not obvious, ``why``: shown after it in the error message)."""
-    return field(metadata={"lo": lo, "hi": hi, "hi_open": hi_open, "why": why})
+    """A key with an allowed range and no other declaration (kept for plug-in studies; the
+    built-in keys use :func:`key`, which also says what the key means)."""
+    return key("", lo=lo, hi=hi, hi_open=hi_open, why=why)
 
 
+def declaration(spec: dataclasses.Field) -> Key:
+    """The declaration of a schema field (an undeclared field of a plug-in: identity)."""
+    return spec.metadata.get("key") or Key("")
+
+
+def declarations(schema: type, prefix: str = "") -> dict[str, Key]:
+    """``prefix + field name`` -> its declaration, for one schema dataclass, in field order."""
+    return {prefix + f.name: declaration(f) for f in dataclasses.fields(schema)}
+
+
+# Shown by default when a penalty varies (weights.csv's summaries, as compare's metrics).
+WEIGHT_METRICS = ("weights_near_zero", "weights_l2")
 # torch keeps only the low 32 bits of a seed (2**32 seeds the same stream as 0) and numpy takes
 # at most 2**32 - 1: a larger seed would silently repeat a smaller one's run.
 MAX_SEED = 2**32 - 1
@@ -59,7 +145,7 @@ class SourceConfig:
     """The ``data.*`` keys: every data source's config derives from this (in its own module,
     regbench/data/<module>.py)."""
 
-    name: str
+    name: str = key("the data source's registered name")
 
 
 # ----------------------------------------------------------------------------- experiments
@@ -71,17 +157,29 @@ class ExperimentConfig:
     reads it, and job folder hashes leave it out (jobs.UNKEYED), so it changes nothing a run
     computes nor where it is stored."""
 
-    name: str
-    claim: str  # the classic claim, in words, shown above the verdicts
-    metrics: tuple[str, ...]  # compared and given verdicts; the first ranks the groups
-    baseline: str | None  # the baseline group, e.g. "dropout=0" (null: the unregularized one)
-    at: Literal["final", "best"]  # each run's value: at its final evaluation, or its best
-    # An equivalence claim's margin, in units of the first metric: TOST against the baseline
-    # instead of "no difference shown" (null: a difference claim).
-    margin: float | None = bounds(0, why="the equivalence margin is a width, in metric units")
-    # Each group against the baseline of its own value of this key (e.g. optimizer: SGD's l2
-    # arm against SGD's, Adam's against Adam's); null: one baseline for all.
-    within: str | None
+    name: str = key("the experiment's name (configs/experiment/<name>.yaml)", role="bookkeeping")
+    claim: str = key("the classic claim, in words, shown above the verdicts", role="bookkeeping")
+    metrics: tuple[str, ...] = key(
+        "the metrics compared and given verdicts; the first ranks the groups", role="bookkeeping"
+    )
+    baseline: str | None = key(
+        "the baseline group, e.g. 'dropout=0' (null: the unregularized one)", role="bookkeeping"
+    )
+    at: Literal["final", "best"] = key(
+        "each run's value: at its final evaluation, or at its selected epoch",
+        role="bookkeeping",
+    )
+    margin: float | None = key(
+        "an equivalence claim's margin in units of the first metric: TOST against the baseline "
+        "(null: a difference claim)",
+        role="bookkeeping",
+        lo=0,
+        why="the equivalence margin is a width, in metric units",
+    )
+    within: str | None = key(
+        "each group against the baseline of its own value of this key (null: one baseline)",
+        role="bookkeeping",
+    )
 
     def __post_init__(self) -> None:
         if self.margin == 0:
@@ -102,38 +200,129 @@ class ExperimentConfig:
 class Settings:
     """Everything one run needs, validated. Field order is the order shown to users."""
 
-    model: StudyConfig
-    data: SourceConfig
-    seed: int = bounds(
-        0, MAX_SEED, why="torch and numpy keep 32 bits of a seed; larger ones repeat smaller ones"
+    model: StudyConfig = key("the study (model=mlp|gan|regression|rnn) and its model.* keys")
+    data: SourceConfig = key("the data source (data=mnist|...) and its data.* keys")
+    seed: int = key(
+        "the run's seed: weights, batch order, dropout masks and generated data",
+        role="replicate",
+        member=True,
+        lo=0,
+        hi=MAX_SEED,
+        why="torch and numpy keep 32 bits of a seed; larger ones repeat smaller ones",
     )
-    device: Literal["auto", "cpu", "cuda"]
-    deterministic: bool
-    threads: int | None = bounds(1, MAX_THREADS, why="more threads than cores only slow torch down")
-    epochs: int = bounds(1)
-    batch_size: int = bounds(1)
-    lr: float = bounds(0)
-    optimizer: Literal["adam", "adamw", "sgd"]
-    momentum: float = bounds(0, 1, hi_open=True)
-    adam_beta1: float = bounds(0, 1, hi_open=True)
-    dropout: float = bounds(0, 1, hi_open=True)
-    dropout_impl: Literal["inverted", "vanilla", "torch"]
-    dropout_schedule: Literal["constant", "ramp"]
-    dropout_ramp_epochs: int = bounds(1)
-    mc_samples: int = bounds(0)
-    weight_threshold: float = bounds(0)
-    l1: float = bounds(0)
-    l2: float = bounds(0)
-    weight_decay: float = bounds(0)
-    penalize: Literal["weights", "all"]
-    eval_every: int = bounds(1)
-    diverge_factor: float | None = bounds(1)
-    out_dir: str
-    name: str | None
-    logger: tuple[Literal["csv", "tensorboard", "mlflow"], ...]
-    mlflow_uri: str | None
-    plots: Literal["all", "summary", "none"]  # a run folder's figures (RunSession.figures)
-    experiment: ExperimentConfig | None  # the question a sweep answers; never read by a run
+    device: Literal["auto", "cpu", "cuda"] = key(
+        "where to train: auto (CUDA when available), cpu or cuda", role="rounding"
+    )
+    deterministic: bool = key(
+        "torch.use_deterministic_algorithms (and cuBLAS's workspace setting on CUDA)",
+        role="rounding",
+    )
+    threads: int | None = key(
+        "torch's intra-op threads; null: torch's default (1 is fastest for tiny models)",
+        role="rounding",
+        resumable=True,
+        lo=1,
+        hi=MAX_THREADS,
+        why="more threads than cores only slow torch down",
+    )
+    epochs: int = key("passes over the training data", resumable=True, lo=1)
+    batch_size: int = key("examples per optimizer step", lo=1)
+    lr: float = key("the optimizer's learning rate", member=True, lo=0)
+    optimizer: Literal["adam", "adamw", "sgd"] = key("adam | adamw | sgd")
+    momentum: float = key("SGD's momentum (sgd only)", lo=0, hi=1, hi_open=True)
+    adam_beta1: float = key(
+        "Adam/AdamW beta1, the first-moment decay (the GAN uses 0.5)", lo=0, hi=1, hi_open=True
+    )
+    dropout: float = key(
+        "dropout probability p of the study's dropout layers",
+        member=True,
+        off=0.0,
+        lo=0,
+        hi=1,
+        hi_open=True,
+    )
+    dropout_impl: Literal["inverted", "vanilla", "torch"] = key(
+        "inverted (scale by 1/(1-p) in training) | vanilla (scale by 1-p at test) | torch"
+    )
+    dropout_schedule: Literal["constant", "ramp"] = key(
+        "constant | ramp: p grows linearly from 0 over dropout_ramp_epochs"
+    )
+    dropout_ramp_epochs: int = key(
+        "the ramp's length k: epoch e trains with p * min(1, (e-1)/k)", lo=1
+    )
+    mc_samples: int = key(
+        "MC dropout: stochastic passes at each evaluation (0: off); adds mc_* (and test_ece)",
+        role="evaluation",
+        touches=("mc_*", "test_ece"),
+        lo=0,
+    )
+    weight_threshold: float = key(
+        "weights.csv's near_zero counts weights with |w| below this",
+        role="evaluation",
+        touches=("weights_near_zero",),
+        lo=0,
+    )
+    l1: float = key(
+        "adds l1 * sum|w| to the loss", member=True, off=0.0, shows=WEIGHT_METRICS, lo=0
+    )
+    l2: float = key(
+        "adds l2 * sum w^2 to the loss (it shows in the logged total loss)",
+        member=True,
+        off=0.0,
+        shows=WEIGHT_METRICS,
+        lo=0,
+    )
+    weight_decay: float = key(
+        "the optimizer's own decay term (not in the logged loss)",
+        member=True,
+        off=0.0,
+        shows=WEIGHT_METRICS,
+        lo=0,
+    )
+    penalize: Literal["weights", "all"] = key(
+        "weights (biases excluded) | all: the parameters l1, l2 and weight_decay touch"
+    )
+    eval_every: int = key(
+        "evaluate (a metrics row and a checkpoint) every N epochs, and at the last",
+        resumable=True,
+        lo=1,
+    )
+    diverge_factor: float | None = key(
+        "stop as diverged when a loss term exceeds this times its first value (null: off)", lo=1
+    )
+    out_dir: str = key(
+        "where run folders go: <out_dir>/<name>/<stamp>",
+        role="bookkeeping",
+        member=True,
+        resumable=True,
+    )
+    name: str | None = key(
+        "the run folder's name under out_dir (null: the model's name)",
+        role="bookkeeping",
+        member=True,
+        resumable=True,
+    )
+    logger: tuple[Literal["csv", "tensorboard", "mlflow"], ...] = key(
+        "csv (metrics.csv, always written) plus tensorboard and/or mlflow",
+        role="bookkeeping",
+        resumable=True,
+    )
+    mlflow_uri: str | None = key(
+        "MLflow's tracking URI (null: a local store in <out_dir>/mlruns)",
+        role="bookkeeping",
+        resumable=True,
+    )
+    plots: Literal["all", "summary", "none"] = key(
+        "a run folder's figures: all | summary (loss_curve.png) | none (tables only)",
+        role="bookkeeping",
+        resumable=True,
+        legacy="all",
+    )
+    experiment: ExperimentConfig | None = key(
+        "the question a sweep answers, set by +experiment=NAME; never read by a run",
+        role="bookkeeping",
+        legacy=None,
+    )
 
     def __post_init__(self) -> None:
         # The run folder is <out_dir>/<name>/<stamp>: a name with a separator, "." or ".."
@@ -150,9 +339,48 @@ class Settings:
     def run_name(self) -> str:
         return self.name or self.model.name
 
+    def declared(self) -> dict[str, Key]:
+        """Every key of these settings (dotted: ``model.hidden``) and its declaration."""
+        return settings_declarations(type(self.model), type(self.data))
+
+    def without_legacy(self) -> dict[str, Any]:
+        """``to_dict()`` less every key at its legacy value: what the job key hashes, so a key
+        added later leaves the folder names of runs that do not use it as they were."""
+        config = self.to_dict()
+        for dotted, declared in self.declared().items():
+            *parents, leaf = dotted.split(".")
+            node = config
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            at_legacy = declared.has_legacy and isinstance(node, dict) and leaf in node
+            if at_legacy and node[leaf] == _plain(declared.legacy):
+                del node[leaf]
+        return config
+
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), the form written to ``config.yaml``."""
         return _plain(dataclasses.asdict(self))
+
+
+def settings_declarations(model: type, data: type) -> dict[str, Key]:
+    """Every key of a run with the study config ``model`` and the source config ``data``,
+    dotted (``model.hidden``, ``data.n_train``, ``experiment.metrics``), in the order shown to
+    users."""
+    nested = {"model": model, "data": data, "experiment": ExperimentConfig}
+    out: dict[str, Key] = {}
+    for name, declared in declarations(Settings).items():
+        if name in nested:
+            if name == "experiment":
+                out[name] = declared
+            out.update(declarations(nested[name], f"{name}."))
+        else:
+            out[name] = declared
+    return out
+
+
+def top_level(test: Callable[[Key], bool]) -> tuple[str, ...]:
+    """The top-level keys of Settings whose declaration passes ``test``, in field order."""
+    return tuple(name for name, declared in declarations(Settings).items() if test(declared))
 
 
 # ----------------------------------------------------------------------------- checking
@@ -178,9 +406,13 @@ def build_config(
         if name in prebuilt:
             values[name] = prebuilt[name]
             continue
-        if name not in raw:
+        if name in raw:
+            value = raw[name]
+        elif declaration(spec).has_legacy:  # a run folder made before the key existed
+            value = declaration(spec).legacy
+        else:
             raise ConfigError(f"missing key '{prefix}{name}'")
-        values[name] = _check_value(prefix + name, raw[name], hints[name], spec.metadata)
+        values[name] = _check_value(prefix + name, value, hints[name], _limits(spec))
     return schema(**values)
 
 
@@ -228,6 +460,11 @@ def _check_value(key: str, value: Any, hint: Any, limits: Mapping[str, Any]) -> 
             raise ConfigError(f"{key}={value!r} is not a number; {key} must be {_describe(limits)}")
         return _check_range(key, float(value), limits)
     raise TypeError(f"schema type {hint!r} of {key} is not supported")  # a bug, not user input
+
+
+def _limits(spec: dataclasses.Field) -> dict[str, Any]:
+    declared = declaration(spec)
+    return {"lo": declared.lo, "hi": declared.hi, "hi_open": declared.hi_open, "why": declared.why}
 
 
 def _example_list(element: Any) -> str:

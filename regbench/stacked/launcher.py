@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from regbench.core.config import top_level
 from regbench.core.errors import Diverged, NotStackable
 from regbench.core.jobs import Job
 from regbench.core.progress import Reporter
@@ -73,8 +74,9 @@ if TYPE_CHECKING:
     from regbench.data import DataBundle
     from regbench.studies.base import Study
 
-# Settings that may differ between the members of one stack; every other key must agree.
-MEMBER_KEYS = ("seed", "dropout", "l1", "l2", "weight_decay", "lr", "name", "out_dir")
+# Settings that may differ between the members of one stack; every other key must agree
+# (declared: Key.member).
+MEMBER_KEYS = top_level(lambda declared: declared.member)
 NETWORK = "model"  # the one network (and optimizer) a stackable study trains
 CPU_BUDGET_FRACTION = 0.5  # of MemAvailable, when no budget is given
 CUDA_BUDGET_FRACTION = 0.8  # of free device memory

@@ -15,6 +15,7 @@ from regbench.core.config import StudyConfig
 from regbench.core.registry import Registry
 
 if TYPE_CHECKING:
+    from regbench.core.metrics import Metric
     from regbench.studies.base import Study
 
 StudyType = TypeVar("StudyType", bound="type[Study]")
@@ -59,3 +60,18 @@ def study_names() -> list[str]:
 def study_config(name: str) -> type[StudyConfig]:
     """The config schema of the study registered as ``name``."""
     return STUDIES.config(name)
+
+
+def study_metrics(name: str) -> dict[str, Metric] | None:
+    """The metrics the study registered as ``name`` declares (its own, the loop's and
+    weights.csv's), by name; None for a study this process does not know (a plug-in whose
+    module is not imported)."""
+    if name not in study_names():
+        return None
+    return study_class(name).declared_metrics()
+
+
+def study_default_metrics(name: str) -> tuple[str, ...]:
+    """What compare shows for the study ``name`` when no metric is asked for (the primary
+    first); () for a study this process does not know."""
+    return study_class(name).default_metrics() if name in study_names() else ()

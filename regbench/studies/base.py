@@ -5,7 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from regbench.core.metrics import COMMON_METRICS, Metric, loss
 
 if TYPE_CHECKING:
     import torch
@@ -30,8 +32,14 @@ class Study(ABC):
 
     # Which logged columns make the loss curve: (train column, test column).
     loss_columns: ClassVar[tuple[str, str]] = ("train_loss", "test_loss")
-    # Evaluation metrics and whether lower or higher is better (for "best" in the summary).
-    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
+    # The metrics evaluate() returns, each declared once (regbench/core/metrics.py); the loop's
+    # and weights.csv's are declared for every study. ``primary`` leads compare's table.
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        loss("test_loss", "the data loss on the test set, in eval mode", "test", "test loss"),
+    )
+    primary: ClassVar[str] = "test_loss"
+    # What compare shows when no --metric is given (primary first); by default the primary.
+    compared: ClassVar[tuple[str, ...]] = ()
     net: nn.Module
     objective: PenalizedObjective
 
@@ -46,6 +54,16 @@ class Study(ABC):
     def n_train(self) -> int:
         """Number of training examples the loop batches over."""
         return self.data.n_train
+
+    @classmethod
+    def declared_metrics(cls) -> dict[str, Metric]:
+        """Every metric a run of this study can log, by name."""
+        return {metric.name: metric for metric in (*COMMON_METRICS, *cls.metrics)}
+
+    @classmethod
+    def default_metrics(cls) -> tuple[str, ...]:
+        """The metrics compare shows when none are asked for, the primary one first."""
+        return tuple(dict.fromkeys((cls.primary, *cls.compared)))
 
     def train_one_network(self, net: nn.Module) -> None:
         """The common case: one network (``"model"``) trained with the settings' penalties."""

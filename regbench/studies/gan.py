@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.core.config import StudyConfig, bounds
+from regbench.core.config import StudyConfig, key
+from regbench.core.metrics import Metric
 from regbench.figures.titles import plot_title
 from regbench.regularization.penalties import (
     NO_PENALTY,
@@ -54,12 +55,21 @@ class GANConfig(StudyConfig):
     network(s) dropout, l1, l2 and weight_decay apply to."""
 
     name: Literal["gan"]
-    regularize: Literal["d", "g", "both"]
-    noise_dim: int = bounds(1)
-    d_hidden: tuple[int, ...]
-    g_hidden: tuple[int, ...]
-    sample_every: int = bounds(1)
-    fid_samples: int = bounds(2)
+    regularize: Literal["d", "g", "both"] = key(
+        "the network(s) dropout, l1, l2 and weight_decay apply to: d, g or both"
+    )
+    noise_dim: int = key("the generator's input size", lo=1)
+    d_hidden: tuple[int, ...] = key("the discriminator's hidden layer sizes")
+    g_hidden: tuple[int, ...] = key("the generator's hidden layer sizes")
+    sample_every: int = key(
+        "write samples_epoch_XXX.png every N epochs (and at the last)",
+        role="evaluation",
+        touches=(),
+        lo=1,
+    )
+    fid_samples: int = key(
+        "generated images per FID evaluation", role="evaluation", touches=("fid",), lo=2
+    )
 
     data_sources: ClassVar[tuple[str, ...] | None] = ("mnist", "fashion_mnist", "mnist_small")
 
@@ -107,7 +117,36 @@ class GANStudy(Study):
     networks), and ``fid`` (evaluation: generated vs real test images)."""
 
     loss_columns: ClassVar[tuple[str, str]] = ("d_loss", "g_loss")
-    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"fid": "min"}
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        # The two players' losses trade off against each other: neither is "better" lower.
+        Metric(
+            "d_loss", "the discriminator's mean BCE over the epoch's D steps", lo=0.0, split="train"
+        ),
+        Metric(
+            "g_loss", "the generator's mean BCE over the epoch's G steps", lo=0.0, split="train"
+        ),
+        Metric(
+            "d_real", "mean D(x) on real images over the D steps", lo=0.0, hi=1.0, split="train"
+        ),
+        Metric(
+            "d_fake",
+            "mean D(G(z)) on generated images over the D steps",
+            lo=0.0,
+            hi=1.0,
+            split="train",
+        ),
+        Metric(
+            "fid",
+            "Frechet distance between generated and real test images in a small MNIST "
+            "classifier's features (lower: closer)",
+            "min",
+            0.0,
+            None,
+            "test",
+            "FID",
+        ),
+    )
+    primary: ClassVar[str] = "fid"
 
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)

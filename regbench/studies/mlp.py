@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.core.config import StudyConfig
+from regbench.core.config import StudyConfig, key
+from regbench.core.metrics import MC_LOSS, MC_STD, Metric, accuracy, loss
 from regbench.regularization.mc_dropout import classifier_metrics, mc_dropout, mc_moments
 from regbench.regularization.penalties import dropout_layer
 from regbench.studies import register_study
@@ -31,7 +32,7 @@ class MLPConfig(StudyConfig):
     """784-hidden...-10 classifier with ReLU and dropout after each hidden layer."""
 
     name: Literal["mlp"]
-    hidden: tuple[int, ...]
+    hidden: tuple[int, ...] = key("hidden layer sizes, e.g. [512,256]")
 
     data_sources: ClassVar[tuple[str, ...] | None] = ("mnist", "fashion_mnist", "mnist_small")
 
@@ -60,7 +61,32 @@ def standardize(images: torch.Tensor) -> torch.Tensor:
 
 @register_study("mlp", config=MLPConfig)
 class MLPStudy(Study):
-    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min", "test_acc": "max"}
+    compared: ClassVar[tuple[str, ...]] = ("test_loss", "test_acc")
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        loss(
+            "test_loss", "cross-entropy (mean NLL) on the test set, eval mode", "test", "test loss"
+        ),
+        accuracy("test_acc", "share of test images classified right, eval mode", "test"),
+        MC_LOSS,
+        accuracy("mc_test_acc", "test accuracy of the mean over mc_samples dropout passes", "test"),
+        MC_STD,
+        Metric(
+            "test_ece",
+            "expected calibration error of the eval-mode probabilities (15 bins)",
+            "min",
+            0.0,
+            1.0,
+            "test",
+        ),
+        Metric(
+            "mc_test_ece",
+            "expected calibration error of the MC-averaged probabilities (15 bins)",
+            "min",
+            0.0,
+            1.0,
+            "test",
+        ),
+    )
 
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)

@@ -4,11 +4,12 @@ registered study itself."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from regbench.core.metrics import MC_LOSS, MC_STD, Metric, loss
 from regbench.regularization.mc_dropout import mc_dropout, mc_moments, regression_metrics
 from regbench.studies.base import Study
 
@@ -22,7 +23,12 @@ class MSEStudy(Study):
     MSE, eval mode); with ``mc_samples`` also the MC-dropout metrics. Subclasses build their
     network and call ``train_one_network``."""
 
-    goals: ClassVar[dict[str, Literal["min", "max"]]] = {"test_loss": "min"}
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        loss("train_eval_loss", "MSE on the training points, eval mode", "train_eval"),
+        loss("test_loss", "MSE on the test points, eval mode", "test", "test MSE"),
+        MC_LOSS,
+        MC_STD,
+    )
 
     def batch_loss(self, forward: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """MSE over each member's batch: x [..., B, ...], y [..., B, 1] -> [...]."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from regbench.core.config import StudyConfig
+from regbench.core.config import StudyConfig, key
 from regbench.figures.titles import plot_title
 from regbench.regularization.penalties import dropout_layer
 from regbench.studies import register_study
@@ -36,7 +36,7 @@ class RegressionConfig(StudyConfig):
     """1-hidden...-1 regressor with ReLU and dropout after each hidden layer, full batch."""
 
     name: Literal["regression"]
-    hidden: tuple[int, ...]
+    hidden: tuple[int, ...] = key("hidden layer sizes, e.g. [300,300]")
 
     data_sources: ClassVar[tuple[str, ...] | None] = ("toy_regression",)
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regbench.core.config import ConfigError, StudyConfig, bounds
+from regbench.core.config import ConfigError, StudyConfig, key
 from regbench.figures.titles import plot_title
 from regbench.regularization.penalties import dropout_layer
 from regbench.studies import register_study
@@ -48,9 +48,12 @@ class RNNConfig(StudyConfig):
     """nn.RNN layers (tanh) + linear head on the last step; ``rnn_dropout`` places dropout."""
 
     name: Literal["rnn"]
-    hidden_size: int = bounds(1)
-    num_layers: int = bounds(1)
-    rnn_dropout: Placement
+    hidden_size: int = key("units per RNN layer", lo=1)
+    num_layers: int = key("stacked RNN layers", lo=1)
+    rnn_dropout: Placement = key(
+        "where dropout goes: output (on the last step's output) | variational (one mask per "
+        "sequence on inputs and hidden state) | between_layers (needs num_layers >= 2)"
+    )
 
     data_sources: ClassVar[tuple[str, ...] | None] = ("sine",)
 

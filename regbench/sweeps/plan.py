@@ -111,7 +111,7 @@ def refuse_legacy_folders(sweep_dir: Path, jobs: Sequence[Job]) -> None:
         (old, job.key)
         for job in jobs
         if not (sweep_dir / job.key).exists()
-        and (sweep_dir / (old := job_key(job.settings.to_dict(), LEGACY_UNKEYED))).is_dir()
+        and (sweep_dir / (old := job_key(job.settings, LEGACY_UNKEYED))).is_dir()
     ]
     if moves:
         old, new = moves[0]
@@ -200,7 +200,8 @@ def plan(overrides: Sequence[str]) -> tuple[list[Job], Any]:
     jobs = []
     for cell, config in grid.jobs:
         settings = _validate(config, cell)
-        jobs.append(Job(settings, cell, key=job_key(settings.to_dict())))
+        jobs.append(Job(settings, cell, key=job_key(settings)))
+        progress.checked(len(jobs), len(grid.jobs))
     _refuse_duplicates(jobs)
     return _label(jobs), grid.multirun_config
 
@@ -543,7 +544,7 @@ def run_job(cfg: DictConfig) -> str:
     overrides = tuple(hydra_cfg.overrides.task)
     sweep_dir = Path(hydra_cfg.sweep.dir)
     settings = _validate(OmegaConf.to_container(cfg, resolve=True), overrides)  # type: ignore[arg-type]
-    key = job_key(settings.to_dict())
+    key = job_key(settings)
     job = Job(settings, overrides, sweep_dir / key, key)
     record = read_record(sweep_dir)
     console = Console(stderr=True)

@@ -23,13 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbench.analysis.runs import higher_is_better, load_run, parse_at, value_at
+from regbench.analysis.runs import load_run, parse_at, value_at
 from regbench.core.config import ConfigError
 from regbench.core.errors import RegbenchError, UsageError
 from regbench.core.jobs import Job, job_key
+from regbench.core.metrics import Metric, lookup, undeclared
 from regbench.core.overrides import override_key, override_pairs
 from regbench.core.rundir import RunDir, Status
 from regbench.figures.drawing import settle_all
+from regbench.studies import study_default_metrics, study_metrics
 from regbench.sweeps import plan as sweeps
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ class Search:
     sampler: str  # how the sampler is seeded, for the reader
     multirun_config: Any  # the DictConfig multirun.yaml records
     checked: tuple[Settings, ...]  # configs validated before the search
+    goal: Metric = field(default_factory=lambda: undeclared(DEFAULT_OBJECTIVE))  # its declaration
 
     def describe(self) -> str:
         trials = f"{self.n_trials} trials" if self.n_trials else "trials"
@@ -104,13 +107,16 @@ def plan(overrides: Sequence[str], objective: str | None = None, at: str | None 
             f"a search runs its trials in this process, one after another; drop {launchers[0]} "
             f"(--stacked trains each trial's seeds together)"
         )
-    objective, at = objective or DEFAULT_OBJECTIVE, at or DEFAULT_AT
+    at = at or DEFAULT_AT
     parse_at(at)
     seeds, rest = _split_seeds(overrides)
-    sweeper = hydra_app.load_multirun_config(rest).hydra.sweeper
+    composed = hydra_app.load_multirun_config(rest)
+    sweeper = composed.hydra.sweeper
     if "seed" in (sweeper.get("params") or {}):
         raise UsageError("seed is searched in hydra.sweeper.params; seeds are replicates: seed=1,2")
-    direction, direction_override = _direction(sweeper, rest, objective)
+    goal = _objective_metric(str(composed.model.name), objective)
+    objective = goal.name
+    direction, direction_override = _direction(sweeper, rest, goal)
     sampler_override, sampler = _sampler_seed(sweeper)
     overrides_for_hydra = (*rest, *direction_override, *sampler_override)
     master = hydra_app.load_multirun_config(overrides_for_hydra)
@@ -122,6 +128,7 @@ def plan(overrides: Sequence[str], objective: str | None = None, at: str | None 
         overrides=overrides_for_hydra,
         seeds=seeds or (checked[0].seed,),
         objective=objective,
+        goal=goal,
         at=at,
         direction=direction,
         space=tuple(space),
@@ -178,12 +185,27 @@ def _parse(items: Sequence[str]) -> list[Any]:
         raise ConfigError(f"cannot parse the overrides ({first}); write key=value") from exc
 
 
+def _objective_metric(model: str, objective: str | None) -> Metric:
+    """The objective's declaration (default: the study's primary metric); one with no
+    direction cannot be optimized."""
+    name = objective or next(iter(study_default_metrics(model)), DEFAULT_OBJECTIVE)
+    goal = lookup(study_metrics(model) or {}, name)
+    if not goal.has_direction:
+        raise UsageError(
+            f"--objective {name}: {name} has no direction (neither lower nor higher is better), "
+            f"so a search cannot optimize it; choose a metric such as "
+            f"{next(iter(study_default_metrics(model)), DEFAULT_OBJECTIVE)}"
+        )
+    return goal
+
+
 def _direction(
-    sweeper: DictConfig, overrides: Sequence[str], objective: str
+    sweeper: DictConfig, overrides: Sequence[str], goal: Metric
 ) -> tuple[str, list[str]]:
-    """The objective's direction by its name (as `regbench compare` ranks), and the override
+    """The objective's declared direction (as `regbench compare` ranks), and the override
     that gives it to the sweeper; a direction the user set must agree with it."""
-    wanted = DIRECTIONS[higher_is_better(objective)]
+    objective = goal.name
+    wanted = DIRECTIONS[goal.direction == "max"]
     if "direction" not in sweeper:  # a sweeper without one: its own settings decide
         return wanted, []
     from omegaconf import ListConfig
@@ -387,7 +409,7 @@ class SearchLauncher:
             settings = validate(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
         except ConfigError as exc:
             raise ConfigError(f"trial {' '.join(with_seed)}: {exc}") from exc
-        key = job_key(settings.to_dict())
+        key = job_key(settings)
         folder = self._sweep().sweep_dir / key
         return Job(settings, with_seed, folder, key, f"{label} seed={seed}".strip())
 
@@ -431,7 +453,7 @@ class SearchLauncher:
         values = []
         for job in jobs:
             rows = load_run(job.planned_folder()).rows
-            value = value_at(rows, self.search.objective, self.search.at)
+            value = value_at(rows, self.search.objective, self.search.at, self.search.goal)
             if value is None:
                 raise UsageError(_no_value(rows, self.search.objective, self.search.at))
             values.append(value)

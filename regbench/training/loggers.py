@@ -325,8 +325,9 @@ class MLflowLogger(Logger):
             found.experiment_id if found else self.client.create_experiment(self.experiment)
         )
         # The group tag is the config hash a sweep's job folders are named by: the same for every
-        # seed of one configuration, swept or run alone.
-        tags = {"regbench.run_dir": str(run_dir.resolve()), "regbench.group": config_hash(config)}
+        # seed of one configuration, swept or run alone (keys at their legacy values left out).
+        group = config_hash(validate(config))
+        tags = {"regbench.run_dir": str(run_dir.resolve()), "regbench.group": group}
         if identity.member is not None:
             self.sweep = SweepRun.open(self.client, experiment_id, identity.member)
             tags.update(self.sweep.child_tags())
@@ -354,6 +355,7 @@ class MLflowLogger(Logger):
         metrics = [Metric(k, v, now, step) for k, v in numeric_metrics(row).items()]
         self.client.log_batch(self.run_id, metrics=metrics)
 
+        from regbench.compose.validate import validate
     def finish(self, run_dir: Path, status: str) -> None:
         if self.run_id is None:  # start failed: nothing to close, and its error is the one
             return

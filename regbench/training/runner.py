@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from regbench.core.config import top_level
 from regbench.core.errors import UsageError
 from regbench.core.rundir import CONFIG, RunDir, Status, timestamp
 from regbench.core.seeding import preserved_globals
@@ -108,17 +109,8 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
 
 
 # Keys a resumed run may change: how far it goes and where its output goes, not what the
-# checkpoint's weights and optimizer state were trained with.
-RESUMABLE_CHANGES = (
-    "epochs",
-    "eval_every",
-    "threads",
-    "logger",
-    "mlflow_uri",
-    "out_dir",
-    "name",
-    "plots",
-)
+# checkpoint's weights and optimizer state were trained with (declared: Key.resumable).
+RESUMABLE_CHANGES = top_level(lambda declared: declared.resumable)
 
 
 def check_resumable(settings: Settings, checkpoint: dict[str, Any] | None, run_dir: RunDir) -> None:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from regbench.core.config import Settings
+    from regbench.core.metrics import Metric
     from regbench.core.progress import Reporter
     from regbench.studies.base import Study
 
@@ -176,7 +177,7 @@ class RunSession:
     def conclude(self, status: Status) -> None:
         """The summary's results, status and times, in memory (``write_end`` writes them)."""
         self.is_open = False
-        set_results(self.summary, self.study.goals, self.rows)
+        set_results(self.summary, self.study.metrics, self.rows)
         self.summary.status, self.summary.finished_at = status, timestamp()
         wall = time.time() - self.started
         self.summary.wall_seconds = wall / self.shared_by
@@ -295,13 +296,19 @@ def environment(settings: Settings, study: Study) -> dict[str, Any]:
     }
 
 
-def set_results(summary: Summary, goals: dict[str, str], rows: Sequence[dict[str, Any]]) -> None:
-    """Epochs completed, the last row, and the best value of each goal ("min" or "max")."""
+def set_results(
+    summary: Summary, metrics: Sequence[Metric], rows: Sequence[dict[str, Any]]
+) -> None:
+    """Epochs completed, the last row, and the best value of each of the study's test metrics
+    that has a direction (and is in every row)."""
     best = {}
-    for metric, goal in goals.items() if rows else ():
-        pick = min if goal == "min" else max
-        row = pick(rows, key=lambda r, m=metric: r[m])
-        best[metric] = {"value": row[metric], "epoch": row["epoch"]}
+    for metric in metrics:
+        wanted = metric.has_direction and metric.split == "test"
+        if not (wanted and rows and all(metric.name in r for r in rows)):
+            continue
+        value = metric.best(r[metric.name] for r in rows)
+        row = next(r for r in rows if r[metric.name] == value)
+        best[metric.name] = {"value": row[metric.name], "epoch": row["epoch"]}
     summary.epochs_completed = rows[-1]["epoch"] if rows else 0
     summary.final, summary.best = (rows[-1] if rows else {}), best
 

@@ -1,0 +1,217 @@
+"""What a key and a metric mean, declared once, as users meet it: which runs are one group, what
+"best" means for a metric without a direction, intervals that stay inside a metric's range, and
+folders made before the declarations that still skip, rerun and resume as they were."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pytest
+
+from regbench.analysis.comparison import compare
+from regbench.compose.hydra import load_settings
+from regbench.core.config import Settings, StudyConfig, key
+from regbench.core.jobs import config_hash, job_key
+from regbench.core.rundir import RunDir, Status, Summary
+
+LEGACY_SWEEP = Path(__file__).parent / "data" / "legacy_sweep"
+TINY = ["model=regression", "model.hidden=[8]", "data.n_train=8", "data.n_test=8", "epochs=4"]
+TINY += ["eval_every=2", "threads=1", "device=cpu", "plots=none"]
+
+
+# ----------------------------------------------------------------------------- groups
+def test_growing_a_sweep_with_a_logger_keeps_two_groups(cli, tmp_path: Path) -> None:
+    """The logger is bookkeeping: the grown sweep compares two groups of three seeds, not four
+    groups split by logger."""
+    first = cli("sweep", *TINY, "seed=1,2", "dropout=0,0.5", "--dir", "s", "-q")
+    assert first.exit_code == 0, first.stderr
+    grown = cli(
+        "sweep", *TINY, "seed=1,2,3", "dropout=0,0.5", "logger=[csv,tensorboard]", "--dir", "s"
+    )
+    assert grown.exit_code == 0, grown.stderr
+    assert "4 to skip, 2 to run" in grown.stdout + grown.stderr
+    rows = (tmp_path / "s" / "comparison.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    groups = [dict(zip(header, line.split(","), strict=False)) for line in rows[1:]]
+    assert sorted(g["dropout"] for g in groups) == ["0", "0.5"]
+    assert [g["n"] for g in groups] == ["3", "3"]
+    assert "several groups without regularization" not in grown.stdout
+
+
+def make_run(root: Path, base: dict[str, Any], seed: int, rows: list[dict], **config: Any) -> Path:
+    path = root / f"{'-'.join(f'{k}={v}' for k, v in sorted(config.items()))}-seed={seed}"
+    path.mkdir(parents=True)
+    run_dir = RunDir(path)
+    run_dir.write_config({**base, **config, "seed": seed}, [])
+    for row in rows:
+        run_dir.append_metrics(row)
+    run_dir.write_summary(Summary(Status.COMPLETED, name=path.name, model="mlp", seed=seed))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mlp_config() -> dict[str, Any]:
+    return load_settings(["model.hidden=[16]"]).to_dict()
+
+
+def test_device_and_threads_do_not_split_a_group_and_the_mix_is_noted(
+    tmp_path: Path, mlp_config: dict[str, Any]
+) -> None:
+    for seed, device, threads in [(1, "cpu", 1), (2, "cuda", None), (3, "cpu", 4)]:
+        rows = [{"epoch": 1, "test_loss": 0.5 + seed / 100, "test_acc": 0.8, "seconds": 1}]
+        make_run(tmp_path, mlp_config, seed, rows, device=device, threads=threads)
+    result = compare([tmp_path])
+    assert len(result.rows) == 1 and result.rows[0].n == 3
+    assert any("mixes device=cpu, cuda" in note for note in result.notes)
+
+
+# ----------------------------------------------------------------------------- metrics
+def rows_for(seed: int, effect: float) -> list[dict]:
+    """The test loss is best at epoch 2 and the gap grows with training."""
+    noise = [float(x) for x in np.random.default_rng(seed).normal(0, 0.01, 3)]
+    return [
+        {
+            "epoch": e,
+            "train_loss": 0.6 - 0.1 * e,
+            "test_loss": [0.7, 0.5, 0.6][e - 1] + effect + noise[e - 1],
+            "test_acc": 0.8,
+            "gap": 0.1 * e + effect + noise[e - 1],
+            "seconds": 1,
+        }
+        for e in (1, 2, 3)
+    ]
+
+
+@pytest.fixture
+def dropout_runs(tmp_path: Path, mlp_config: dict[str, Any]) -> Path:
+    for seed in (1, 2, 3):
+        make_run(tmp_path, mlp_config, seed, rows_for(seed, 0.0), dropout=0.0)
+        make_run(tmp_path, mlp_config, seed, rows_for(seed, -0.3), dropout=0.5)
+    return tmp_path
+
+
+def test_gap_at_best_has_no_best_and_no_better_or_worse(cli, dropout_runs: Path) -> None:
+    out = dropout_runs / "out"
+    result = cli("compare", str(dropout_runs), "--metric", "gap", "--at", "best", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    verdict = next(line for line in result.stdout.splitlines() if line.startswith("verdict"))
+    assert "lowers gap" in verdict and "better" not in verdict and "worse" not in verdict
+    assert "P(higher)" in verdict
+    with (out / "comparison.csv").open() as table:
+        assert {row["best"] for row in csv.DictReader(table)} == {"False"}
+    # Each run's epoch was selected by the study's primary metric (test_loss: epoch 2), and gap
+    # is reported there, not at its own smallest value (epoch 1).
+    comparison = compare([dropout_runs], ["gap"], "best")
+    assert comparison.select is not None and comparison.select.name == "test_loss"
+    base = next(row for row in comparison.rows if row.is_baseline)
+    assert base.cells["gap"].stats.mean == pytest.approx(0.2, abs=0.03)
+    assert not any(row.is_best for row in comparison.rows)
+
+
+@pytest.mark.parametrize(
+    ("select", "says"),
+    [
+        ("gap", "gap has no direction"),
+        ("val_loss", "--select val_loss: no run logged it"),
+    ],
+)
+def test_select_refuses_what_cannot_select(cli, dropout_runs: Path, select, says) -> None:
+    result = cli("compare", str(dropout_runs), "--at", "best", "--select", select)
+    assert result.exit_code == 2
+    assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_intervals_stay_inside_what_a_metric_can_be(
+    tmp_path: Path, mlp_config: dict[str, Any]
+) -> None:
+    """Two seeds far apart: no interval at all; three accuracies near 1 and losses near 0 with
+    a large spread: intervals inside [0, 1] and above 0, their method named."""
+    for seed, acc, loss in [(1, 0.999, 0.001), (2, 0.62, 0.9), (3, 0.995, 0.004)]:
+        row = {"epoch": 1, "test_loss": loss, "test_acc": acc, "seconds": 1}
+        make_run(tmp_path / "three", mlp_config, seed, [row])
+        if seed < 3:
+            make_run(tmp_path / "two", mlp_config, seed, [row])
+    two = compare([tmp_path / "two"]).rows[0].cells
+    assert all(np.isnan(two[m].stats.ci).all() for m in ("test_loss", "test_acc"))
+    three = compare([tmp_path / "three"]).rows[0].cells
+    acc_low, acc_high = three["test_acc"].stats.ci
+    assert 0 <= acc_low < acc_high <= 1
+    assert three["test_loss"].stats.ci[0] > 0
+    assert three["test_acc"].stats.interval == "t, logit scale"
+    assert three["test_loss"].stats.interval == "t, log scale"
+
+
+# ----------------------------------------------------------------------------- legacy values
+@dataclass(frozen=True)
+class WithNewKey(StudyConfig):
+    name: Literal["mlp"]
+    hidden: tuple[int, ...] = key("hidden sizes")
+    extra: int = key("a key added after folders were made", legacy=0)
+
+
+def test_a_key_at_its_legacy_value_stays_out_of_the_job_key() -> None:
+    settings = load_settings(["model.hidden=[16]"])
+    old_key = job_key(settings)
+
+    def with_extra(value: int) -> Settings:
+        model = WithNewKey("mlp", (16,), value)
+        return Settings(**{**settings.__dict__, "model": model})
+
+    assert job_key(with_extra(0)) == old_key  # the folder name a sweep made before the key
+    assert job_key(with_extra(3)) != old_key
+    assert config_hash(with_extra(0)) == config_hash(settings.to_dict())
+
+
+def copy_legacy(tmp_path: Path) -> Path:
+    folder = tmp_path / "legacy"
+    shutil.copytree(LEGACY_SWEEP, folder)
+    return folder
+
+
+LEGACY_GRID = [
+    "model=regression",
+    "model.hidden=[8]",
+    "data.n_train=8",
+    "data.n_test=8",
+    "epochs=4",
+    "eval_every=2",
+    "threads=1",
+    "device=cpu",
+    "plots=none",
+    "seed=1,2",
+    "dropout=0,0.5",
+]
+
+
+def test_a_sweep_made_before_the_declarations_grows_without_retraining(cli, tmp_path: Path) -> None:
+    folder = copy_legacy(tmp_path)
+    before = {p.name: (p / "metrics.csv").read_bytes() for p in folder.glob("*-seed=*")}
+    result = cli("sweep", *LEGACY_GRID, "--dir", str(folder))
+    assert result.exit_code == 0, result.stderr
+    assert "4 jobs (4 to skip)" in result.stdout + result.stderr
+    after = {p.name: (p / "metrics.csv").read_bytes() for p in folder.glob("*-seed=*")}
+    assert after == before
+
+
+@pytest.mark.slow
+def test_a_run_made_before_the_declarations_reruns_and_resumes(cli, tmp_path: Path) -> None:
+    folder = copy_legacy(tmp_path)
+    run = sorted(folder.glob("*-seed=1"))[0]
+    check = cli("rerun", str(run), "--check")
+    assert check.exit_code == 0, check.stderr
+    assert "reproduced" in check.stdout and "NOT" not in check.stdout
+    # An interrupted legacy run, asked for two more epochs (epochs may change on resume).
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("epochs: 4\n", "epochs: 6\n"))
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    resumed = cli("resume", str(run))
+    assert resumed.exit_code == 0, resumed.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 6
