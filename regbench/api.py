@@ -1,4 +1,5 @@
-"""The Python API for scripts and notebooks; the CLI is a thin layer over the same functions.
+"""The Python API for scripts and notebooks: the same steps as the CLI (regbench.workflow, which
+both call), returning objects where the CLI prints.
 
 >>> import regbench
 >>> result = regbench.run(["model=regression", "dropout=0.5", "seed=1"])
@@ -10,8 +11,10 @@
 >>> regbench.compare("outputs/sweeps/x", baseline="dropout=0").table  # as `regbench compare`
 
 Every call leaves the caller's process as it found it (``leaving_no_trace``): torch's threads
-and flags, every RNG, the environment, logging and a running Hydra app's globals; matplotlib's
-backend is never touched (figures are plain ``Figure`` objects, pyplot is never imported).
+and flags, every RNG, the environment, the warning filters, logging and a running Hydra app's
+globals; matplotlib's backend is never touched (figures are plain ``Figure`` objects, pyplot is
+never imported). Calls from several threads take turns. Arguments of the wrong type are a
+``regbench.UsageError`` naming the argument.
 """
 
 from __future__ import annotations
@@ -19,20 +22,22 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regbench.core.errors import Notice, RegbenchError, UsageError
-from regbench.figures.drawing import in_workers
+from regbench import workflow
+from regbench.core.errors import Notice, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
     from regbench.analysis.comparison import Comparison
+    from regbench.core.progress import Reporter
+    from regbench.sweeps.search import Trial
     from regbench.training.session import RunResult
 
 
@@ -47,7 +52,14 @@ def as_overrides(overrides: Sequence[str] | Mapping[str, Any]) -> list[str]:
         )
     if isinstance(overrides, Mapping):
         return [f"{key}={_value(value)}" for key, value in overrides.items()]
-    return list(overrides)
+    words = _items("overrides", overrides, "key=value strings or a dict")
+    for i, word in enumerate(words):
+        if not isinstance(word, str):
+            raise UsageError(
+                f"overrides[{i}] is {word!r} ({type(word).__name__}); each override is a "
+                f"key=value string, e.g. 'dropout=0.5'"
+            )
+    return words
 
 
 def _value(value: Any) -> str:
@@ -61,23 +73,74 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def run(overrides: Sequence[str] | Mapping[str, Any] = (), *, quiet: bool = True) -> RunResult:
-    """Train one model, exactly like ``regbench run OVERRIDES...``.
+def _items(name: str, given: Any, what: str) -> list[Any]:
+    """``given`` as a list; a value that is not a list (or a bare string, which would be
+    iterated as its characters) is a UsageError naming the argument."""
+    if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        raise UsageError(f"{name} must be a list of {what}, not {given!r}; e.g. {name}=[...]")
+    return list(given)
+
+
+def _names(name: str, given: Sequence[str]) -> list[str]:
+    """A list of names (metrics, keys): ``metrics="test_loss"`` is refused, not split."""
+    names = _items(name, given, "names")
+    wrong = [n for n in names if not isinstance(n, str)]
+    if wrong:
+        raise UsageError(f"{name} must be a list of names (strings); {wrong[0]!r} is not one")
+    return names
+
+
+def _folder(name: str, given: Any) -> Path:
+    if not isinstance(given, str | os.PathLike):
+        raise UsageError(f"{name} must be a folder (a str or a Path), not {given!r}")
+    return Path(given)
+
+
+def _folders(name: str, given: Any) -> list[Path]:
+    """A folder or a list of folders, as Paths."""
+    if isinstance(given, str | os.PathLike):
+        return [Path(given)]
+    if isinstance(given, bytes) or not isinstance(given, Iterable):
+        raise UsageError(
+            f"{name} must be a folder (a str or a Path) or a list of them, not {given!r}"
+        )
+    return [_folder(f"{name}[{i}]", folder) for i, folder in enumerate(given)]
+
+
+def _texts(**options: Any) -> None:
+    """Options that are a string or None (at, baseline, ...): anything else is refused here,
+    not deep inside as an AttributeError."""
+    for name, value in options.items():
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{name} must be a string, not {value!r}")
+
+
+def _reporter(quiet: bool) -> Reporter:
+    from regbench.core.progress import Reporter, RichReporter
+
+    return Reporter() if quiet else RichReporter()
+
+
+def run(
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    *,
+    quiet: bool = True,
+    config_dir: str | Path | None = None,
+    config_name: str | None = None,
+) -> RunResult:
+    """Train one model, exactly like ``regbench run OVERRIDES... [--config-dir DIR]
+    [--config-name NAME]``.
 
     Returns a RunResult: ``run_dir`` (a RunDir; ``.path`` is the folder), ``summary`` (the typed
     summary.json) and ``rows`` (the metrics rows). Bad overrides raise ``regbench.ConfigError``.
     The caller's torch threads, determinism flags, RNG states and matplotlib backend are as
-    they were afterwards.
+    they were afterwards; runs in several threads take turns.
     """
     overrides = as_overrides(overrides)
+    _texts(config_name=config_name)
     # Around the imports too: a library may draw from python's RNG when first imported.
     with leaving_no_trace():
-        from regbench.compose.hydra import load_settings
-        from regbench.core.progress import Reporter, RichReporter
-        from regbench.training.runner import execute
-
-        reporter = Reporter() if quiet else RichReporter()
-        return execute(load_settings(overrides), overrides, reporter)
+        return workflow.run(overrides, _reporter(quiet), config_dir, config_name)
 
 
 def load_runs(*paths: str | Path) -> pd.DataFrame:
@@ -88,11 +151,14 @@ def load_runs(*paths: str | Path) -> pd.DataFrame:
     (with weights.csv's ``weights_*`` summaries where a run has them). It is the same run table
     ``compare`` groups (regbench.analysis.runs).
     """
-    import pandas as pd
+    folders = _folders("paths", list(paths))
+    with leaving_no_trace(training=False):
+        import pandas as pd
 
-    from regbench.analysis.runs import find_runs, records
+        from regbench.analysis.runs import find_runs, records
 
-    return pd.DataFrame.from_records(records(find_runs(_paths(paths))))
+        # Notebooks usually sit next to outputs/, regbench's default out_dir.
+        return pd.DataFrame.from_records(records(find_runs(folders or [Path("outputs")])))
 
 
 def sweep(
@@ -101,66 +167,87 @@ def sweep(
     dir: str | Path | None = None,
     stacked: bool = False,
     stack_memory: float | None = None,
+    dry_run: bool = False,
+    tex: bool = False,
+    objective: str | None = None,
+    at: str | None = None,
+    select: str | None = None,
     quiet: bool = True,
+    config_dir: str | Path | None = None,
+    config_name: str | None = None,
 ) -> SweepOutcome:
-    """Run a grid, exactly like ``regbench sweep OVERRIDES... [--dir DIR] [--stacked]``: the
-    same job folders, sweep.json and comparison files, resumed or grown when ``dir`` is an
-    earlier sweep's folder. A dict takes Hydra's sweep syntax as strings
+    """Run a grid or a search, exactly like ``regbench sweep OVERRIDES... [--dir DIR]
+    [--stacked] ...``: the same job folders, sweep.json and comparison files, resumed or grown
+    when ``dir`` is an earlier sweep's folder. A dict takes Hydra's sweep syntax as strings
     (``{"dropout": "0,0.5", "seed": "range(1,4)"}``); ``hydra/launcher=...`` overrides work as on
-    the command line. ``stack_memory`` is ``--stack-memory`` (MiB).
+    the command line, and ``hydra/sweeper=optuna`` makes it a search of the mean ``objective``
+    over each trial's seeds, read at ``at``. The other options are the command's:
+    ``stack_memory`` is ``--stack-memory`` (MiB), ``tex`` ``--tex``, ``select`` ``--select``.
 
     Returns a SweepOutcome: ``sweep_dir``, ``statuses``, ``runs`` and ``comparison`` (pandas),
-    ``figures`` (matplotlib). Failed jobs are a ``regbench.core.errors.Notice`` warning, not an
-    exception: the outcome still holds the jobs that worked.
+    ``figures`` (matplotlib), and for a search its ``trials`` and ``best`` trial; a dry run's
+    ``planned`` says what each job would do. Failed jobs are a ``regbench.core.errors.Notice``
+    warning, not an exception: the outcome still holds the jobs that worked.
     """
     overrides = as_overrides(overrides)
+    _texts(objective=objective, at=at, select=select, config_name=config_name)
+    if dir is not None:
+        dir = _folder("dir", dir)
+    options = {"dir": dir, "stacked": stacked, "stack_memory": stack_memory, "tex": tex}
+    options |= {"objective": objective, "at": at, "select": select, "dry_run": dry_run}
     with leaving_no_trace():
-        from regbench.sweeps import plan as sweeps
-
-        launchers = [o for o in overrides if sweeps.is_launcher_override(o)]
-        if stacked and launchers:  # as `regbench sweep --stacked` refuses it
-            raise UsageError(f"stacked=True is the launcher; drop {launchers[0]}")
-        if stack_memory is not None and not stacked:
-            raise UsageError("stack_memory goes with stacked=True")
-        prepared = sweeps.prepare(overrides, None if dir is None else Path(dir))
-        budget = int(stack_memory * 2**20) if stack_memory else None
-        launcher = sweeps.choose_launcher(overrides, stacked, budget)
-        with in_workers():  # the jobs' figures and then the comparison's, in the same workers
-            result = sweeps.run(prepared, overrides, quiet, launcher)
-            _write_comparison(result.sweep_dir)
-    outcome = SweepOutcome(result.sweep_dir, dict(result.statuses))
-    failed = [key for key, status in outcome.statuses.items() if status == "failed"]
-    if failed:
+        swept = workflow.sweep(
+            overrides,
+            quiet=quiet,
+            config_dir=config_dir,
+            config_name=config_name,
+            listener=_API,
+            **options,
+        )
+    outcome = SweepOutcome.of(swept)
+    if swept.failed:
         warnings.warn(
             Notice(
-                f"{len(failed)} of {len(outcome.statuses)} jobs failed (their summary.json says "
-                f"why; regbench.sweep(..., dir={str(result.sweep_dir)!r}) retries them)"
+                f"{len(swept.failed)} of {len(outcome.statuses)} jobs failed (their summary.json "
+                f"says why; regbench.sweep(..., dir={str(outcome.sweep_dir)!r}) retries them)"
             ),
             stacklevel=2,
         )
     return outcome
 
 
-def _write_comparison(sweep_dir: Path) -> None:
-    """The tables, figures (and an experiment's report) `regbench sweep` writes at the end."""
-    from regbench.analysis.comparison import compare as compare_runs
-    from regbench.analysis.report import write_sweep_comparison
+class _Listener(workflow.Listener):
+    """The API's: silent, and naming options as Python does (``stacked=True``)."""
 
-    try:
-        comparison = compare_runs([sweep_dir])
-    except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
-        warnings.warn(Notice(f"no comparison: {exc}"), stacklevel=3)
-        return
-    write_sweep_comparison(sweep_dir, comparison)
+    def option_name(self, name: str) -> str:
+        return f"{name}=True" if name == "stacked" else name
+
+
+_API = _Listener()
 
 
 @dataclass
 class SweepOutcome:
     """A sweep that ran: its folder, each job's status, and its runs, comparison and figures
-    (read from the folder when first asked for)."""
+    (the comparison as the sweep made it; the runs read from the folder when first asked for).
+    A search's outcome also holds its trials, in order, and the best one."""
 
     sweep_dir: Path
     statuses: dict[str, str]  # job folder name -> status after this call
+    trials: list[Trial] = field(default_factory=list)  # a search's: number, params, jobs, value
+    best: Trial | None = None  # a search's trial with the best value (None: no trial has one)
+    planned: dict[str, str] = field(default_factory=dict)  # a dry run's: job folder -> action
+    swept: Comparison | None = None  # the comparison the sweep wrote (None: nothing compared)
+
+    @classmethod
+    def of(cls, swept: workflow.SweepRun) -> SweepOutcome:
+        trials, search = swept.trials, swept.plan.search
+        valued = [t for t in trials if t.value is not None]
+        pick = max if search is not None and search.direction == "maximize" else min
+        best = pick(valued, key=lambda t: t.value) if valued else None
+        planned = {} if swept.ran else _planned(swept.plan)
+        comparison = swept.compared.comparison if swept.compared else None
+        return cls(swept.sweep_dir, swept.statuses, trials, best, planned, comparison)
 
     @cached_property
     def runs(self) -> pd.DataFrame:
@@ -178,12 +265,22 @@ class SweepOutcome:
 
     @cached_property
     def compared(self) -> ComparisonResult:
-        """The sweep's comparison with the command's defaults; ``compare`` for other options."""
+        """The sweep's comparison as it wrote it (a search's: of its objective); ``compare``
+        for other options."""
+        if self.swept is not None:
+            return ComparisonResult(self.swept, (self.sweep_dir,))
         return self.compare()
 
     def compare(self, **options: Any) -> ComparisonResult:
-        """``regbench.compare(sweep_dir, **options)`` (metrics, at, over, baseline, ci)."""
+        """``regbench.compare(sweep_dir, **options)`` (metrics, at, select, over, baseline, ci)."""
         return compare(self.sweep_dir, **options)
+
+
+def _planned(plan: workflow.SweepPlan) -> dict[str, str]:
+    """What a sweep would do with each job folder (a search plans its jobs as it goes: {})."""
+    from regbench.sweeps.plan import decide
+
+    return {key: decide(state).value for key, state in plan.prepared.states.items()}
 
 
 def compare(
@@ -191,28 +288,37 @@ def compare(
     *,
     metrics: Sequence[str] = (),
     at: str | None = None,
+    select: str | None = None,
     over: Sequence[str] = (),
     baseline: str | None = None,
     ci: str = "t",
     margin: float | None = None,
     within: str | None = None,
+    out: str | Path | None = None,
+    tex: bool = False,
+    plots: bool = True,
 ) -> ComparisonResult:
     """The comparison ``regbench compare PATHS`` prints and draws: ``.table`` (a DataFrame, a
     row per group), ``.verdicts``, ``.notes``, ``.figures`` and ``.runs``; ``.comparison`` holds
     the objects (groups, statistics, baseline differences). The options are the command's
-    (``--metric``, ``--at``, ``--over``, ``--baseline``, ``--ci``, ``--margin``; ``within``
-    compares each group with the baseline of its own value of a key); left out, they come from
-    the runs' experiment when they were swept for one, else the defaults. Nothing is written and no
-    global state (matplotlib backend, working folder) changes. Bad options raise
-    ``regbench.RegbenchError`` (a UsageError) with the command's message.
+    (``--metric``, ``--at``, ``--select``, ``--over``, ``--baseline``, ``--ci``, ``--margin``;
+    ``within`` compares each group with the baseline of its own value of a key); left out, they
+    come from the runs' experiment when they were swept for one, else the defaults. Nothing is
+    written unless ``out`` names a folder for comparison.md/.csv (``tex``: .tex; ``plots``: the
+    figures), and no global state (matplotlib backend, working folder) changes. Bad options
+    raise ``regbench.RegbenchError`` (a UsageError) with the command's message.
     """
-    from regbench.analysis.comparison import compare as compare_runs
-
-    given = [paths] if isinstance(paths, str | Path) else list(paths)
-    folders = tuple(Path(p) for p in given)
-    options = {"at": at, "over": over, "baseline": baseline, "ci": ci, "margin": margin}
-    comparison = compare_runs(list(folders), metrics=metrics, within=within, **options)
-    return ComparisonResult(comparison, folders)
+    folders = _folders("paths", paths)
+    metrics, over = _names("metrics", metrics), _names("over", over)
+    _texts(at=at, select=select, baseline=baseline, ci=ci, within=within)
+    if tex and out is None:
+        raise UsageError("tex=True writes comparison.tex: give out=FOLDER")
+    options = {"at": at, "select": select, "over": over, "baseline": baseline, "ci": ci}
+    options |= {"margin": margin, "within": within, "tex": tex, "plots": plots}
+    target = None if out is None else _folder("out", out)
+    with leaving_no_trace(training=False):
+        compared = workflow.compare_and_write(folders, target, metrics=metrics, **options)
+    return ComparisonResult(compared.comparison, tuple(folders))
 
 
 @dataclass
@@ -251,10 +357,12 @@ class ComparisonResult:
     def figures(self) -> dict[str, Figure]:
         """The comparison figures that apply: ``loss_curves``, ``metrics`` and, when exactly two
         keys vary, ``heatmap``. Plain Figures: ``fig.savefig(...)``, or show one in a cell."""
-        from regbench.analysis.compare_plots import figures
+        with leaving_no_trace(training=False):  # matplotlib's first import adds its filters
+            from regbench.analysis.compare_plots import figures
 
+            made = figures(self.comparison)
         drawn = {}
-        for file, fig in figures(self.comparison).items():
+        for file, fig in made.items():
             fig.tight_layout()
             drawn[file.removeprefix("comparison_").removesuffix(".png")] = fig
         return drawn
@@ -265,19 +373,26 @@ class ComparisonResult:
         return markdown(self.comparison)
 
 
-def _paths(paths: Sequence[str | Path]) -> list[Path]:
-    # Notebooks usually sit next to outputs/, regbench's default out_dir.
-    return [Path(p) for p in paths or ("outputs",)]
-
-
 @contextlib.contextmanager
-def leaving_no_trace() -> Iterator[None]:
-    """Whatever a run or a sweep changes in the process, put back: torch's threads and flags
-    and every RNG (seeding.preserved_globals), the environment (e.g. MLflow's file-store
-    switch), logging (Hydra's launchers reconfigure it) and a running Hydra app's globals."""
+def leaving_no_trace(*, training: bool = True) -> Iterator[None]:
+    """Whatever a call changes in the process, put back: the environment (e.g. MLflow's
+    file-store switch, torch's TORCHINDUCTOR_CACHE_DIR), the warning filters (libraries add
+    theirs when first imported) and, around ``training``, torch's threads and flags and every
+    RNG (seeding.preserved_globals), logging (Hydra's launchers reconfigure it) and a running
+    Hydra app's globals. Calls in several threads take turns (workflow.one_at_a_time): each
+    puts back what it found, which only holds if no other call changes it meanwhile."""
     from regbench.core.seeding import preserved_globals, preserved_logging
 
-    with preserved_globals(), _kept_environment(), preserved_logging(), _hydra_set_aside():
+    with contextlib.ExitStack() as stack:
+        # The turn first and the environment next: whatever the other guards do on their way
+        # in and out (importing torch, restoring its flags) is inside both.
+        stack.enter_context(workflow.one_at_a_time())
+        stack.enter_context(_kept_environment())
+        stack.enter_context(warnings.catch_warnings())
+        if training:
+            stack.enter_context(preserved_globals())
+            stack.enter_context(preserved_logging())
+            stack.enter_context(_hydra_set_aside())
         yield
 
 

@@ -1,6 +1,7 @@
 """Hydra's own command-line flags on `regbench run` and `regbench sweep`, with Hydra's names and
 meaning: --cfg/--resolve/--package, --info, --config-dir, --config-name, and override completion.
-The commands (cli.py) take these options; this module checks them and says what they show."""
+The commands (cli/run.py, cli/sweep.py) take these options; this module checks them and prints
+what they show."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand
 
+from regbench.cli.console import stdout
 from regbench.core.errors import RegbenchError, UsageError
 
 OVERRIDES_HELP = "Hydra overrides, e.g. model=mlp dropout=0.2 seed=3 epochs=10 device=cpu"
+# The context of a command that takes overrides: +key=v and ~key are overrides, not options.
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 # The flags a Hydra app (@hydra.main) takes, on `run` and `sweep`, with Hydra's names and meaning.
 CFG_KINDS = ("job", "hydra", "all")
@@ -111,6 +115,15 @@ def config_search(config_dir: Path | None, config_name: str | None) -> Iterator[
 
     with searching(config_dir, config_name):
         yield
+
+
+def show_hydra(overrides: list[str], *flags: str | bool | None, multirun: bool) -> bool:
+    """Print what --cfg or --info asks for (True), or nothing (False, when neither is given).
+    ``flags``: cfg, package, resolve, info, as :func:`hydra_text` takes them."""
+    text = hydra_text(overrides, *flags, multirun=multirun)  # type: ignore[arg-type]
+    if text is not None:
+        stdout.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+    return text is not None
 
 
 def hydra_text(
