@@ -172,3 +172,39 @@ def test_runs_in_two_threads_take_turns_and_match_a_run_alone(tmp_path: Path) ->
     for result in results.values():
         assert result.summary.status == "completed"
         assert metrics_without_seconds(result.run_dir.path) == expected
+
+
+def fake_runs(root: Path) -> Path:
+    """Three seeds of two dropouts, written without training (tests/test_compare.py)."""
+    from regbench.compose.hydra import load_settings
+    from tests.test_compare import make_run
+
+    base = load_settings(["model.hidden=[16]"]).to_dict()
+    for seed in (1, 2, 3):
+        for dropout in (0.0, 0.5):
+            make_run(root, base, seed, effect=dropout, dropout=dropout)
+    return root
+
+
+def test_select_reaches_the_comparison_from_the_command_and_the_api(cli, tmp_path: Path) -> None:
+    root = fake_runs(tmp_path / "runs")
+    chosen = cli("compare", str(root), "--at", "best", "--select", "train_loss", "--no-plots")
+    assert chosen.exit_code == 0, chosen.stderr
+    assert regbench.compare(root, at="best", select="train_loss").comparison.at == "best"
+    refused = cli("compare", str(root), "--select", "train_loss")  # at final: nothing to select
+    assert refused.exit_code == 2 and "--select train_loss" in refused.stderr
+    with pytest.raises(regbench.UsageError, match="select train_loss"):
+        regbench.compare(root, select="train_loss")
+
+
+def test_a_sweep_refuses_select_and_prints_cfg_before_anything_runs(cli, tmp_path: Path) -> None:
+    """--select on a sweep compared at final is refused before training; --cfg of a search
+    prints the config and runs nothing (it used to run the search)."""
+    grid = cli("sweep", "model=regression", "dropout=0,0.5", "--select", "test_loss")
+    assert grid.exit_code == 2
+    assert "--select test_loss picks each run's epoch for a comparison at best" in grid.stderr
+    search = ["model=regression", "hydra/sweeper=optuna", "dropout=interval(0,0.5)"]
+    printed = cli("sweep", *search, "--cfg", "job")
+    assert printed.exit_code == 0, printed.stderr
+    assert "dropout:" in printed.stdout and "trial" not in printed.stderr
+    assert list(tmp_path.iterdir()) == []
