@@ -138,6 +138,7 @@ def run(
     """
     overrides = as_overrides(overrides)
     _texts(config_name=config_name)
+    config_dir = None if config_dir is None else _folder("config_dir", config_dir)
     # Around the imports too: a library may draw from python's RNG when first imported.
     with leaving_no_trace():
         return workflow.run(overrides, _reporter(quiet), config_dir, config_name)
@@ -191,8 +192,8 @@ def sweep(
     """
     overrides = as_overrides(overrides)
     _texts(objective=objective, at=at, select=select, config_name=config_name)
-    if dir is not None:
-        dir = _folder("dir", dir)
+    dir = None if dir is None else _folder("dir", dir)
+    config_dir = None if config_dir is None else _folder("config_dir", config_dir)
     options = {"dir": dir, "stacked": stacked, "stack_memory": stack_memory, "tex": tex}
     options |= {"objective": objective, "at": at, "select": select, "dry_run": dry_run}
     with leaving_no_trace():

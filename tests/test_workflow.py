@@ -84,6 +84,23 @@ def test_a_dry_run_plans_and_writes_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_api_composes_from_the_users_config_folder(tmp_path: Path) -> None:
+    """config_dir and config_name are --config-dir and --config-name: the user's experiment
+    and primary config (dropout: 0.4 in mine.yaml) reach every job."""
+    from tests.test_hydra_flags import write_myconfigs
+
+    mine = write_myconfigs(tmp_path / "myconfigs")
+    grid = ["+experiment=foo", "seed=1,2", f"out_dir={tmp_path}"]
+    outcome = regbench.sweep(grid, dir=tmp_path / "s", dry_run=True, config_dir=mine)
+    assert len(outcome.planned) == 2
+    with pytest.raises(regbench.ConfigError, match="config-dir"):
+        regbench.sweep(grid, dry_run=True, config_dir=tmp_path / "nowhere")
+    run = ["model=regression", "epochs=1", "data.n_train=8", f"out_dir={tmp_path / 'o'}"]
+    result = regbench.run(run, config_dir=mine, config_name="mine")
+    assert result.summary.status == "completed"
+    assert "dropout: 0.4" in (result.run_dir.path / "config.yaml").read_text()
+
+
 WRONG_TYPES = [
     (lambda: regbench.compare("sweep", metrics="test_loss"), r"metrics must be a list"),
     (lambda: regbench.compare("sweep", over="dropout"), r"over must be a list"),
@@ -97,6 +114,7 @@ WRONG_TYPES = [
     (lambda: regbench.run([1, 2]), r"overrides\[0\] is 1 \(int\)"),
     (lambda: regbench.run([b"dropout=0.5"]), r"overrides\[0\] is b'dropout=0.5' \(bytes\)"),
     (lambda: regbench.run(5), r"overrides must be a list"),
+    (lambda: regbench.run(["epochs=1"], config_dir=5), r"config_dir must be a folder"),
     (
         lambda: regbench.sweep(["dropout=0,1"], dir=3),
         r"dir must be a folder \(a str or a Path\), not 3",
