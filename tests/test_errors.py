@@ -48,6 +48,11 @@ BAD_OVERRIDES = [
     (["hydra.run.dir=/tmp/x"], "hydra.run.dir"),
     (["hydra.job.chdir=true"], "hydra.job.chdir"),
     (["hydra/launcher=joblib"], "hydra/launcher"),
+    # Control characters would make the printed command differ from what ran (issue 27, 18).
+    (["name='a\rb'"], "the value of name holds the control character '\\r'"),
+    (["name=a\nb"], "the value of name holds the control character '\\n'"),
+    (["name='a\x1b[31mb'"], "the value of name holds the control character '\\x1b'"),
+    (["+tag\x07=1"], "the key tag\\x07 holds the control character"),
 ]
 
 
@@ -69,6 +74,8 @@ def test_messages_say_what_is_allowed(cli) -> None:
     empty = cli("run", "logger=[]").stderr
     assert "logger=[csv] (of csv, tensorboard, mlflow)" in empty and "512" not in empty
     assert "model.hidden=[512,256]" in cli("run", "model.hidden=[]").stderr
+    no_metrics = cli("run", "+experiment=l1_vs_l2", "experiment.metrics=[]").stderr
+    assert "experiment.metrics=[test_loss]" in no_metrics and "512" not in no_metrics
     assert "seed must be in [0, 4294967295] (torch and numpy keep 32 bits" in (
         cli("run", "seed=4294967296").stderr
     )

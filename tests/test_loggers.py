@@ -43,10 +43,19 @@ def hparams(events: Any) -> tuple[dict[str, Any], str]:
     return values, api_pb2.Status.Name(end.status)
 
 
-def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root: Path, tmp_path: Path) -> None:
+def store_reader(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A client of the MLflow file store in ``folder``. MLflow opens one only with
+    MLFLOW_ALLOW_FILE_STORE set, which regbench sets only while it logs (a caller's environment
+    stays as it was): the test sets it to read the store."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MlflowClient(tracking_uri=folder.as_uri())
+
+
+def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root, tmp_path, monkeypatch) -> None:
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
-    from mlflow.tracking import MlflowClient
 
     typed = (*SMALL, f"data.root={mnist_root}", "logger=[csv,tensorboard,mlflow]")
     result = cli("run", *typed, "-q")
@@ -76,7 +85,7 @@ def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root: Path, tmp_path: 
         "logger": '["csv", "tensorboard", "mlflow"]',
     }
 
-    client = MlflowClient(tracking_uri=(tmp_path / "outputs" / "mlruns").as_uri())
+    client = store_reader(tmp_path / "outputs" / "mlruns", monkeypatch)
     (found,) = client.search_runs([client.get_experiment_by_name("mlp").experiment_id])
     assert found.info.status == "FINISHED" and found.info.run_name == name
     assert found.data.params["dropout"] == "0.0" and found.data.params["model.hidden"] == "[16]"
@@ -91,9 +100,8 @@ def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root: Path, tmp_path: 
     assert {"loss_curve.png", "summary.json"} <= artifacts
 
 
-def test_a_resumed_run_goes_on_in_its_mlflow_run(cli, mnist_root: Path, tmp_path: Path) -> None:
+def test_a_resumed_run_goes_on_in_its_mlflow_run(cli, mnist_root, tmp_path, monkeypatch) -> None:
     pytest.importorskip("mlflow")
-    from mlflow.tracking import MlflowClient
 
     result = cli("run", *SMALL, f"data.root={mnist_root}", "logger=[csv,mlflow]", "-q")
     assert result.exit_code == 0, result.stderr
@@ -104,7 +112,7 @@ def test_a_resumed_run_goes_on_in_its_mlflow_run(cli, mnist_root: Path, tmp_path
     summary.write_text(summary.read_text().replace('"completed"', '"interrupted"'))
     resumed = cli("resume", str(run), "-q")
     assert resumed.exit_code == 0, resumed.stderr
-    client = MlflowClient(tracking_uri=(tmp_path / "outputs" / "mlruns").as_uri())
+    client = store_reader(tmp_path / "outputs" / "mlruns", monkeypatch)
     (found,) = client.search_runs([client.get_experiment_by_name("mlp").experiment_id])
     assert found.info.status == "FINISHED"
     history = client.get_metric_history(found.info.run_id, "test_acc")
@@ -112,13 +120,12 @@ def test_a_resumed_run_goes_on_in_its_mlflow_run(cli, mnist_root: Path, tmp_path
     assert [m.value for m in history] == pytest.approx([float(r["test_acc"]) for r in metrics(run)])
 
 
-def test_a_sweep_is_one_parent_run_with_readable_children(cli, tmp_path: Path) -> None:
+def test_a_sweep_is_one_parent_run_with_readable_children(cli, tmp_path, monkeypatch) -> None:
     """Each job named by the keys that vary (TensorBoard's run, MLflow's run name), those keys as
     hparams, and in MLflow one parent run for the sweep with the jobs as its children, tagged
     with the sweep and their config group (the hash of the job folder, which its seeds share)."""
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
-    from mlflow.tracking import MlflowClient
 
     grid = ("model=regression", "epochs=1", "data.n_train=32", "model.hidden=[8,8]", "seed=1")
     args = (*grid, "dropout=0,0.5", "logger=[csv,tensorboard,mlflow]")
@@ -138,7 +145,7 @@ def test_a_sweep_is_one_parent_run_with_readable_children(cli, tmp_path: Path) -
         final = float(metrics(sweep_dir / job)[-1]["test_loss"])
         assert events.Scalars("test_loss")[-1].value == pytest.approx(final)
 
-    client = MlflowClient(tracking_uri=(tmp_path / "outputs" / "mlruns").as_uri())
+    client = store_reader(tmp_path / "outputs" / "mlruns", monkeypatch)
     found = client.search_runs([client.get_experiment_by_name("regression").experiment_id])
     (parent,) = [r for r in found if r.data.tags.get("regbench.role") == "sweep"]
     children = [r for r in found if r is not parent]
@@ -154,17 +161,16 @@ def test_a_sweep_is_one_parent_run_with_readable_children(cli, tmp_path: Path) -
         assert child.data.params["model.hidden"] == "[8, 8]"
 
 
-def test_the_sweep_parent_run_ends_with_its_last_job(tmp_path: Path) -> None:
+def test_the_sweep_parent_run_ends_with_its_last_job(tmp_path: Path, monkeypatch) -> None:
     """Found again (not made twice) by every job; running while a job of the invocation is still
     to come or running, finished after the last, killed when a job is interrupted."""
     pytest.importorskip("mlflow")
-    from mlflow.tracking import MlflowClient
 
     from regbench.core.jobs import SweepMember
     from regbench.core.rundir import RunDir, Status, Summary
     from regbench.training.loggers import SweepRun
 
-    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    client = store_reader(tmp_path / "mlruns", monkeypatch)
     experiment = client.create_experiment("x")
     order = ("a-seed=1", "a-seed=2")
     member = SweepMember(tmp_path, order[0], "seed=1", ("seed=1",), ("seed",), order)

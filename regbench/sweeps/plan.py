@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from regbench.core.config import ConfigError
 from regbench.core.errors import Notice, RegbenchError, UsageError
 from regbench.core.jobs import LEGACY_UNKEYED, SWEEP_FILE, Job, job_key
-from regbench.core.overrides import override_key
+from regbench.core.overrides import override_key, refuse_unshown_characters
 from regbench.core.rundir import (
     CONFIG,
     SUMMARY,
@@ -166,6 +166,7 @@ def _check_key(folder: Path) -> None:
 # ----------------------------------------------------------------------------- the plan
 def check_overrides(overrides: Sequence[str]) -> None:
     """Refuse what would break the sweep's own bookkeeping, before Hydra sees anything."""
+    refuse_unshown_characters(overrides)  # a resume line printed later must be what ran
     for item in overrides:
         if item.startswith("-"):
             raise UsageError(f"unknown option {item}; sweep takes key=value overrides and --dir")
@@ -193,7 +194,8 @@ def plan(overrides: Sequence[str]) -> tuple[list[Job], Any]:
     before anything trains. Also returns the multirun config (for ``multirun.yaml``)."""
     from regbench.compose import hydra as hydra_app
 
-    grid = hydra_app.expand_sweep(overrides)
+    progress = PlanProgress()
+    grid = hydra_app.expand_sweep(overrides, progress.composed)
     if not grid.jobs:
         cause = f"{grid.empty[0]} gives no values" if grid.empty else "no cell"
         raise UsageError(f"the sweep has no jobs ({cause}); give every swept key a value")
@@ -203,7 +205,34 @@ def plan(overrides: Sequence[str]) -> tuple[list[Job], Any]:
         jobs.append(Job(settings, cell, key=job_key(settings)))
         progress.checked(len(jobs), len(grid.jobs))
     _refuse_duplicates(jobs)
+    if any(job.settings.experiment is not None for job in jobs):
+        from regbench.analysis.answerable import check_answerable
+
+        check_answerable([job.settings for job in jobs])
     return _label(jobs), grid.multirun_config
+
+
+class PlanProgress:
+    """``planning: 400/1000 jobs composed`` on stderr while a big grid is planned (a job takes
+    milliseconds, a grid of thousands seconds): a first line once planning has taken
+    EVERY_SECONDS, then one every EVERY_SECONDS; a grid planned sooner prints nothing."""
+
+    EVERY_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def composed(self, done: int, total: int) -> None:
+        self._say(f"planning: {done}/{total} jobs composed", done == total)
+
+    def checked(self, done: int, total: int) -> None:
+        self._say(f"planning: {done}/{total} jobs checked", done == total)
+
+    def _say(self, text: str, last: bool) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.EVERY_SECONDS and not last:
+            print(text, file=sys.stderr, flush=True)
+            self.last = now
 
 
 def _validate(config: Mapping[str, Any], overrides: Sequence[str]) -> Settings:
@@ -308,6 +337,7 @@ def run(
     from rich.console import Console
 
     launcher = launcher or choose_launcher(overrides)
+    check_trackers(prepared)
     sweep_dir = prepared.sweep_dir
     sweep_dir.mkdir(parents=True, exist_ok=True)
     # A job's figures are drawn while the next one trains (drawing.py).
@@ -320,6 +350,22 @@ def run(
             settle_all()  # every job's summary is final before sweep.json records it
             prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
     return prepared
+
+
+def check_trackers(prepared: SweepResult) -> None:
+    """The loggers' pre-flight (their libraries, a tracking store that opens or a server that
+    answers), once per setting of the jobs to run, before any of them trains: a tracker that
+    cannot work stops the sweep here instead of failing every job after its training."""
+    from regbench.training.loggers import check
+
+    checked: set[tuple[Any, ...]] = set()
+    for job in prepared.jobs:
+        settings = job.settings
+        where = (settings.logger, settings.mlflow_uri, settings.out_dir)
+        if decide(prepared.states.get(job.key, "new")) is Action.SKIP or where in checked:
+            continue
+        checked.add(where)
+        check(settings)
 
 
 def check_sweep_dir(sweep_dir: Path) -> None:

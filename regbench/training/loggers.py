@@ -111,16 +111,31 @@ def build_loggers(settings: Settings) -> Loggers:
 
 
 def mlflow_uri(settings: Settings) -> str:
-    """The configured tracking URI, or a local file store ``<out_dir>/mlruns``.
-
-    MLflow 3 keeps its file store in maintenance mode and refuses it unless
-    MLFLOW_ALLOW_FILE_STORE is set; for the default local store regbench sets it (a plain folder
-    needs no database or server, and `mlflow ui --backend-store-uri <out_dir>/mlruns` reads it).
-    """
+    """The configured tracking URI, or a local file store ``<out_dir>/mlruns``."""
     if settings.mlflow_uri:
         return settings.mlflow_uri
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     return (Path(settings.out_dir).expanduser().resolve() / "mlruns").as_uri()
+
+
+# MLflow 3 keeps its file store in maintenance mode and refuses it unless this is set.
+ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
+
+
+@contextlib.contextmanager
+def file_store_allowed(uri: str) -> Iterator[None]:
+    """MLflow's file store usable while the block runs, for a ``file:`` URI (the default
+    <out_dir>/mlruns or one given): a plain folder needs no database or server, and `mlflow ui
+    --backend-store-uri` reads it. MLflow reads the variable each time it opens the store, so
+    every call goes inside; the caller's environment is as it was after (a value the caller
+    set, even false, is left alone)."""
+    if not uri.startswith("file:") or ALLOW_FILE_STORE in os.environ:
+        yield
+        return
+    os.environ[ALLOW_FILE_STORE] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(ALLOW_FILE_STORE, None)
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -138,6 +153,28 @@ def check_tracking_uri(uri: str) -> None:
         )
     if scheme in ("http", "https"):
         _check_reachable(uri, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+    if scheme in LOCAL_SCHEMES:
+        _check_opens(uri)
+
+
+# Stores on this machine's disk: the pre-flight opens them as a run would (a server or a
+# database server is only checked to answer: MLflow's client would retry it for minutes).
+LOCAL_SCHEMES = ("file", "sqlite")
+
+
+def _check_opens(uri: str) -> None:
+    """Open the store as MLflowLogger will (the same environment, the same client), so that a
+    store MLflow refuses stops the command before training instead of failing every run."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with file_store_allowed(uri):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except (MlflowException, OSError) as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise RegbenchError(f"MLflow cannot open the store mlflow_uri={uri}: {first}") from exc
 
 
 def _check_reachable(uri: str, host: str | None, port: int) -> None:
@@ -306,7 +343,8 @@ class MLflowLogger(Logger):
         from mlflow.exceptions import MlflowException
 
         try:
-            self._start(run_dir, config)
+            with file_store_allowed(self.tracking_uri):
+                self._start(run_dir, config)
         except MlflowException as exc:  # its text is pages of JSON or a traceback of a server
             text = str(exc).strip()
             first = text.splitlines()[0] if text else type(exc).__name__
@@ -316,6 +354,7 @@ class MLflowLogger(Logger):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
+        from regbench.compose.validate import validate
         from regbench.core.config import flatten
 
         identity = identify(run_dir, config)
@@ -353,12 +392,16 @@ class MLflowLogger(Logger):
 
         now, step = int(time.time() * 1000), int(row["epoch"])
         metrics = [Metric(k, v, now, step) for k, v in numeric_metrics(row).items()]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        with file_store_allowed(self.tracking_uri):
+            self.client.log_batch(self.run_id, metrics=metrics)
 
-        from regbench.compose.validate import validate
     def finish(self, run_dir: Path, status: str) -> None:
         if self.run_id is None:  # start failed: nothing to close, and its error is the one
             return
+        with file_store_allowed(self.tracking_uri):
+            self._finish(run_dir, status)
+
+    def _finish(self, run_dir: Path, status: str) -> None:
         for artifact in [*sorted(run_dir.glob("*.png")), run_dir / "summary.json"]:
             if artifact.exists():
                 self.client.log_artifact(self.run_id, str(artifact))
