@@ -13,9 +13,11 @@ from pathlib import Path
 
 from regbench.analysis.comparison import Comparison, compare
 from regbench.analysis.tables import caption, cells, claim_lines, header, verdicts, write_tables
-from regbench.core.rundir import CONFIG
+from regbench.core.rundir import CONFIG, MAX_YAML_BYTES, atomic_text, read_regular
 
 REPORT = "report.html"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PNG_BYTES = 32 << 20  # far above any figure regbench draws (a few hundred KB)
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
@@ -46,7 +48,7 @@ def write_report(
         plots = write_plots(comparison, path) if not (path / CONFIG).is_file() else []
     page = render(path, comparison, plots)
     target = path / REPORT
-    target.write_text(page, encoding="utf-8")
+    atomic_text(target, page)  # replaces a link planted under the name, never writes through it
     return target
 
 
@@ -123,15 +125,28 @@ def _notes(notes: list[str]) -> str:
 
 def _run_section(run: Path, status: str) -> str:
     figures = "".join(_figure(p, p.stem) for p in sorted(run.glob("*.png")))
-    config = html.escape((run / CONFIG).read_text())
+    config = html.escape(_config_text(run / CONFIG))
     return (
         f"<h3>{html.escape(run.parent.name)}/{html.escape(run.name)} — {html.escape(status)}</h3>"
         f"{figures}<details><summary>resolved config</summary><pre>{config}</pre></details>"
     )
 
 
+def _config_text(path: Path) -> str:
+    """config.yaml as text, when it is a regular file of the run folder (not a link)."""
+    data = read_regular(path, MAX_YAML_BYTES)
+    if data is None:
+        return f"(not shown: {path.name} is not a regular file of at most {MAX_YAML_BYTES} bytes)"
+    return data.decode("utf-8", errors="replace")
+
+
 def _figure(png: Path, label: str) -> str:
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    """``png`` embedded, when it is a regular file (not a link, which could point anywhere, say
+    at a key) that is a PNG by its first bytes; nothing otherwise."""
+    content = read_regular(png, MAX_PNG_BYTES)
+    if content is None or not content.startswith(PNG_SIGNATURE):
+        return ""
+    data = base64.b64encode(content).decode("ascii")
     return (
         f"<figure><img alt='{html.escape(label)}' src='data:image/png;base64,{data}'>"
         f"<figcaption>{html.escape(label)}</figcaption></figure>"

@@ -15,6 +15,7 @@ from typing import Any
 from regbench.analysis.comparison import MIN_REPLICATES, Cell, Comparison, Row, show
 from regbench.analysis.runs import higher_is_better
 from regbench.analysis.stats import CONFIDENCE, MAX_SEEDS, NAN, Effect
+from regbench.core.rundir import atomic_text
 
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
 def _num(x: float, signed: bool = False, digits: int = 4) -> str:
@@ -471,17 +472,19 @@ def write_tables(comparison: Comparison, out_dir: Path, tex: bool = False) -> li
     """comparison.md and comparison.csv (and comparison.tex) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md, csv_path, tex_path = (out_dir / name for name in TABLE_FILES)
-    md.write_text(markdown(comparison))
+    # Each replaced whole (atomic_text): a link planted under a name is never written through.
+    atomic_text(md, markdown(comparison))
     rows = csv_rows(comparison)
-    with csv_path.open("w", newline="") as f:
-        # Every row's keys: TOST columns exist only for groups tested against the baseline.
-        names = list(dict.fromkeys(k for r in rows for k in r)) or ["group"]
-        writer = csv.DictWriter(f, fieldnames=names, restval="")
-        writer.writeheader()
-        writer.writerows({k: _csv_value(v) for k, v in r.items()} for r in rows)
+    text = io.StringIO(newline="")
+    # Every row's keys: TOST columns exist only for groups tested against the baseline.
+    names = list(dict.fromkeys(k for r in rows for k in r)) or ["group"]
+    writer = csv.DictWriter(text, fieldnames=names, restval="")
+    writer.writeheader()
+    writer.writerows({k: _csv_value(v) for k, v in r.items()} for r in rows)
+    atomic_text(csv_path, text.getvalue())
     written = [md, csv_path]
     if tex:
-        tex_path.write_text(latex(comparison))
+        atomic_text(tex_path, latex(comparison))
         written.append(tex_path)
     return written
 

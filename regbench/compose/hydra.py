@@ -650,9 +650,12 @@ def save_multirun_config(multirun_config: Any, sweep_dir: Path) -> None:
     launchers: the record of the latest invocation's config and overrides."""
     from omegaconf import OmegaConf, open_dict
 
+    from regbench.core.rundir import atomic_text
+
     with open_dict(multirun_config):
         multirun_config.hydra.sweep.dir = str(sweep_dir.resolve())
-    OmegaConf.save(multirun_config, sweep_dir / "multirun.yaml")
+    # OmegaConf.save's text, replacing the file (never writing through a link planted there).
+    atomic_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(multirun_config))
 
 
 # The plugins regbench has an extra for; any other launcher or sweeper goes by Hydra's naming,

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,6 +41,7 @@ from regbench.core.errors import DataError, RegbenchError, UsageError
 CONFIG, OVERRIDES, METRICS, SUMMARY = "config.yaml", "overrides.yaml", "metrics.csv", "summary.json"
 CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
 WEIGHTS = "weights.csv"  # per-layer weight statistics, one row per layer per metrics row
+RUN_LOCK = ".run.lock"  # there while a process resumes the run (RunDir.locked)
 LOSS_CURVE = "loss_curve.png"
 WEIGHT_HIST, WEIGHT_NORMS = "weight_hist.png", "weight_norms.png"
 # Every file a completed run of any study holds (a study adds its own figures: Study.figures).
@@ -180,15 +182,25 @@ class RunDir:
     def __str__(self) -> str:
         return str(self.path)
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The run folder for this process alone (a resume: two would both continue from one
+        checkpoint into one metrics.csv); a second is refused at once, in a UsageError."""
+        busy = f"{self.path} is being resumed by another regbench process; wait for it to end"
+        with exclusive(self.path / RUN_LOCK, busy):
+            yield
+
     def damage(self, needed: Sequence[str] = RESULT_FILES) -> str | None:
         """What makes a run that says it completed not whole (one of the ``needed`` files gone,
         or metrics.csv without rows), or None when nothing is missing."""
         missing = [name for name in needed if not (self.path / name).is_file()]
         if missing:
             return f"{', '.join(missing)} missing"
-        if not self.read_metrics():
-            return f"{METRICS} has no rows"
-        return None
+        try:
+            rows = self.read_metrics()
+        except DataError as exc:  # bytes that are not text: as damaged as a missing file
+            return str(exc)
+        return None if rows else f"{METRICS} has no rows"
 
     # ------------------------------------------------------------------ config
     def write_config(self, config: dict[str, Any], overrides: Sequence[str]) -> None:
@@ -240,7 +252,7 @@ class RunDir:
         most the row being written."""
         target = self.path / name
         new = not target.exists()
-        with writing(target), target.open("a", newline="") as f:
+        with writing(target), open_append(target) as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             if new:
                 writer.writeheader()
@@ -252,8 +264,17 @@ class RunDir:
         target = self.path / name
         if not target.exists():
             return []
-        with target.open(newline="") as f:
-            return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        try:
+            with target.open(newline="", encoding="utf-8") as f:
+                rows = csv.DictReader(f)
+                return [{k: _parse(v) for k, v in row.items() if k is not None} for row in rows]
+        except UnicodeDecodeError as exc:  # a received folder's file that is not regbench's text
+            raise DataError(
+                f"cannot read {target}: byte {exc.start} is not UTF-8 text; it is damaged"
+            ) from exc
+        except (OSError, csv.Error) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise DataError(f"cannot read {target}: {why}") from exc
 
     # ------------------------------------------------------------------ summary
     def write_summary(self, summary: Summary) -> None:
@@ -422,6 +443,91 @@ def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:
             raise
 
 
+@contextmanager
+def exclusive(lock: Path, busy: str) -> Iterator[None]:
+    """Hold an flock on the file ``lock`` (created, then removed on the way out), or raise a
+    UsageError saying ``busy`` when another process holds it. The kernel drops an flock with
+    its process, so a killed holder leaves no stale lock, only a file the next holder reuses."""
+    import fcntl
+
+    with writing(lock):
+        fd = _locked_fd(lock, busy)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # while still held: whoever opened it before retries
+        fcntl.flock(fd, fcntl.LOCK_UN)  # explicitly: forked figure workers share the fd's lock
+        os.close(fd)
+
+
+def _locked_fd(lock: Path, busy: str) -> int:
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(lock, fd):
+                return fd
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(busy) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder before us removed this file as we opened it: lock the new one
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def atomic_text(target: Path, text: str) -> None:
+    """``atomic_write`` of a text file (UTF-8)."""
+    atomic_write(target, lambda f: f.write(text.encode("utf-8")))
+
+
+@contextmanager
+def open_append(target: Path) -> Iterator[Any]:
+    """``target`` opened to append text, created if need be, never through a link: a file
+    appended row by row (metrics.csv) cannot be replaced at each row as ``atomic_write`` does,
+    and a link planted under its name in a received folder would point the rows elsewhere."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(target, flags, 0o666)  # 0644 under umask 022, like any new file
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(
+                f"cannot write {target}: it is a link; regbench writes no file through a link "
+                f"(remove it)"
+            ) from exc
+        raise
+    with os.fdopen(fd, "a", newline="", encoding="utf-8") as f:
+        yield f
+
+
+# A file read to be shown elsewhere (a report embeds a run's figures) is read only when it is a
+# regular file in its folder, not a link to one anywhere, and only up to a bound.
+MAX_EMBED_BYTES = 64 << 20
+
+
+def read_regular(path: Path, limit: int = MAX_EMBED_BYTES) -> bytes | None:
+    """The bytes of ``path`` when it is a regular file (not a link) of at most ``limit`` bytes,
+    else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device: never read
+            return None
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
 def current_umask() -> int:
     """The process's umask, left as it is. Linux shows it in /proc; elsewhere it can only be
     read by setting it, so it is set back at once."""
@@ -480,7 +586,9 @@ def _csv_value(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value
 
 
-def _parse(text: str) -> Any:
+def _parse(text: str | None) -> Any:
+    if text is None:  # a short row of a damaged file: the value is missing
+        return None
     try:
         number = float(text)
     except ValueError:

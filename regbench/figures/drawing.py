@@ -23,6 +23,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from regbench.core.signals import sigterm_as_interrupt
+
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -78,7 +80,7 @@ class Drawer:
         try:
             for drawing in drawings:
                 drawing()
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt) as exc:  # Ctrl-C too: the run says it ended so
             then(exc)
             raise
         then(None)
@@ -156,24 +158,38 @@ class WorkerDrawer(Drawer):
     def settle(self, wait: bool = False) -> None:
         from concurrent.futures import wait as wait_for
 
-        still = []
-        for futures, drawings, then in self.pending:
-            if wait:
-                wait_for(futures)
-            if all(f.done() for f in futures):
-                error = _first_error(futures, drawings)
-                self.errors += [error] if error else []
-                then(error)
-            else:
-                still.append((futures, drawings, then))
-        self.pending = still
+        try:
+            for entry in list(self.pending):
+                futures, drawings, then = entry
+                if wait:
+                    wait_for(futures)
+                if all(f.done() for f in futures):
+                    self.pending.remove(entry)  # before ``then``: each run hears its end once
+                    error = _first_error(futures, drawings)
+                    self.errors += [error] if error else []
+                    then(error)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (in_workers), while we wait
+            self.abandon(exc)
+            raise
+
+    def abandon(self, interrupt: KeyboardInterrupt) -> None:
+        """Every run still waiting for its figures ends now: completed where they were all
+        drawn, else interrupted (a resume draws them); figures not started are not drawn."""
+        pending, self.pending = self.pending, []
+        for futures, _, then in pending:
+            for future in futures:
+                future.cancel()
+            drawn = all(f.done() and not f.cancelled() and not f.exception() for f in futures)
+            then(None if drawn else interrupt)
 
     def close(self) -> None:
+        interrupted = True
         try:
             self.settle(wait=True)
+            interrupted = False
         finally:
             if self.pool is not None:
-                self.pool.shutdown(wait=True)
+                self.pool.shutdown(wait=True, cancel_futures=interrupted)
                 self.pool = None
 
 
@@ -257,11 +273,13 @@ def in_workers(raise_errors: bool = False) -> Iterator[None]:
         return
     workers = WorkerDrawer(count)
     token = _drawer.set(workers)
-    try:
-        yield
-    finally:
-        _drawer.reset(token)
-        workers.close()
+    # SIGTERM while runs wait for their figures here ends them as interrupted, as in training.
+    with sigterm_as_interrupt():
+        try:
+            yield
+        finally:
+            _drawer.reset(token)
+            workers.close()
     if raise_errors and workers.errors:
         raise workers.errors[0]
 

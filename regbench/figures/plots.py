@@ -118,10 +118,12 @@ def save_fixed(fig: Figure, path: Path) -> None:
 
 
 def _write(fig: Figure, path: Path) -> None:
-    from regbench.core.rundir import writing
+    from regbench.core.rundir import atomic_write
 
-    with writing(path):  # a full disk: one line naming the figure
-        fig.savefig(path, dpi=110)
+    # A temp file renamed over ``path``: a link planted under a figure's name in a received
+    # folder is replaced, never written through; a full disk is one line naming the figure.
+    fmt = path.suffix.lstrip(".") or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110))
 
 
 # Minor ticks of a log axis at 2 and 5 of each decade rather than matplotlib's eight: each tick is

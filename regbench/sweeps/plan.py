@@ -55,6 +55,7 @@ from regbench.core.rundir import (
     atomic_write,
     read_yaml,
 )
+from regbench.core.signals import sigterm_as_interrupt
 from regbench.figures.drawing import in_workers, settle_all
 from regbench.training.runner import process_alive
 
@@ -340,15 +341,18 @@ def run(
     check_trackers(prepared)
     sweep_dir = prepared.sweep_dir
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    # A job's figures are drawn while the next one trains (drawing.py).
-    with _lock(sweep_dir), in_workers():
+    # A job's figures are drawn while the next one trains (drawing.py). SIGTERM at any moment
+    # (between jobs too) ends the sweep as Ctrl-C does: jobs recorded, lock removed.
+    with sigterm_as_interrupt(), _lock(sweep_dir), in_workers():
         record = _begin(sweep_dir, prepared, overrides, quiet)
         context = LaunchContext(sweep_dir, record, overrides, quiet, Console(stderr=True))
         try:
             launcher.launch(prepared, context)
         finally:
-            settle_all()  # every job's summary is final before sweep.json records it
-            prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
+            try:
+                settle_all()  # every job's summary is final before sweep.json records it
+            finally:  # interrupted while figures are drawn: still record how each job ended
+                prepared.statuses = _finish(sweep_dir, record, prepared.jobs)
     return prepared
 
 
@@ -379,6 +383,7 @@ def check_sweep_dir(sweep_dir: Path) -> None:
     unsafe = [c for c in ("'", "\\", "${") if c in str(sweep_dir.resolve())]
     if unsafe:
         raise UsageError(f"the sweep folder's path must not contain {unsafe[0]}: {sweep_dir}")
+    read_record(sweep_dir)  # a damaged record: said now, before the sweep plans and announces
 
 
 @contextlib.contextmanager
@@ -387,7 +392,8 @@ def _lock(sweep_dir: Path) -> Iterator[None]:
     lock = sweep_dir / LOCK_FILE
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            # 0o666 less the umask (0644 under 022), like any file regbench writes: no exec bits.
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             host, pid = _read_owner(lock)
             if process_alive(pid, host):
@@ -423,9 +429,45 @@ def read_record(sweep_dir: Path) -> dict[str, Any]:
     if not path.exists():
         return {"format": 1, "created_at": _now(), "invocations": [], "jobs": {}}
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or bytes that are not UTF-8
         raise UsageError(f"cannot read {path}: {exc}") from exc
+    problem = record_problem(record)
+    if problem is not None:
+        raise UsageError(
+            f"cannot read {path}: {problem}, so it is not a sweep record regbench wrote; "
+            f"restore it from a copy, or sweep into a new --dir"
+        )
+    return {"invocations": [], "jobs": {}, **record}  # the parts a sweep adds to, if missing
+
+
+# The parts of sweep.json the sweep reads and updates, and the JSON type each must have: a
+# received or hand-edited record is checked once here rather than failing deep in a launcher.
+RECORD_PARTS = {"jobs": dict, "invocations": list, "grid": dict, "current": dict}
+JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+
+
+def record_problem(record: Any) -> str | None:
+    """What makes ``record`` (sweep.json, parsed) not a sweep record, in a few words; None
+    when it has the shape the sweep relies on."""
+    if not isinstance(record, dict):
+        return f"it holds {_json_type(record)}, not an object"
+    for part, kind in RECORD_PARTS.items():
+        if part in record and not isinstance(record[part], kind):
+            return f"its {part!r} is {_json_type(record[part])}, not {JSON_TYPES[kind]}"
+    jobs = record.get("jobs", {})
+    bad = next((key for key, job in jobs.items() if not isinstance(job, dict)), None)
+    if bad is not None:
+        return f"its job {bad!r} is {_json_type(jobs[bad])}, not an object"
+    if not isinstance(record.get("current", {}).get("order", []), list):
+        return "its current order is not a list"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return JSON_TYPES.get(type(value), "a number")
 
 
 def write_record(sweep_dir: Path, record: Mapping[str, Any]) -> None:

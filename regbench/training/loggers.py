@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from regbench.core.errors import RegbenchError, UsageError
 from regbench.core.jobs import SweepMember, config_hash, sweep_member
 from regbench.core.overrides import override_pairs
-from regbench.core.rundir import RunDir, Status
+from regbench.core.rundir import RunDir, Status, open_append
 
 if TYPE_CHECKING:
     from tensorboard.compat.proto.summary_pb2 import Summary
@@ -457,7 +457,7 @@ def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` (created if need be) among processes on its file system."""
     import fcntl
 
-    with path.open("a") as handle:
+    with open_append(path) as handle:  # not through a link planted in a received sweep folder
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

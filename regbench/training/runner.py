@@ -79,6 +79,11 @@ def saved_settings(run_dir: RunDir) -> Settings:
 
 def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     """Continue ``run_dir`` from its last checkpoint (from the start when it has none)."""
+    with run_dir.locked():  # before the summary is read: two resumes would both go on from it
+        return _resume(run_dir, reporter)
+
+
+def _resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     summary = run_dir.read_summary()
     if summary.status is Status.COMPLETED:
         raise UsageError(f"{run_dir} already completed; use `regbench rerun` to run it again")

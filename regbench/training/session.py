@@ -18,10 +18,8 @@ import contextlib
 import os
 import platform
 import shlex
-import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench.core.errors import Diverged, RegbenchError
 from regbench.core.rundir import LOSS_CURVE, RunDir, Status, Summary, timestamp
+from regbench.core.signals import sigterm_as_interrupt
 from regbench.figures.drawing import Drawing, drawer
 from regbench.training.loggers import Logger, Loggers, build_loggers
 from regbench.training.writers import CheckpointFile, MetricsFile, ReporterRows, WeightsFile
@@ -62,9 +61,11 @@ class RunSession:
         writers: Loggers,
         rows: list[dict[str, Any]],
         in_sweep: bool = False,
+        reporter: Reporter | None = None,
     ) -> None:
         self.settings, self.study, self.run_dir = settings, study, run_dir
         self.summary, self.writers, self.rows = summary, writers, rows
+        self.reporter = reporter  # where a run interrupted after training says how to go on
         self.started = time.time()
         self.shared_by = 1  # runs trained together in this process (a stack's members)
         self.in_sweep = in_sweep  # a job folder a sweep named: the sweep says how to go on
@@ -108,7 +109,9 @@ class RunSession:
         ]
         rows = [dict(row) for row in checkpoint["rows"]] if checkpoint else []
         drawer().prepare()
-        session = cls(settings, study, run_dir, summary, Loggers(writers), rows, folder is not None)
+        session = cls(
+            settings, study, run_dir, summary, Loggers(writers), rows, folder is not None, reporter
+        )
         try:
             session.writers.start(run_dir.path, settings.to_dict())
         except Exception as exc:
@@ -145,10 +148,17 @@ class RunSession:
 
     def end_after_figures(self, error: BaseException | None) -> None:
         """The end of a completed run, once its figures are drawn: a figure that could not be
-        written makes it failed."""
-        if error is not None:
+        written makes it failed; Ctrl-C or SIGTERM while they were drawn, interrupted (a resume
+        draws them)."""
+        interrupted = isinstance(error, KeyboardInterrupt)
+        if interrupted:
+            self.summary.status = Status.INTERRUPTED
+        elif error is not None:
             self.summary.status, self.summary.error = Status.FAILED, failure_reason(error)
         self.write_end()
+        if interrupted and not self.in_sweep and self.reporter is not None:
+            # Training was over: a resume trains no more and draws the figures.
+            self.reporter.notice(self.how_to_go_on("while its figures were drawn"))
 
     def fail(self, exc: BaseException) -> None:
         """Close with the status ``exc`` means: diverged, interrupted (Ctrl-C, SIGTERM) or
@@ -208,11 +218,13 @@ class RunSession:
             *weight_plots(study.networks, self.run_dir, title),
         ]
 
-    def how_to_go_on(self) -> str:
-        """The line an interrupted run leaves on the console."""
+    def how_to_go_on(self, when: str = "") -> str:
+        """The line an interrupted run leaves on the console (``when``: by default after which
+        epoch)."""
         done = self.rows[-1]["epoch"] if self.rows else 0
+        when = when or f"after epoch {done} of {self.settings.epochs}"
         return (
-            f"interrupted after epoch {done} of {self.settings.epochs}; outputs in {self.run_dir}; "
+            f"interrupted {when}; outputs in {self.run_dir}; "
             f"to go on: regbench resume {shlex.quote(str(self.run_dir.path))}"
         )
 
@@ -312,19 +324,3 @@ def set_results(
     summary.epochs_completed = rows[-1]["epoch"] if rows else 0
     summary.final, summary.best = (rows[-1] if rows else {}), best
 
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (kill, a scheduler's preemption) ends the run like Ctrl-C: status interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
