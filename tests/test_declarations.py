@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
+from regbench.analysis import tables
 from regbench.analysis.comparison import compare
 from regbench.compose.hydra import load_settings
 from regbench.core.config import Settings, StudyConfig, key
@@ -72,14 +73,15 @@ def test_device_and_threads_do_not_split_a_group_and_the_mix_is_noted(
 
 
 # ----------------------------------------------------------------------------- metrics
-def rows_for(seed: int, effect: float) -> list[dict]:
-    """The test loss is best at epoch 2 and the gap grows with training."""
+def rows_for(seed: int, effect: float, validation: bool = True) -> list[dict]:
+    """The validation loss is best at epoch 2, the test loss at epoch 3; the gap grows."""
     noise = [float(x) for x in np.random.default_rng(seed).normal(0, 0.01, 3)]
     return [
         {
             "epoch": e,
             "train_loss": 0.6 - 0.1 * e,
-            "test_loss": [0.7, 0.5, 0.6][e - 1] + effect + noise[e - 1],
+            **({"val_loss": [0.7, 0.5, 0.6][e - 1] + effect + noise[e - 1]} if validation else {}),
+            "test_loss": [0.7, 0.6, 0.45][e - 1] + effect + noise[e - 1],
             "test_acc": 0.8,
             "gap": 0.1 * e + effect + noise[e - 1],
             "seconds": 1,
@@ -105,10 +107,10 @@ def test_gap_at_best_has_no_best_and_no_better_or_worse(cli, dropout_runs: Path)
     assert "P(higher)" in verdict
     with (out / "comparison.csv").open() as table:
         assert {row["best"] for row in csv.DictReader(table)} == {"False"}
-    # Each run's epoch was selected by the study's primary metric (test_loss: epoch 2), and gap
-    # is reported there, not at its own smallest value (epoch 1).
+    # Each run's epoch was selected on the study's primary validation metric (val_loss: epoch
+    # 2), and gap is reported there, not at its own smallest value (epoch 1).
     comparison = compare([dropout_runs], ["gap"], "best")
-    assert comparison.select is not None and comparison.select.name == "test_loss"
+    assert comparison.select is not None and comparison.select.name == "val_loss"
     base = next(row for row in comparison.rows if row.is_baseline)
     assert base.cells["gap"].stats.mean == pytest.approx(0.2, abs=0.03)
     assert not any(row.is_best for row in comparison.rows)
@@ -118,13 +120,34 @@ def test_gap_at_best_has_no_best_and_no_better_or_worse(cli, dropout_runs: Path)
     ("select", "says"),
     [
         ("gap", "gap has no direction"),
-        ("val_loss", "--select val_loss: no run logged it"),
+        ("val_acc", "--select val_acc: no run logged it"),
+        ("test_loss", "is a test metric: an epoch chosen on it is reported on the data it was "),
+        ("train_loss", "train_loss is a train metric"),
     ],
 )
 def test_select_refuses_what_cannot_select(cli, dropout_runs: Path, select, says) -> None:
     result = cli("compare", str(dropout_runs), "--at", "best", "--select", select)
     assert result.exit_code == 2
     assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_best_is_the_epoch_validation_selects_not_tests(dropout_runs: Path) -> None:
+    """test_loss is reported at each run's best val_loss epoch (2), not its own best (3)."""
+    comparison = compare([dropout_runs], ["test_loss"], "best")
+    base = next(row for row in comparison.rows if row.is_baseline)
+    assert base.cells["test_loss"].stats.mean == pytest.approx(0.6, abs=0.02)
+    assert "selected epoch (its best val_loss)" in tables.caption(comparison)
+
+
+def test_runs_without_validation_data_cannot_be_compared_at_best(
+    cli, tmp_path: Path, mlp_config: dict[str, Any]
+) -> None:
+    for seed in (1, 2, 3):
+        make_run(tmp_path, mlp_config, seed, rows_for(seed, 0.0, validation=False))
+    result = cli("compare", str(tmp_path), "--at", "best")
+    assert result.exit_code == 2
+    assert "these runs have no validation metrics" in result.stderr
+    assert cli("compare", str(tmp_path), "--at", "final").exit_code == 0
 
 
 def test_intervals_stay_inside_what_a_metric_can_be(
@@ -156,7 +179,8 @@ class WithNewKey(StudyConfig):
 
 
 def test_a_key_at_its_legacy_value_stays_out_of_the_job_key() -> None:
-    settings = load_settings(["model.hidden=[16]"])
+    # eval_train=false is that key's own legacy value: out of the key like extra=0 below.
+    settings = load_settings(["model.hidden=[16]", "model.eval_train=false"])
     old_key = job_key(settings)
 
     def with_extra(value: int) -> Settings:
@@ -165,7 +189,7 @@ def test_a_key_at_its_legacy_value_stays_out_of_the_job_key() -> None:
 
     assert job_key(with_extra(0)) == old_key  # the folder name a sweep made before the key
     assert job_key(with_extra(3)) != old_key
-    assert config_hash(with_extra(0)) == config_hash(settings.to_dict())
+    assert config_hash(with_extra(0)) == config_hash(settings)
 
 
 def copy_legacy(tmp_path: Path) -> Path:

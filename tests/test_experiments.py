@@ -25,7 +25,13 @@ EXPERIMENTS = (
 )
 TWO_SEEDS = "seed=1,2"
 SMALL_REGRESSION = ("epochs=3", "eval_every=1", "data.n_train=8", "data.n_test=8")
-SMALL_RNN = ("epochs=2", "data.n_points=60", "data.seq_len=5", "data.test_points=10")
+SMALL_RNN = (
+    "epochs=2",
+    "data.n_points=60",
+    "data.seq_len=5",
+    "data.test_points=10",
+    "data.val_points=10",
+)
 
 
 def small_mnist(root: Path) -> tuple[str, ...]:

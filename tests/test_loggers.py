@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from regbench.compose.validate import validate
 from regbench.core.jobs import config_hash
 from regbench.core.rundir import read_yaml
 from regbench.training.loggers import MAX_FOLDER_NAME
@@ -92,7 +93,8 @@ def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root, tmp_path, monkey
     assert found.data.tags["regbench.run_dir"] == str(run.resolve())
     assert not {"mlflow.parentRunId", "regbench.sweep"} & set(found.data.tags)  # no sweep
     # Grouped as a sweep's seeds of this configuration would be: by the config hash.
-    assert found.data.tags["regbench.group"] == config_hash(read_yaml(run / "config.yaml"))
+    settings = validate(read_yaml(run / "config.yaml"))
+    assert found.data.tags["regbench.group"] == config_hash(settings)
     history = client.get_metric_history(found.info.run_id, "test_acc")
     assert [m.step for m in history] == [1, 2, 3]
     assert [m.value for m in history] == pytest.approx([float(r["test_acc"]) for r in rows])

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import N_TEST, N_TRAIN, RUN_FILES, run_dirs, run_regbench, write_mnist
@@ -16,6 +17,10 @@ EXPECTED_COLUMNS = [
     "l1_penalty",
     "l2_penalty",
     "total_loss",
+    "train_eval_loss",
+    "train_eval_acc",
+    "val_loss",
+    "val_acc",
     "test_loss",
     "test_acc",
     "gap",
@@ -46,10 +51,20 @@ def test_run_writes_every_output(cli, mnist_root: Path, tmp_path: Path) -> None:
     assert summary["status"] == "completed"
     assert summary["epochs_completed"] == 3
     assert summary["data"]["name"] == "mnist"
-    assert summary["data"]["n_train"] == N_TRAIN and summary["data"]["n_test"] == N_TEST
+    # data.val_size=0.1 carves the validation split out of the training set.
+    n_val = round(0.1 * N_TRAIN)
+    assert summary["data"]["n_val"] == n_val and summary["data"]["n_train"] == N_TRAIN - n_val
+    assert summary["data"]["n_test"] == N_TEST
     assert str(mnist_root) in summary["data"]["source"]
     assert summary["final"]["test_acc"] == float(rows[-1]["test_acc"])
-    assert summary["best"]["test_loss"]["value"] == min(float(r["test_loss"]) for r in rows)
+    # The selected epoch is chosen on validation data; nothing is "best" on test.
+    best_val = min(float(r["val_loss"]) for r in rows)
+    assert summary["selected"]["metric"] == "val_loss" and summary["selected"]["value"] == best_val
+    assert "best" not in summary
+    # gap is measured against the training data in eval mode (dropout off).
+    last = rows[-1]
+    gap = float(last["test_loss"]) - float(last["train_eval_loss"])
+    assert float(last["gap"]) == pytest.approx(gap)
     assert summary["environment"]["torch"] == torch.__version__
 
     weights = torch.load(run / "model.pt", weights_only=True)
@@ -101,7 +116,8 @@ def test_fallback_to_embedded_digits_is_loud_and_recorded(cli, tmp_path: Path) -
     (run,) = run_dirs(tmp_path / "outputs")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["data"]["name"] == "mnist_small"
-    assert summary["data"]["n_train"] == 4000 and summary["data"]["n_test"] == 1000
+    assert summary["data"]["n_train"] == 3600 and summary["data"]["n_val"] == 400
+    assert summary["data"]["n_test"] == 1000
     assert "MNIST not found" in summary["data"]["fallback"]
     assert summary["final"]["test_acc"] > 0.8  # real digits: one epoch already learns a lot
 

@@ -28,8 +28,8 @@ def record(sweep_dir: Path) -> dict:
     return json.loads((sweep_dir / "sweep.json").read_text())
 
 
-def final_test_loss(run: Path) -> float:
-    return float(read_csv(run / "metrics.csv")[-1]["test_loss"])
+def final_val_loss(run: Path) -> float:
+    return float(read_csv(run / "metrics.csv")[-1]["val_loss"])
 
 
 def metrics_without_seconds(run: Path) -> list[dict[str, str]]:
@@ -45,11 +45,12 @@ def test_an_optuna_search_runs_repeats_and_resumes(cli, tmp_path: Path) -> None:
     assert len(runs) == 12 and all(KEY.fullmatch(run.name) for run in runs)
     assert len({run.name.split("-")[0] for run in runs}) == 6  # one config per trial
 
-    # Each trial's objective is the mean final test_loss of its two seeds' run folders.
+    # Each trial's objective is the mean final val_loss of its two seeds' run folders: selection
+    # reads validation data, never test.
     trials = record(a)["search"]["trials"]
     assert [t["number"] for t in trials] == [1, 2, 3, 4, 5, 6]
     for trial in trials:
-        losses = [final_test_loss(a / key) for key in trial["jobs"]]
+        losses = [final_val_loss(a / key) for key in trial["jobs"]]
         assert trial["value"] == pytest.approx(sum(losses) / 2, rel=1e-12)
         assert 0 <= float(trial["params"]["dropout"]) <= 0.6
         assert 1e-5 <= float(trial["params"]["weight_decay"]) <= 1e-2
@@ -83,10 +84,10 @@ def test_an_optuna_search_runs_repeats_and_resumes(cli, tmp_path: Path) -> None:
 
 
 def test_a_dry_run_describes_the_search_and_writes_nothing(cli, tmp_path: Path) -> None:
-    result = cli("sweep", *SEARCH, "--objective", "test_acc", "--at", "best", "--dry-run")
+    result = cli("sweep", *SEARCH, "--objective", "val_loss", "--at", "best", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "20 trials over dropout, weight_decay, each run with seed 1, 2" in result.stdout
-    assert "mean test_acc (best) over the seeds, maximized" in result.stdout  # by its name
+    assert "mean val_loss (best) over the seeds, minimized" in result.stdout  # as declared
     assert list(tmp_path.iterdir()) == []
 
 
@@ -98,6 +99,8 @@ BAD_SEARCHES = [
     (["dropout=interval(0,0.5)", "seed=interval(1,3)"], "seeds are replicates"),
     (["dropout=interval(0,0.5)", "hydra/launcher=joblib"], "drop hydra/launcher=joblib"),
     (["epochs=2"], "nothing to search"),
+    (["dropout=interval(0,0.5)", "--objective", "test_loss"], "use --objective val_loss"),
+    (["dropout=interval(0,0.5)", "--objective", "gap"], "--objective gap has no direction"),
 ]
 
 

@@ -140,7 +140,7 @@ def test_with_dropout_members_agree_with_solo_runs_over_seeds(dropout_sweeps: di
         # Between-layer dropout on an nn.RNN output: a mask over a transposed (time-major) tensor.
         (
             *("model=rnn", "model.num_layers=2", "model.rnn_dropout=between_layers", "epochs=2"),
-            *("data.n_points=90", "data.test_points=20", "data.seq_len=6"),
+            *("data.n_points=90", "data.test_points=20", "data.val_points=20", "data.seq_len=6"),
         ),
     ],
     ids=["regression", "rnn"],

@@ -22,6 +22,42 @@ def direct_stats(values: list[float]) -> tuple[float, float, float, float]:
     return mean, std, mean - half, mean + half
 
 
+def direct_bounded(
+    values: list[float], lo: float | None, hi: float | None
+) -> tuple[float, float, float, float]:
+    """direct_stats, with an interval that would leave (lo, hi) made on the log (one bound) or
+    logit (two bounds) scale of the values and mapped back."""
+    mean, std, low, high = direct_stats(values)
+    if (lo is None or low >= lo) and (hi is None or high <= hi):
+        return mean, std, low, high
+    x = np.array(values)
+    if hi is None:
+        _, _, a, b = direct_stats(list(np.log(x - lo)))
+        return mean, std, lo + math.exp(a), lo + math.exp(b)
+    _, _, a, b = direct_stats(list(np.log((x - lo) / (hi - x))))
+    back = lambda v: lo + (hi - lo) / (1 + math.exp(-v))  # noqa: E731
+    return mean, std, back(a), back(b)
+
+
+def test_an_interval_stays_inside_what_the_metric_can_be() -> None:
+    """Accuracies near 1 and losses near 0 with a large spread: the t interval would leave the
+    range, so it is made on the logit / log scale; values on the bound: clipped."""
+    accuracy = [0.999, 0.62, 0.995]
+    result = stats.describe(accuracy, bounds=(0.0, 1.0))
+    assert result.interval == "t, logit scale"
+    assert result.ci == pytest.approx(direct_bounded(accuracy, 0.0, 1.0)[2:], rel=1e-9)
+    assert 0 < result.ci[0] < result.ci[1] < 1
+    loss = [0.001, 0.9, 0.004]
+    result = stats.describe(loss, bounds=(0.0, None))
+    assert result.interval == "t, log scale" and result.ci[0] > 0
+    assert result.ci == pytest.approx(direct_bounded(loss, 0.0, None)[2:], rel=1e-9)
+    on_the_bound = stats.describe([1.0, 0.6, 1.0], bounds=(0.0, 1.0))
+    assert on_the_bound.interval == "t, clipped" and on_the_bound.ci[1] == 1.0
+    inside = stats.describe([0.5, 0.6, 0.55], bounds=(0.0, 1.0))
+    assert inside.interval == "t" and inside.ci == pytest.approx(direct_stats([0.5, 0.6, 0.55])[2:])
+    assert math.isnan(stats.describe([0.2, 0.9], bounds=(0.0, 1.0)).ci[0])  # two seeds: none
+
+
 def direct_paired(x: list[float], y: list[float]) -> tuple[float, float, float, float]:
     d = np.array(x) - np.array(y)
     n, mean, se = len(d), d.mean(), d.std(ddof=1) / math.sqrt(len(d))

@@ -46,8 +46,8 @@ def test_gan_command_writes_outputs_and_beats_an_untrained_generator(cli, tmp_pa
     run = only_run(tmp_path / "outputs" / "gan")
     rows = read_rows(run)
     assert list(rows[0]) == [
-        "epoch", "d_loss", "g_loss", "d_real", "d_fake", "l1_penalty", "l2_penalty", "fid",
-        *list(rows[0])[8:],
+        "epoch", "d_loss", "g_loss", "d_real", "d_fake", "l1_penalty", "l2_penalty", "val_fid",
+        "fid", *list(rows[0])[9:],
     ]  # fmt: skip
     assert [int(r["epoch"]) for r in rows] == [1, 2] and "seconds" in rows[0]
     for name in ("loss_curve.png", "gan_scores.png", "samples_epoch_002.png", "model.pt"):
@@ -56,7 +56,9 @@ def test_gan_command_writes_outputs_and_beats_an_untrained_generator(cli, tmp_pa
     info = summary(run)
     assert info["status"] == "completed" and info["data"]["name"] == "mnist_small"
     assert info["final"]["fid"] == float(rows[-1]["fid"])
-    assert info["best"]["fid"]["value"] == min(float(r["fid"]) for r in rows)
+    # Selected on the validation images' FID, not the test images'.
+    assert info["selected"]["metric"] == "val_fid"
+    assert info["selected"]["value"] == min(float(r["val_fid"]) for r in rows)
     weights = torch.load(run / "model.pt", weights_only=True)
     assert set(weights) == {"discriminator", "generator"}
 
@@ -95,7 +97,9 @@ def test_regression_command_writes_outputs(cli, tmp_path: Path) -> None:
         "name": "toy_regression",
         "source": info["data"]["source"],
         "n_train": 20,
+        "n_val": 20,
         "n_test": 20,
+        "split": "20 points of their own, drawn like the training points",
         "fallback": None,
     }
     assert info["final"]["test_loss"] < 0.5  # a line through noise of variance 0.09
@@ -111,7 +115,8 @@ def test_rnn_command_in_a_subprocess(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (run / "predictions.png").is_file() and (run / "loss_curve.png").is_file()
     info = summary(run)
     assert info["status"] == "completed" and info["data"]["name"] == "sine"
-    assert info["data"]["n_train"] == 780 and info["data"]["n_test"] == 200
+    assert info["data"]["n_train"] == 680 and info["data"]["n_test"] == 200
+    assert info["data"]["n_val"] == 100  # the stretch between the training and test windows
     assert info["final"]["test_loss"] < 0.1  # the sine's variance is 0.5: it learned a lot
 
 
@@ -145,7 +150,14 @@ def test_regression_dropout_beats_overfitting_over_five_seeds(cli, tmp_path: Pat
 
 # ----------------------------------------------------------------------------- seeds
 SMALL_RUNS = {
-    "rnn": ["model=rnn", "epochs=2", "dropout=0.3", "data.n_points=160", "data.test_points=40"],
+    "rnn": [
+        "model=rnn",
+        "epochs=2",
+        "dropout=0.3",
+        "data.n_points=160",
+        "data.test_points=40",
+        "data.val_points=40",
+    ],
     "rnn_variational": [
         "model=rnn",
         "model.rnn_dropout=variational",
@@ -153,6 +165,7 @@ SMALL_RUNS = {
         "dropout=0.3",
         "data.n_points=160",
         "data.test_points=40",
+        "data.val_points=40",
     ],
     "gan": [
         "model=gan",

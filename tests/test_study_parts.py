@@ -108,16 +108,22 @@ def test_toy_regression_data_follows_the_seed_and_the_config() -> None:
 
 
 def test_sine_windows_predict_the_next_value_and_hold_out_the_tail() -> None:
-    settings = load_settings(["model=rnn", "data.n_points=100", "data.test_points=30"])
+    settings = load_settings(
+        ["model=rnn", "data.n_points=100", "data.test_points=30", "data.val_points=20"]
+    )
     data = load_data(settings.data, seed=4)
     series, seq_len = data.extra["series"], settings.data.seq_len
-    assert data.n_train == 100 - 30 - seq_len and data.n_test == 30
+    assert data.n_train == 100 - 30 - 20 - seq_len and data.n_val == 20 and data.n_test == 30
     assert data.train["x"].shape == (data.n_train, seq_len, 1)
-    for split, targets in ((data.train, "train_targets"), (data.test, "test_targets")):
+    splits = ((data.train, "train_targets"), (data.val, "val_targets"), (data.test, "test_targets"))
+    for split, targets in splits:
         for i, t in enumerate(data.extra[targets].tolist()):
             assert split["y"][i, 0] == series[t]
             assert torch.equal(split["x"][i, :, 0], series[t - seq_len : t])
-    assert data.extra["test_targets"].min() == 70 and data.extra["train_targets"].max() == 69
+    # Train, then the validation stretch, then the test tail: disjoint, in time order.
+    assert data.extra["train_targets"].max() == 49
+    assert data.extra["val_targets"].min() == 50 and data.extra["val_targets"].max() == 69
+    assert data.extra["test_targets"].min() == 70
     again = load_data(settings.data, seed=4)
     assert torch.equal(again.extra["series"], series)
     assert not torch.equal(load_data(settings.data, seed=5).extra["series"], series)

@@ -112,7 +112,17 @@ def test_mlp_mc_metrics_do_not_change_training(cli, mnist_root: Path, tmp_path: 
     ("model", "overrides", "bands"),
     [
         ("regression", ["epochs=40", "eval_every=20", "mc_samples=20"], 1),
-        ("rnn", ["epochs=2", "mc_samples=5", "data.n_points=160", "data.test_points=40"], 4),
+        (
+            "rnn",
+            [
+                "epochs=2",
+                "mc_samples=5",
+                "data.n_points=160",
+                "data.test_points=40",
+                "data.val_points=40",
+            ],
+            4,
+        ),
     ],
 )
 def test_mc_band_on_regression_and_rnn_plots(

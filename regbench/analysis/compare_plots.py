@@ -210,7 +210,7 @@ def _metric_panel(ax: Any, comparison: Comparison, metric: str, labels: bool) ->
 
 
 def _better_text(comparison: Comparison, metric: str) -> str:
-    """" (lower is better)", or nothing for a metric without a direction."""
+    """ " (lower is better)", or nothing for a metric without a direction."""
     direction = comparison.spec(metric).direction
     return {"min": " (lower is better)", "max": " (higher is better)"}.get(direction, "")
 

@@ -49,9 +49,9 @@ from regbench.analysis.stats import (
 from regbench.compose.validate import declared_keys
 from regbench.core.config import ExperimentConfig, Key, hashable
 from regbench.core.errors import UsageError
-from regbench.core.metrics import Metric, lookup
+from regbench.core.metrics import Metric, lookup, validation_name
 from regbench.core.rundir import Status
-from regbench.studies import study_default_metrics, study_metrics
+from regbench.studies import study_default_metrics, study_metrics, study_selection_metric
 
 # A study unknown to this process (a plug-in not imported) is compared on these.
 FALLBACK_METRICS = ("test_loss", "test_acc")
@@ -279,6 +279,11 @@ def compare(
     if repeats:
         notes.append(f"{repeats} run(s) repeat another run's config and seed; counted once")
     notes += _mixed_notes(groups, metrics)
+    if at == "final" and any(run.restored_epoch for run in runs):
+        notes.append(
+            "final = the weights a run ended with: for runs that stopped early with "
+            "early_stop.restore_best, their selected epoch (summary.json's early_stop)"
+        )
     base, note = _assign_baselines(rows, varying, baseline, within)
     if note:
         notes.append(note)
@@ -332,32 +337,40 @@ def selector(
     metrics: Sequence[str],
     specs: Mapping[str, Metric],
 ) -> Metric | None:
-    """With ``at="best"``: the one metric with a direction that picks each run's epoch
-    (``select``, else the first of ``metrics`` with a direction, else the study's primary
-    metric); every metric is then reported at that epoch. None for final and epoch=N."""
+    """With ``at="best"``: the one validation metric with a direction that picks each run's
+    epoch (``select``, else the study's primary validation metric); every metric is then
+    reported at that epoch. None for final and epoch=N. Selecting on a test metric is refused:
+    the number would be chosen on the data it is reported on."""
     if at != "best":
         if select is not None:
             raise UsageError(f"--select {select} chooses the epoch of --at best; add --at best")
         return None
     logged = _logged(runs)
     model = str(runs[0].config.get("model.name")) if runs else ""
-    candidates = [m for m in (*metrics, *study_default_metrics(model)) if m in logged]
-    name = select or next((m for m in candidates if lookup(specs, m).has_direction), None)
-    if name is None:
-        raise UsageError(
-            f"--at best needs a metric with a direction to select each run's epoch, and none of "
-            f"{', '.join(metrics)} has one; give --select (e.g. --select test_loss)"
-        )
+    name = select or study_selection_metric(model) or validation_name(metrics[0])
     chosen = lookup(specs, name)
+    validation = [m for m in logged if lookup(specs, m).split == "val"]
+    if name not in logged and select is None:
+        raise UsageError(
+            f"--at best selects each run's epoch on {name}, and these runs have no validation "
+            f"metrics (made before validation splits, or without validation data); compare "
+            f"them --at final or --at epoch=N"
+        )
     if name not in logged:
         raise UsageError(
-            f"--select {name}: no run logged it; metrics: {', '.join(logged) or 'none'}"
+            f"--select {name}: no run logged it; validation metrics: "
+            f"{', '.join(validation) or 'none'}"
         )
-    if not chosen.has_direction:
-        directed = [m for m in logged if lookup(specs, m).has_direction]
+    if chosen.split == "test" and chosen.has_direction:
         raise UsageError(
-            f"--select {name}: {name} has no direction (neither lower nor higher is better), so "
-            f"it cannot select an epoch; use one of {', '.join(directed)}"
+            f"--select {name} is a test metric: an epoch chosen on it is reported on the data it "
+            f"was chosen on; use --select {validation_name(name)}"
+        )
+    if not chosen.has_direction or chosen.split != "val":
+        why = "has no direction" if not chosen.has_direction else f"is a {chosen.split} metric"
+        raise UsageError(
+            f"--select {name}: {name} {why}; select on a validation metric with a direction: "
+            f"{', '.join(validation) or 'none logged'}"
         )
     return chosen
 
@@ -560,7 +573,9 @@ def _cell(
 ) -> Cell:
     values = []
     for run in group.completed:
-        value = value_at(run.rows, metric.name, at, select)
+        # A run that early stopping restored ended with its selected epoch's weights.
+        when = f"epoch={run.restored_epoch}" if at == "final" and run.restored_epoch else at
+        value = value_at(run.rows, metric.name, when, select)
         if value is not None:
             values.append((run.seed, value))
     if not values:

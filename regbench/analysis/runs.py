@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regbench.core.config import flatten
+from regbench.compose.validate import declared_keys
+from regbench.core.config import flatten, with_legacy
 from regbench.core.errors import DataError, Notice, UsageError
 from regbench.core.metrics import Metric
 from regbench.core.rundir import METRICS, RunDir, Status
@@ -29,6 +30,9 @@ class Run:
     config: dict[str, Any]  # flattened ("model.hidden"), values hashable (lists as tuples)
     status: Status
     rows: list[dict[str, Any]]
+    # The epoch whose weights the run ended with, when not its last row's: early stopping
+    # restored the selected epoch (summary.json's early_stop.restored_epoch).
+    restored_epoch: int | None = None
 
     @property
     def seed(self) -> Any:
@@ -65,12 +69,17 @@ def _damaged(run: Run) -> bool:
 def load_run(run: RunDir | Path) -> Run:
     """One run folder read into a :class:`Run`; a UsageError when it is not a readable run."""
     run_dir = run if isinstance(run, RunDir) else RunDir.open(run)
-    config = flatten(run_dir.read_config() or {})
-    status = run_dir.read_summary().status
+    flat = flatten(run_dir.read_config() or {})
+    # Keys the run predates read as their legacy values: it was trained with them.
+    config = with_legacy(flat, declared_keys(flat.get("model.name"), flat.get("data.name")))
+    summary = run_dir.read_summary()
+    status = summary.status
+    stop = summary.early_stop if isinstance(summary.early_stop, dict) else {}
+    restored = stop.get("restored_epoch")
     # weights.csv's sparsity and norm summaries become metric columns of the same epochs.
     weights = weight_columns_by_epoch(run_dir.read_weights())
     rows = [{**row, **weights.get(int(row["epoch"]), {})} for row in run_dir.read_metrics()]
-    return Run(run_dir.path, config, status, rows)
+    return Run(run_dir.path, config, status, rows, restored if isinstance(restored, int) else None)
 
 
 def records(runs: Sequence[Run]) -> list[dict[str, Any]]:

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from regbench.analysis.comparison import MIN_REPLICATES, Cell, Comparison, Row, show
-from regbench.analysis.runs import higher_is_better
-from regbench.analysis.stats import CONFIDENCE, MAX_SEEDS, NAN, Effect
+from regbench.analysis.stats import CONFIDENCE, CONFIDENCE_MIN_N, MAX_SEEDS, NAN, Effect
 from regbench.core.rundir import atomic_text
 
 TABLE_FILES = ("comparison.md", "comparison.csv", "comparison.tex")
+
+
 def _num(x: float, signed: bool = False, digits: int = 4) -> str:
     if math.isnan(x):
         return "—"
@@ -413,6 +414,8 @@ def _csv_metric(metric: str, cell: Cell) -> dict[str, Any]:
         f"{metric}_std": stats.std if stats else NAN,
         f"{metric}_ci_low": stats.ci[0] if stats else NAN,
         f"{metric}_ci_high": stats.ci[1] if stats else NAN,
+        # t, or how it was kept inside the metric's range (log/logit scale, clipped); "": none
+        f"{metric}_ci_kind": stats.interval if stats else "",
         f"{metric}_diff": diff.value if diff else NAN,
         f"{metric}_diff_ci_low": diff.ci[0] if diff else NAN,
         f"{metric}_diff_ci_high": diff.ci[1] if diff else NAN,

@@ -20,7 +20,9 @@ import yaml
 
 from regbench.compose.hydra import config_dir
 from regbench.core.config import (
+    NO_EARLY_STOP,
     ROLES,
+    EarlyStopConfig,
     ExperimentConfig,
     Key,
     Settings,
@@ -30,7 +32,7 @@ from regbench.core.metrics import COMMON_METRICS, Metric
 from regbench.data import source_config, source_names
 from regbench.studies import study_class, study_config, study_names
 
-NESTED = ("model", "data", "experiment")
+NESTED = ("model", "data", "experiment", "early_stop")
 
 
 def configuration_reference() -> str:
@@ -38,6 +40,9 @@ def configuration_reference() -> str:
     root = config_dir()
     top = _read(root / "config.yaml")
     parts = [_intro(), _keys_table(Settings, "", top, skip=NESTED)]
+    parts.append("## Early stopping (`early_stop.*`)\n")
+    parts.append(_early_stop_text())
+    parts.append(_keys_table(EarlyStopConfig, "early_stop.", top.get("early_stop") or {}))
     for name in study_names():
         parts.append(_study_section(name, root))
     for name in source_names():
@@ -63,6 +68,15 @@ def _intro() -> str:
         "made before the key existed is read with (a key at its legacy value stays out of the "
         "job key, so older sweeps keep their folder names).\n\n"
         "| role | what it means |\n|---|---|\n" + roles + "\n"
+    )
+
+
+def _early_stop_text() -> str:
+    legacy = ", ".join(f"`{k}={_show(v)}`" for k, v in NO_EARLY_STOP.items())
+    return (
+        "The block as a whole has a legacy value (" + legacy + "): at it, a run is keyed as "
+        "one made before early stopping existed. Its role is identity: it changes how long a "
+        "run trains.\n"
     )
 
 

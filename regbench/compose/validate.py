@@ -8,10 +8,12 @@ that data; any problem is a one-line :class:`~regbench.core.config.ConfigError`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regbench.core.config import (
+    NO_EARLY_STOP,
     ConfigError,
+    EarlyStopConfig,
     ExperimentConfig,
     Key,
     Settings,
@@ -20,8 +22,12 @@ from regbench.core.config import (
     build_config,
     settings_declarations,
 )
+from regbench.core.metrics import Metric, validation_name
 from regbench.data import source_config, source_names
-from regbench.studies import study_config, study_names
+from regbench.studies import study_class, study_config, study_names
+
+if TYPE_CHECKING:
+    from regbench.studies.base import Study
 
 
 def validate(raw: Mapping[str, Any]) -> Settings:
@@ -32,9 +38,14 @@ def validate(raw: Mapping[str, Any]) -> Settings:
         "model": build_config(model_schema, raw["model"], "model."),
         "data": build_config(data_schema, raw["data"], "data."),
         "experiment": validate_experiment(raw.get("experiment")),
+        # A run folder made before early stopping existed has no such block: it never stopped.
+        "early_stop": build_config(
+            EarlyStopConfig, raw.get("early_stop", NO_EARLY_STOP), "early_stop."
+        ),
     }
     settings = build_config(Settings, raw, "", prebuilt=prebuilt)
     check_pairing(settings.model, settings.data)
+    check_early_stop(settings)
     return settings
 
 
@@ -59,6 +70,57 @@ def declared_keys(model: str | None, data: str | None) -> dict[str, Key]:
     model_schema = study_config(model) if model in study_names() else StudyConfig
     data_schema = source_config(data) if data in source_names() else SourceConfig
     return settings_declarations(model_schema, data_schema)
+
+
+def check_early_stop(settings: Settings) -> None:
+    """Early stopping needs validation data and a validation metric with a direction that the
+    study logs: a test metric would choose the epoch on the data it is then reported on."""
+    if not settings.early_stop.on:
+        return
+    data = settings.data
+    if data.holds_out() is False:
+        raise ConfigError(
+            f"early_stop.patience={settings.early_stop.patience} needs validation data, and "
+            f"data={data.name} here has none; set {data.validation_key} (see "
+            f"docs/reference/configuration.md)"
+        )
+    study = study_class(settings.model.name)
+    check_selection_metric(
+        "early_stop.metric", settings.early_stop.metric or study.selection_metric(), study
+    )
+
+
+def check_selection_metric(option: str, name: str, study: type[Study]) -> Metric:
+    """``name``, a metric that can select (an epoch, a trial): one the study logs on the
+    validation split, with a direction. Anything else is one line that names what to use."""
+    declared = study.declared_metrics()
+    validation = [m for m, spec in declared.items() if spec.split == "val" and spec.has_direction]
+    metric = declared.get(name)
+    if metric is None:
+        raise ConfigError(
+            f"{_said(option, name)}: the {study_name(study)} study logs no such metric; validation "
+            f"metrics: {', '.join(validation)}"
+        )
+    if metric.split == "test" and metric.has_direction:
+        raise ConfigError(
+            f"{_said(option, name)} is a test metric: selecting on it reports a number chosen "
+            f"on the data it is reported on; use {_said(option, validation_name(name))}"
+        )
+    if metric.split != "val" or not metric.has_direction:
+        why = "has no direction" if not metric.has_direction else f"is a {metric.split} metric"
+        raise ConfigError(
+            f"{_said(option, name)} {why}; select on a validation metric: {', '.join(validation)}"
+        )
+    return metric
+
+
+def _said(option: str, value: str) -> str:
+    """How the user wrote it: ``--objective val_loss`` or ``early_stop.metric=val_loss``."""
+    return f"{option} {value}" if option.startswith("--") else f"{option}={value}"
+
+
+def study_name(study: type[Study]) -> str:
+    return next((n for n in study_names() if study_class(n) is study), study.__name__)
 
 
 def check_pairing(model: StudyConfig, data: SourceConfig) -> None:

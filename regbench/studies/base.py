@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from regbench.core.metrics import COMMON_METRICS, Metric, loss
+from regbench.core.metrics import COMMON_METRICS, Metric, loss, validation_name
 
 if TYPE_CHECKING:
     import torch
@@ -59,6 +59,12 @@ class Study(ABC):
     def declared_metrics(cls) -> dict[str, Metric]:
         """Every metric a run of this study can log, by name."""
         return {metric.name: metric for metric in (*COMMON_METRICS, *cls.metrics)}
+
+    @classmethod
+    def selection_metric(cls) -> str:
+        """What selects by default (--at best, early stopping, a search's objective): the
+        primary metric on the validation split, never on test."""
+        return validation_name(cls.primary)
 
     @classmethod
     def default_metrics(cls) -> tuple[str, ...]:

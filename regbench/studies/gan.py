@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from regbench.core.config import StudyConfig, key
-from regbench.core.metrics import Metric
+from regbench.core.metrics import Metric, on_validation
 from regbench.figures.titles import plot_title
 from regbench.regularization.penalties import (
     NO_PENALTY,
@@ -110,6 +110,18 @@ class Generator(nn.Module):
         return self.layers(noise)
 
 
+FID = Metric(
+    "fid",
+    "Frechet distance between generated and real test images in a small MNIST classifier's "
+    "features (lower: closer)",
+    "min",
+    0.0,
+    None,
+    "test",
+    "FID",
+)
+
+
 @register_study("gan", config=GANConfig)
 class GANStudy(Study):
     """Metrics: ``d_loss`` and ``g_loss`` (mean BCE), ``d_real`` = mean D(x) and ``d_fake`` =
@@ -135,16 +147,8 @@ class GANStudy(Study):
             hi=1.0,
             split="train",
         ),
-        Metric(
-            "fid",
-            "Frechet distance between generated and real test images in a small MNIST "
-            "classifier's features (lower: closer)",
-            "min",
-            0.0,
-            None,
-            "test",
-            "FID",
-        ),
+        on_validation(FID),
+        FID,
     )
     primary: ClassVar[str] = "fid"
 
@@ -169,6 +173,8 @@ class GANStudy(Study):
         self.grid_noise = torch.randn(GRID, model.noise_dim, generator=noise).to(device)
         self.fid_noise = torch.randn(model.fid_samples, model.noise_dim, generator=noise).to(device)
         self.scorer = build_scorer(data.train, data.test, data.name, device)
+        # The same classifier, against the validation images: what selection reads.
+        self.val_scorer = None if data.val is None else self.scorer.against(data.val, device)
         self.samples: list[torch.Tensor] = []  # one grid per evaluation, for figures
 
     def _dropout(self, regularized: bool) -> Callable[[], nn.Module]:
@@ -210,7 +216,10 @@ class GANStudy(Study):
 
     def evaluate(self) -> dict[str, float]:
         self.samples.append(self.generate(self.grid_noise).reshape(-1, SIDE, SIDE).cpu())
-        return {"fid": self.scorer.fid(self.generate(self.fid_noise))}
+        generated = self.generate(self.fid_noise)
+        if self.val_scorer is None:
+            return {"fid": self.scorer.fid(generated)}
+        return {"val_fid": self.val_scorer.fid(generated), "fid": self.scorer.fid(generated)}
 
     def figures(self, run_dir: Path, rows: list[dict[str, Any]]) -> list[Drawing]:
         """``samples_epoch_XXX.png`` every ``sample_every`` epochs and at the last evaluation

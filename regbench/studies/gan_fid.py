@@ -72,6 +72,11 @@ class Scorer:
     real_mean: torch.Tensor
     real_cov: torch.Tensor
 
+    def against(self, real: dict[str, torch.Tensor], device: torch.device) -> Scorer:
+        """The same classifier, scoring against the images of ``real`` instead."""
+        mean, cov = feature_moments(self.classifier, to_unit_range(real["x"].to(device)))
+        return Scorer(self.classifier, self.accuracy, mean, cov)
+
     def fid(self, generated: torch.Tensor) -> float:
         """Fréchet distance of ``generated`` [N, 784] in [-1, 1] to the real test images."""
         mean, cov = feature_moments(self.classifier, generated)

@@ -11,7 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from regbench.core.config import StudyConfig, key
-from regbench.core.metrics import MC_LOSS, MC_STD, Metric, accuracy, loss
+from regbench.core.metrics import (
+    MC_LOSS,
+    MC_STD,
+    Metric,
+    accuracy,
+    loss,
+    on_training_data,
+    on_validation,
+)
 from regbench.regularization.mc_dropout import classifier_metrics, mc_dropout, mc_moments
 from regbench.regularization.penalties import dropout_layer
 from regbench.studies import register_study
@@ -33,6 +41,13 @@ class MLPConfig(StudyConfig):
 
     name: Literal["mlp"]
     hidden: tuple[int, ...] = key("hidden layer sizes, e.g. [512,256]")
+    eval_train: bool = key(
+        "also evaluate the training set in eval mode (train_eval_loss, train_eval_acc), which "
+        "gap then uses instead of the running training loss with dropout on",
+        role="evaluation",
+        touches=("train_eval_*", "gap"),
+        legacy=False,
+    )
 
     data_sources: ClassVar[tuple[str, ...] | None] = ("mnist", "fashion_mnist", "mnist_small")
 
@@ -59,14 +74,20 @@ def standardize(images: torch.Tensor) -> torch.Tensor:
     return (images.flatten(-2).float().div_(255) - MNIST_MEAN).div_(MNIST_STD)
 
 
+TEST_LOSS = loss("test_loss", "cross-entropy (mean NLL) on the test set, eval mode", "test")
+TEST_ACC = accuracy("test_acc", "share of test images classified right, eval mode", "test")
+
+
 @register_study("mlp", config=MLPConfig)
 class MLPStudy(Study):
     compared: ClassVar[tuple[str, ...]] = ("test_loss", "test_acc")
     metrics: ClassVar[tuple[Metric, ...]] = (
-        loss(
-            "test_loss", "cross-entropy (mean NLL) on the test set, eval mode", "test", "test loss"
-        ),
-        accuracy("test_acc", "share of test images classified right, eval mode", "test"),
+        on_training_data(TEST_LOSS),
+        on_training_data(TEST_ACC),
+        on_validation(TEST_LOSS),
+        on_validation(TEST_ACC),
+        TEST_LOSS,
+        TEST_ACC,
         MC_LOSS,
         accuracy("mc_test_acc", "test accuracy of the mean over mc_samples dropout passes", "test"),
         MC_STD,
@@ -105,7 +126,23 @@ class MLPStudy(Study):
         return per_example.view(labels.shape).mean(dim=-1)
 
     def evaluate(self) -> dict[str, float]:
-        images, labels = self.data.test["x"], self.data.test["y"]
+        metrics = {}
+        if self.settings.model.eval_train:
+            metrics.update(self._classify(self.data.train, "train_eval")[0])
+        if self.data.val is not None:
+            metrics.update(self._classify(self.data.val, "val")[0])
+        test, probs = self._classify(self.data.test, "test", keep=bool(self.settings.mc_samples))
+        metrics.update(test)
+        if self.settings.mc_samples:  # the deterministic probabilities, for the ECE
+            metrics.update(self._mc_metrics(probs))
+        return metrics
+
+    def _classify(
+        self, split: dict[str, torch.Tensor], prefix: str, keep: bool = False
+    ) -> tuple[dict[str, float], torch.Tensor | None]:
+        """{prefix}_loss and {prefix}_acc on ``split`` (eval mode), in chunks; with ``keep``
+        also the class probabilities."""
+        images, labels = split["x"], split["y"]
         loss_sum = images.new_zeros((), dtype=torch.float64)
         correct = images.new_zeros((), dtype=torch.int64)
         chunks = []
@@ -114,15 +151,13 @@ class MLPStudy(Study):
             log_probs = self.net(standardize(images[start : start + EVAL_CHUNK]))
             loss_sum += F.nll_loss(log_probs, y, reduction="sum").double()
             correct += (log_probs.argmax(dim=1) == y).sum()
-            if self.settings.mc_samples:  # kept for the deterministic ECE
+            if keep:
                 chunks.append(log_probs.exp())
         metrics = {
-            "test_loss": loss_sum.item() / len(labels),
-            "test_acc": correct.item() / len(labels),
+            f"{prefix}_loss": loss_sum.item() / len(labels),
+            f"{prefix}_acc": correct.item() / len(labels),
         }
-        if self.settings.mc_samples:
-            metrics.update(self._mc_metrics(torch.cat(chunks)))
-        return metrics
+        return metrics, torch.cat(chunks) if keep else None
 
     def _mc_metrics(self, det_probs: torch.Tensor) -> dict[str, float]:
         """MC dropout: class probabilities averaged over ``mc_samples`` passes, dropout on."""

@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 import torch.nn.functional as F
 
-from regbench.core.metrics import MC_LOSS, MC_STD, Metric, loss
+from regbench.core.metrics import MC_LOSS, MC_STD, Metric, loss, on_validation
 from regbench.regularization.mc_dropout import mc_dropout, mc_moments, regression_metrics
 from regbench.studies.base import Study
 
 if TYPE_CHECKING:
     from regbench.studies.base import Forward
+
+
+TEST_MSE = loss("test_loss", "MSE on the test points, eval mode", "test", "test MSE")
 
 
 class MSEStudy(Study):
@@ -25,7 +28,8 @@ class MSEStudy(Study):
 
     metrics: ClassVar[tuple[Metric, ...]] = (
         loss("train_eval_loss", "MSE on the training points, eval mode", "train_eval"),
-        loss("test_loss", "MSE on the test points, eval mode", "test", "test MSE"),
+        on_validation(TEST_MSE),
+        TEST_MSE,
         MC_LOSS,
         MC_STD,
     )
@@ -42,11 +46,11 @@ class MSEStudy(Study):
         return per_value.flatten(members).mean(dim=-1)
 
     def evaluate(self) -> dict[str, float]:
-        train, test = self.data.train, self.data.test
-        metrics = {
-            "train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item(),
-            "test_loss": F.mse_loss(self.net(test["x"]), test["y"]).item(),
-        }
+        train, val, test = self.data.train, self.data.val, self.data.test
+        metrics = {"train_eval_loss": F.mse_loss(self.net(train["x"]), train["y"]).item()}
+        if val is not None:
+            metrics["val_loss"] = F.mse_loss(self.net(val["x"]), val["y"]).item()
+        metrics["test_loss"] = F.mse_loss(self.net(test["x"]), test["y"]).item()
         if self.settings.mc_samples:
             mean, std = self.mc_predict(test["x"])
             metrics.update(regression_metrics(mean, std, test["y"]))

@@ -57,6 +57,8 @@ from regbench.core.rundir import (
 )
 from regbench.core.signals import sigterm_as_interrupt
 from regbench.figures.drawing import in_workers, settle_all
+from regbench.sweeps.legacy import describe as describe_legacy
+from regbench.sweeps.legacy import legacy_overrides
 from regbench.training.runner import process_alive
 
 if TYPE_CHECKING:
@@ -151,9 +153,13 @@ def job_state(folder: Path) -> str:
 
 
 def _check_key(folder: Path) -> None:
+    from regbench.compose.validate import validate
+
     try:
-        found = f"it hashes to {job_key(read_yaml(folder / CONFIG))}"
-    # UsageError: unreadable, too large or with an alias (read_yaml's bounds)
+        # Validated, so that keys at their legacy values (and keys the folder predates) are
+        # left out of the hash as they are out of every job key.
+        found = f"it hashes to {job_key(validate(read_yaml(folder / CONFIG)))}"
+    # UsageError: unreadable, too large, with an alias (read_yaml's bounds), or no longer valid
     except (UsageError, TypeError, KeyError, AttributeError):
         found = f"its {CONFIG} cannot be read"
     if found != f"it hashes to {folder.name}":
@@ -310,6 +316,10 @@ def prepare(overrides: Sequence[str], sweep_dir: Path | None) -> SweepResult:
     jobs, multirun_config = plan(overrides)
     sweep_dir = sweep_dir or default_dir(jobs)
     check_sweep_dir(sweep_dir)
+    legacy = legacy_overrides(sweep_dir, jobs, overrides)
+    if legacy:  # a sweep made before some keys existed grows with their legacy values
+        warnings.warn(Notice(describe_legacy(legacy)), stacklevel=2)
+        jobs, multirun_config = plan([*legacy, *overrides])
     jobs = [dataclasses.replace(job, folder=sweep_dir / job.key) for job in jobs]
     refuse_legacy_folders(sweep_dir, jobs)
     states = {job.key: job_state(sweep_dir / job.key) for job in jobs}

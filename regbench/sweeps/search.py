@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench.analysis.runs import load_run, parse_at, value_at
+from regbench.compose.validate import check_selection_metric
 from regbench.core.config import ConfigError
 from regbench.core.errors import RegbenchError, UsageError
 from regbench.core.jobs import Job, job_key
-from regbench.core.metrics import Metric, lookup, undeclared
+from regbench.core.metrics import Metric, undeclared
 from regbench.core.overrides import override_key, override_pairs
 from regbench.core.rundir import RunDir, Status
 from regbench.figures.drawing import settle_all
-from regbench.studies import study_default_metrics, study_metrics
+from regbench.studies import study_class
 from regbench.sweeps import plan as sweeps
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
     from regbench.core.config import Settings
 
-DEFAULT_OBJECTIVE, DEFAULT_AT = "test_loss", "final"
+DEFAULT_OBJECTIVE, DEFAULT_AT = "val_loss", "final"
 # The sampler's seed when the user gives none: a constant, so that the same command always asks
 # for the same trials (and a rerun with --dir finds them done).
 DEFAULT_SAMPLER_SEED = 0
@@ -186,17 +187,11 @@ def _parse(items: Sequence[str]) -> list[Any]:
 
 
 def _objective_metric(model: str, objective: str | None) -> Metric:
-    """The objective's declaration (default: the study's primary metric); one with no
-    direction cannot be optimized."""
-    name = objective or next(iter(study_default_metrics(model)), DEFAULT_OBJECTIVE)
-    goal = lookup(study_metrics(model) or {}, name)
-    if not goal.has_direction:
-        raise UsageError(
-            f"--objective {name}: {name} has no direction (neither lower nor higher is better), "
-            f"so a search cannot optimize it; choose a metric such as "
-            f"{next(iter(study_default_metrics(model)), DEFAULT_OBJECTIVE)}"
-        )
-    return goal
+    """The objective's declaration: a validation metric with a direction (default: the study's
+    primary validation metric). A test metric is refused: the best trial's value would be a
+    maximum over trials of the very numbers it is reported on."""
+    study = study_class(model)
+    return check_selection_metric("--objective", objective or study.selection_metric(), study)
 
 
 def _direction(

@@ -48,7 +48,7 @@ class Trainer(Protocol):
         """Stop (or stop the members) whose mean terms so far diverged."""
 
     def active(self) -> bool:
-        """Whether anything is still training."""
+        """Whether anything is still training (not diverged, not stopped early)."""
 
     def record(self, epoch: int, sums: Sums, steps: int, window_start: float) -> None:
         """Evaluate and write the metrics row of ``epoch`` (terms: ``sums`` / ``steps``)."""
@@ -75,6 +75,8 @@ def run_epochs(
         if not trainer.active():
             return
         trainer.record(epoch, sums, steps, window_start)
+        if not trainer.active():  # everything stopped early
+            return
         sums, steps, window_start = {}, 0, time.perf_counter()
 
 
@@ -212,6 +214,8 @@ class SoloTrainer:
     def train(self, session: RunSession, reporter: Reporter) -> None:
         """Train into ``session`` from the epoch after its last row."""
         self.session = session
+        if session.stopped_early:  # interrupted after its last row: nothing left to train
+            return
         first_epoch = session.rows[-1]["epoch"] + 1 if session.rows else 1
         run_epochs(self, self.settings, reporter, first_epoch)
 
@@ -231,7 +235,9 @@ class SoloTrainer:
         self.guard.check(sums, steps, epoch)
 
     def active(self) -> bool:
-        return True  # a diverged solo run stops by raising
+        # A diverged solo run stops by raising; one whose validation metric stopped improving
+        # (early_stop.patience) stops here.
+        return self.session is None or not self.session.stopped_early
 
     def record(self, epoch: int, sums: Sums, steps: int, window_start: float) -> None:
         assert self.session is not None

@@ -125,15 +125,30 @@ def check_resumable(settings: Settings, checkpoint: dict[str, Any] | None, run_d
     saved = (checkpoint or {}).get("config")
     if saved is None:
         return
-    now = settings.to_dict()
-    changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k)]
+    # Both without keys at their legacy values: a checkpoint written before a key existed was
+    # trained with its legacy value, which is what config.yaml's missing key reads as.
+    now = settings.without_legacy()
+    saved = _without_legacy(saved)
+    keys = dict.fromkeys([*now, *saved])
+    changed = [k for k in keys if k not in RESUMABLE_CHANGES and now.get(k) != saved.get(k)]
     if changed:
-        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
         raise UsageError(
             f"{run_dir.path / CONFIG} no longer matches its checkpoint ({shown}); put it back, "
             f"or start a new run with `regbench run` (only "
             f"{', '.join(RESUMABLE_CHANGES)} may change between a run and its resume)"
         )
+
+
+def _without_legacy(config: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config, validated, less keys at their legacy values (as it is, when it no
+    longer validates: the comparison then names what differs)."""
+    from regbench.compose.validate import validate
+
+    try:
+        return validate(config).without_legacy()
+    except UsageError:
+        return config
 
 
 def train_run(

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from regbench.core.metrics import Metric
     from regbench.core.progress import Reporter
     from regbench.studies.base import Study
+    from regbench.training.early_stop import Selector
 
 
 @dataclass
@@ -62,8 +63,11 @@ class RunSession:
         rows: list[dict[str, Any]],
         in_sweep: bool = False,
         reporter: Reporter | None = None,
+        selector: Selector | None = None,
     ) -> None:
         self.settings, self.study, self.run_dir = settings, study, run_dir
+        # Reads every row: the selected epoch, and (with early_stop.patience) when to stop.
+        self.selector = selector
         self.summary, self.writers, self.rows = summary, writers, rows
         self.reporter = reporter  # where a run interrupted after training says how to go on
         self.started = time.time()
@@ -89,6 +93,7 @@ class RunSession:
         """A new run folder (exactly ``folder`` when given), or ``resume``'s folder continued
         from ``checkpoint``. ``checkpoint_state`` builds what checkpoint.pt holds after a row;
         ``extra`` lands in the summary; ``row_label`` prefixes the reporter's row lines."""
+        selector_state = lambda: {}  # noqa: E731  (set below, once the selector exists)
         if resume is None:
             run_dir = RunDir.create(settings.out_dir, settings.run_name, path=folder)
             run_dir.write_config(settings.to_dict(), overrides)
@@ -103,14 +108,25 @@ class RunSession:
         writers: list[Logger] = [
             WeightsFile(run_dir, settings.weight_threshold),
             MetricsFile(run_dir),
-            CheckpointFile(run_dir, checkpoint_state),
+            CheckpointFile(run_dir, lambda: {**checkpoint_state(), **selector_state()}),
             ReporterRows(reporter, row_label or {}),
             *build_loggers(settings).loggers,
         ]
         rows = [dict(row) for row in checkpoint["rows"]] if checkpoint else []
+        selector = make_selector(settings, study, checkpoint, rows)
+        if selector is not None:
+            selector_state = lambda: {"selector": selector.state()}  # noqa: E731
         drawer().prepare()
         session = cls(
-            settings, study, run_dir, summary, Loggers(writers), rows, folder is not None, reporter
+            settings,
+            study,
+            run_dir,
+            summary,
+            Loggers(writers),
+            rows,
+            folder is not None,
+            reporter,
+            selector,
         )
         try:
             session.writers.start(run_dir.path, settings.to_dict())
@@ -127,7 +143,14 @@ class RunSession:
         add_gap(row)
         row["seconds"] = seconds
         self.rows.append(row)
+        if self.selector is not None:
+            keep = self.selector.keeps_weights
+            self.selector.observe(row, self.study.state_dicts() if keep else None)
         self.writers.log_row(row, self.study.networks)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.selector is not None and self.selector.stopped
 
     def share_time(self, started: float, runs: int) -> None:
         """This run trains together with others (a stack): its wall time is its share of the
@@ -138,6 +161,7 @@ class RunSession:
         """Write model.pt, hand the figures to the drawer (drawing.py) and close as completed
         once they are drawn (as failed if writing the outputs fails)."""
         try:
+            self.restore_selected()
             self.run_dir.save_model(self.study.state_dicts())
             drawings = self.figures()
         except Exception as exc:
@@ -145,6 +169,14 @@ class RunSession:
             raise
         self.conclude(Status.COMPLETED)
         drawer().draw(drawings, self.end_after_figures)
+
+    def restore_selected(self) -> None:
+        """With early stopping and restore_best: the selected epoch's weights back into the
+        networks, so that model.pt and the figures are of the model that was selected."""
+        best = self.selector.best_state if self.selector is not None else None
+        if best is not None:
+            for name, net in self.study.networks.items():
+                net.load_state_dict(best[name])
 
     def end_after_figures(self, error: BaseException | None) -> None:
         """The end of a completed run, once its figures are drawn: a figure that could not be
@@ -187,7 +219,7 @@ class RunSession:
     def conclude(self, status: Status) -> None:
         """The summary's results, status and times, in memory (``write_end`` writes them)."""
         self.is_open = False
-        set_results(self.summary, self.study.metrics, self.rows)
+        set_results(self.summary, self.study.metrics, self.rows, self.selector)
         self.summary.status, self.summary.finished_at = status, timestamp()
         wall = time.time() - self.started
         self.summary.wall_seconds = wall / self.shared_by
@@ -309,10 +341,20 @@ def environment(settings: Settings, study: Study) -> dict[str, Any]:
 
 
 def set_results(
-    summary: Summary, metrics: Sequence[Metric], rows: Sequence[dict[str, Any]]
+    summary: Summary,
+    metrics: Sequence[Metric],
+    rows: Sequence[dict[str, Any]],
+    selector: Selector | None = None,
 ) -> None:
-    """Epochs completed, the last row, and the best value of each of the study's test metrics
-    that has a direction (and is in every row)."""
+    """Epochs completed, the last row, and the selected epoch and how it was selected (with
+    early stopping: when it stopped, and what model.pt holds). Runs without validation data (made
+    before validation splits) record, as they did, the best value of each test metric."""
+    summary.epochs_completed = rows[-1]["epoch"] if rows else 0
+    summary.final = rows[-1] if rows else {}
+    if selector is not None:
+        summary.selected = selector.summary()
+        summary.early_stop = selector.early_stop_summary(summary.epochs_completed)
+        return
     best = {}
     for metric in metrics:
         wanted = metric.has_direction and metric.split == "test"
@@ -321,6 +363,29 @@ def set_results(
         value = metric.best(r[metric.name] for r in rows)
         row = next(r for r in rows if r[metric.name] == value)
         best[metric.name] = {"value": row[metric.name], "epoch": row["epoch"]}
-    summary.epochs_completed = rows[-1]["epoch"] if rows else 0
-    summary.final, summary.best = (rows[-1] if rows else {}), best
+    summary.best = best
 
+
+def make_selector(
+    settings: Settings,
+    study: Study,
+    checkpoint: dict[str, Any] | None,
+    rows: Sequence[dict[str, Any]],
+) -> Selector | None:
+    """The run's selector, on early_stop.metric or the study's primary validation metric;
+    None without validation data. Resumed: its state from the checkpoint (or, from a checkpoint
+    made before selectors, rebuilt from the rows so far)."""
+    from regbench.core.metrics import lookup
+    from regbench.training.early_stop import Selector
+
+    if study.data.val is None:
+        return None
+    name = settings.early_stop.metric or study.selection_metric()
+    selector = Selector(lookup(study.declared_metrics(), name), settings.early_stop)
+    saved = (checkpoint or {}).get("selector")
+    if saved is not None:
+        selector.restore(saved)
+    else:
+        for row in rows:
+            selector.observe(row)
+    return selector
