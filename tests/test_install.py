@@ -29,6 +29,12 @@ def test_a_wheel_carries_the_configs_and_its_console_entry_uses_them(tmp_path: P
         p.relative_to(REPO / "configs").as_posix() for p in (REPO / "configs").rglob("*.yaml")
     }
     assert {f"regbench/_configs/{name}" for name in shipped} <= names
+    # The primary config, and the PEP 561 marker: type checkers read regbench's annotations.
+    assert {"regbench/_configs/config.yaml", "regbench/py.typed"} <= names
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    metadata = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "Classifier: Typing :: Typed" in metadata and "Project-URL: Homepage" in metadata
+    assert "Requires-Dist: torch>=2.9" in metadata
 
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)

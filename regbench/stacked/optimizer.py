@@ -1,9 +1,10 @@
-"""torch's Adam, AdamW and SGD for a stack of K members (regbench/stacked.py): each parameter is
-one ``[K, ...]`` tensor, member k at index k, and each member has its own lr and weight_decay."""
+"""torch's Adam, AdamW and SGD for a stack of K members (regbench/stacked/launcher.py): each
+parameter is one ``[K, ...]`` tensor, member k at index k, and each member has its own lr and
+weight_decay."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,7 +20,13 @@ class StackedOptimizer:
     k), with per-member lr and weight_decay; weight decay only on the ``decayed`` parameters
     (the solo run's penalized group). Adam and AdamW run torch's fused kernels, one pass over
     the parameters instead of the unfused update's ten or so, one call per distinct
-    (lr, weight_decay); SGD is its formula, vectorised over members."""
+    (lr, weight_decay); SGD is its formula, vectorised over members.
+
+    The fused kernels are private torch ops (``torch._fused_adam_``, ``torch._fused_adamw_``).
+    Where this torch has none, or refuses the arguments it was written for, the update is
+    Adam written out with public tensor ops (``_adam_written_out``: torch.optim.Adam's
+    single-tensor formula). The two agree to float32 rounding, not bitwise
+    (tests/test_fused_fallback.py states the tolerance)."""
 
     def __init__(
         self,
@@ -49,6 +56,7 @@ class StackedOptimizer:
             self.state[name] = {"exp_avg": zeros, "exp_avg_sq": torch.zeros_like(zeros)}
         self.step = torch.zeros((), dtype=torch.float32, device=next(iter(params.values())).device)
         self.calls = self._plan_calls()
+        self.fused = fused_kernel(kind)
 
     def _plan_calls(self) -> dict[tuple[float, float], list[tuple[str, int | None]]]:
         """(lr, weight_decay) -> the (parameter, member) pieces one fused call updates; member
@@ -108,25 +116,54 @@ class StackedOptimizer:
         return self.columns[cache_key]
 
     def _adam(self, grads: dict[str, torch.Tensor]) -> None:
-        """torch's fused kernels (they read memory as contiguous: the gradients must be)."""
-        fused = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
+        """torch's fused kernels (they read memory as contiguous: the gradients must be), or
+        Adam written out where this torch has no fused kernel."""
         self.step += 1
         for (lr, wd), pieces in self.calls.items():
             tensors = [self._piece(name, k, grads[name]) for name, k in pieces]
-            fused(
-                *zip(*tensors, strict=True),
-                [],
-                [self.step] * len(pieces),
-                amsgrad=False,
-                lr=lr,
-                beta1=self.beta1,
-                beta2=self.beta2,
-                weight_decay=wd,
-                eps=self.eps,
-                maximize=False,
-                grad_scale=None,
-                found_inf=None,
-            )
+            if self.fused is not None:
+                try:
+                    self.fused(
+                        *zip(*tensors, strict=True),
+                        [],
+                        [self.step] * len(pieces),
+                        amsgrad=False,
+                        lr=lr,
+                        beta1=self.beta1,
+                        beta2=self.beta2,
+                        weight_decay=wd,
+                        eps=self.eps,
+                        maximize=False,
+                        grad_scale=None,
+                        found_inf=None,
+                    )
+                    continue
+                except TypeError:
+                    # A torch whose private op takes other arguments: refused before it
+                    # changed anything, so this call and every later one go the public way.
+                    self.fused = None
+            self._adam_written_out(tensors, lr, wd)
+
+    def _adam_written_out(
+        self, tensors: list[tuple[torch.Tensor, ...]], lr: float, weight_decay: float
+    ) -> None:
+        """One Adam (or AdamW) step on (param, grad, exp_avg, exp_avg_sq) pieces with public
+        ops only: torch.optim.Adam's single-tensor formula (torch 2.x, not capturable), so it
+        does what a solo run's optimizer does on the CPU."""
+        step = self.step_count
+        bias_correction1 = 1 - self.beta1**step
+        bias_correction2_sqrt = (1 - self.beta2**step) ** 0.5
+        step_size = lr / bias_correction1
+        for param, grad, exp_avg, exp_avg_sq in tensors:
+            if weight_decay:
+                if self.kind == "adamw":
+                    param.mul_(1 - lr * weight_decay)
+                else:
+                    grad = grad.add(param, alpha=weight_decay)
+            exp_avg.lerp_(grad, 1 - self.beta1)
+            exp_avg_sq.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            param.addcdiv_(exp_avg, denom, value=-step_size)
 
     def _piece(self, name: str, k: int | None, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(param, grad, exp_avg, exp_avg_sq) of one member, or of all (k None)."""
@@ -147,6 +184,12 @@ class StackedOptimizer:
         if self.kind != "sgd":
             state["step"] = torch.tensor(float(self.step_count))
         return state
+
+
+def fused_kernel(kind: str) -> Callable[..., Any] | None:
+    """torch's private fused Adam (or AdamW, ``kind`` adamw) kernel, or None where this torch
+    has none: then StackedOptimizer writes Adam out with public ops."""
+    return getattr(torch, "_fused_adamw_" if kind == "adamw" else "_fused_adam_", None)
 
 
 def inverse_order(order: Sequence[int]) -> tuple[int, ...]:
