@@ -239,3 +239,59 @@ def test_a_run_made_before_the_declarations_reruns_and_resumes(cli, tmp_path: Pa
     assert resumed.exit_code == 0, resumed.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_completed"] == 6
+
+
+# ----------------------------------------------------------------------------- unusable values
+def test_an_unusable_final_value_is_named_and_never_claims_a_direction(
+    tmp_path: Path, mlp_config: dict[str, Any]
+) -> None:
+    """A nan, an inf and a non-number at the final epoch: left out (not replaced by an earlier
+    epoch's value), named, and no better/worse drawn from them (issue 27, case 7)."""
+    finals = {1: 0.5, 2: 0.52, 3: float("nan"), 4: 0.49}
+    for seed, final in finals.items():
+        rows = [{"epoch": 1, "test_loss": 0.9, "seconds": 1}]
+        rows.append({"epoch": 2, "test_loss": final, "seconds": 1})
+        make_run(tmp_path, mlp_config, seed, rows, dropout=0.0)
+        broken = {3: float("-inf"), 4: "oops"}.get(seed, 0.4 + seed / 100)
+        make_run(tmp_path, mlp_config, seed, [*rows[:1], {**rows[1], "test_loss": broken}],
+                 dropout=0.5)  # fmt: skip
+    comparison = compare([tmp_path], ["test_loss"])
+    cells = {row.group.label: row.cells["test_loss"] for row in comparison.rows}
+    assert [seed for seed, _ in cells["dropout=0"].left_out] == [3]
+    assert sorted(seed for seed, _ in cells["dropout=0.5"].left_out) == [3, 4]
+    assert all(np.isfinite(value) for cell in cells.values() for _, value in cell.values)
+    assert any("seed 3" in note and "nan at final" in note for note in comparison.notes)
+    verdict = " ".join(tables.verdicts(comparison))
+    assert "nan" not in verdict.split("left out")[0] and "inf" not in verdict
+    assert "seed(s) left out" in verdict
+
+
+def test_groups_that_diverge_differently_are_told(
+    tmp_path: Path, mlp_config: dict[str, Any]
+) -> None:
+    for seed in (1, 2, 3):
+        rows = [{"epoch": 1, "test_loss": 0.5 + seed / 100, "seconds": 1}]
+        make_run(tmp_path, mlp_config, seed, rows, dropout=0.0)
+        path = make_run(tmp_path, mlp_config, seed, rows, dropout=0.5)
+        if seed == 3:
+            RunDir(path).write_summary(
+                Summary(Status.DIVERGED, name=path.name, model="mlp", seed=3)
+            )
+    comparison = compare([tmp_path], ["test_loss"])
+    assert any("diverged differently" in note and "1 of 3" in note for note in comparison.notes)
+
+
+def test_runs_of_one_config_on_different_data_are_shown_apart(
+    tmp_path: Path, mlp_config: dict[str, Any]
+) -> None:
+    """data=mnist where some runs fell back to the embedded digits (issue 27, case 3)."""
+    for seed in (1, 2, 3, 4):
+        rows = [{"epoch": 1, "test_loss": 0.5 + seed / 100, "seconds": 1}]
+        path = make_run(tmp_path, mlp_config, seed, rows)
+        used = ("mnist", 54000, 6000, 10000) if seed < 3 else ("mnist_small", 3600, 400, 1000)
+        data = dict(zip(("name", "n_train", "n_val", "n_test"), used, strict=True))
+        summary = Summary(Status.COMPLETED, name=path.name, model="mlp", seed=seed, data=data)
+        RunDir(path).write_summary(summary)
+    comparison = compare([tmp_path], ["test_loss"])
+    assert sorted(row.n for row in comparison.rows) == [2, 2]
+    assert any("trained on different data" in note for note in comparison.notes)

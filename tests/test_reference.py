@@ -64,6 +64,7 @@ def test_the_derived_lists_are_what_the_keys_declare() -> None:
         "l1",
         "l2",
         "weight_decay",
+        "max_norm",
         "lr",
         "name",
         "out_dir",

@@ -25,13 +25,21 @@ tables.py writes the result as text.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from regbench.analysis.experiments import experiment_of, question
-from regbench.analysis.runs import Run, find_runs, parse_at, value_at
+from regbench.analysis.runs import (
+    DATA_FINGERPRINT,
+    DATA_USED,
+    Run,
+    find_runs,
+    parse_at,
+    row_at,
+)
 from regbench.analysis.stats import (
     NAN,
     Difference,
@@ -93,10 +101,39 @@ def group_runs(
         config = identity(run, metrics, over)
         key = tuple(sorted(config.items(), key=lambda kv: kv[0]))
         groups.setdefault(key, Group(config, [])).runs.append(run)
-    varying = varying_keys([g.config for g in groups.values()])
+    varying = _shown_keys([g.config for g in groups.values()])
     for group in groups.values():
         group.label = " ".join(f"{k}={show(group.config.get(k))}" for k in varying) or "all runs"
     return list(groups.values()), varying
+
+
+def _shown_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys that vary, less the data actually used where a config key that varies tells
+    the groups apart already (data.n_train=10 vs 20); kept where only it does (a fallback)."""
+    varying = varying_keys(configs)
+    if DATA_USED not in varying or len(varying) == 1:
+        return varying
+    others = [k for k in varying if k != DATA_USED]
+    distinct = {tuple(c.get(k) for k in others) for c in configs}
+    return others if len(distinct) == len(configs) else varying
+
+
+def _data_notes(groups: Sequence[Group], varying: Sequence[str]) -> list[str]:
+    """Groups apart only because they trained on different data (some runs of data=mnist fell
+    back to the embedded digits, say): said, since their configs alone look the same."""
+    if DATA_USED not in varying:
+        return []
+    by_config: dict[tuple, list[Group]] = {}
+    for group in groups:
+        rest = tuple(sorted((k, v) for k, v in group.config.items() if k != DATA_USED))
+        by_config.setdefault(rest, []).append(group)
+    return [
+        "groups with the same config trained on different data (data.used: source and "
+        "train/val/test sizes from each run's summary), so they are shown apart: "
+        + "; ".join(f"{g.config.get(DATA_USED)} ({len(g.runs)} runs)" for g in same)
+        for same in by_config.values()
+        if len(same) > 1
+    ]
 
 
 def identity(run: Run, metrics: Sequence[str] = (), over: Sequence[str] = ()) -> dict[str, Any]:
@@ -107,7 +144,7 @@ def identity(run: Run, metrics: Sequence[str] = (), over: Sequence[str] = ()) ->
     return {
         k: v
         for k, v in run.config.items()
-        if k not in over and declaration_of(declared, k).groups(metrics)
+        if k not in over and k != DATA_FINGERPRINT and declaration_of(declared, k).groups(metrics)
     }
 
 
@@ -176,6 +213,9 @@ class Cell:
 
     values: list[tuple[Any, float]]  # (seed, value) of the group's completed runs
     stats: Stats | None
+    # (seed, why) of completed runs whose value at the chosen epoch is unusable (nan, inf, not a
+    # number, no such row): never replaced by another epoch's value, never in the statistics.
+    left_out: list[tuple[Any, str]] = field(default_factory=list)
     diff: Difference | None = None
     effect: Effect | None = None
     p_adjusted: float = NAN  # Holm over the metric's family (every group vs the baseline)
@@ -279,6 +319,7 @@ def compare(
     if repeats:
         notes.append(f"{repeats} run(s) repeat another run's config and seed; counted once")
     notes += _mixed_notes(groups, metrics)
+    notes += _data_notes(groups, varying)
     if at == "final" and any(run.restored_epoch for run in runs):
         notes.append(
             "final = the weights a run ended with: for runs that stopped early with "
@@ -290,6 +331,8 @@ def compare(
     family, found = _test_groups(rows, base, declared, ci, margin, within)
     notes += found
     notes += _replicate_notes(rows, metrics[0])
+    notes += _left_out_notes(rows, metrics)
+    notes += _divergence_notes(rows)
     if ci == "bootstrap":
         notes += _bootstrap_note(rows, metrics[0])
     return Comparison(
@@ -389,6 +432,9 @@ def _mixed_notes(groups: Sequence[Group], metrics: Sequence[str]) -> list[str]:
             continue
         declared = run_declarations(group.runs[0])
         for key in dict.fromkeys(k for run in group.runs for k in run.config):
+            if key == DATA_FINGERPRINT:
+                notes += _fingerprint_note(group)
+                continue
             if declaration_of(declared, key).role != "rounding":
                 continue
             values = sorted({show(run.config.get(key)) for run in group.runs})
@@ -398,6 +444,19 @@ def _mixed_notes(groups: Sequence[Group], metrics: Sequence[str]) -> list[str]:
                     f"rounded differently; its seeds are counted as one group"
                 )
     return notes
+
+
+def _fingerprint_note(group: Group) -> list[str]:
+    """Runs of one group that read different files (both fingerprints known)."""
+    found = sorted(
+        {str(run.config[DATA_FINGERPRINT]) for run in group.runs if DATA_FINGERPRINT in run.config}
+    )
+    if len(found) < 2:
+        return []
+    return [
+        f"{group.label} mixes runs that read different data files (fingerprints "
+        f"{', '.join(found)}): the same source name, other examples; compare them apart"
+    ]
 
 
 def _test_groups(
@@ -571,16 +630,32 @@ def _pick_metrics(
 def _cell(
     group: Group, metric: Metric, at: str, ci: str = "t", select: Metric | None = None
 ) -> Cell:
-    values = []
+    values, left_out = [], []
     for run in group.completed:
+        if not any(metric.name in row for row in run.rows):
+            continue  # a run that never logs it (another study's metric): not a replicate of it
         # A run that early stopping restored ended with its selected epoch's weights.
         when = f"epoch={run.restored_epoch}" if at == "final" and run.restored_epoch else at
-        value = value_at(run.rows, metric.name, when, select)
-        if value is not None:
-            values.append((run.seed, value))
+        row = row_at(run.rows, when, select)
+        value = row.get(metric.name) if row is not None else None
+        if _usable(value):
+            values.append((run.seed, float(value)))
+        else:
+            left_out.append((run.seed, _unusable(value, run, at)))
     if not values:
-        return Cell(values, None)
-    return Cell(values, describe([v for _, v in values], ci=ci, bounds=metric.bounds))
+        return Cell(values, None, left_out=left_out)
+    stats = describe([v for _, v in values], ci=ci, bounds=metric.bounds)
+    return Cell(values, stats, left_out=left_out)
+
+
+def _usable(value: Any) -> bool:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and math.isfinite(value)
+
+
+def _unusable(value: Any, run: Run, at: str) -> str:
+    what = "no row" if value is None else repr(value) if isinstance(value, str) else str(value)
+    return f"{run.path.name}: {what} at {at}"
 
 
 def _rank(row: Row, metric: Metric) -> tuple[bool, float]:
@@ -589,6 +664,37 @@ def _rank(row: Row, metric: Metric) -> tuple[bool, float]:
     if stats is None:
         return (True, 0.0)
     return (False, -stats.mean if metric.direction == "max" else stats.mean)
+
+
+def _left_out_notes(rows: Sequence[Row], metrics: Sequence[str]) -> list[str]:
+    """Each run whose value is unusable, named, per metric and group."""
+    notes = []
+    for metric in metrics:
+        for row in rows:
+            gone = row.cells[metric].left_out
+            if gone:
+                named = "; ".join(f"seed {seed} ({why})" for seed, why in gone)
+                notes.append(
+                    f"{row.group.label}: {len(gone)} seed(s) left out of {metric}, their value "
+                    f"unusable: {named}"
+                )
+    return notes
+
+
+def _divergence_notes(rows: Sequence[Row]) -> list[str]:
+    """Diverged runs per group, when groups differ in it: the surviving seeds of an arm that
+    diverges more make it look better than it is."""
+    counts = [sum(r.status is Status.DIVERGED for r in row.group.runs) for row in rows]
+    if len(set(counts)) < 2:
+        return []
+    shown = "; ".join(
+        f"{row.group.label}: {n} of {len(row.group.runs)}"
+        for row, n in zip(rows, counts, strict=True)
+    )
+    return [
+        f"groups diverged differently ({shown}): each group's numbers are of its surviving seeds "
+        f"only, so an arm that diverges more looks better than it is"
+    ]
 
 
 def _bootstrap_note(rows: Sequence[Row], metric: str) -> list[str]:

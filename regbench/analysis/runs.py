@@ -9,6 +9,7 @@ the files themselves are read only through :class:`~regbench.core.rundir.RunDir`
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -73,6 +74,11 @@ def load_run(run: RunDir | Path) -> Run:
     # Keys the run predates read as their legacy values: it was trained with them.
     config = with_legacy(flat, declared_keys(flat.get("model.name"), flat.get("data.name")))
     summary = run_dir.read_summary()
+    used = data_used(summary.data)
+    if used is not None:
+        config[DATA_USED] = used
+    if isinstance(summary.data, Mapping) and summary.data.get("fingerprint"):
+        config[DATA_FINGERPRINT] = str(summary.data["fingerprint"])
     status = summary.status
     stop = summary.early_stop if isinstance(summary.early_stop, dict) else {}
     restored = stop.get("restored_epoch")
@@ -80,6 +86,23 @@ def load_run(run: RunDir | Path) -> Run:
     weights = weight_columns_by_epoch(run_dir.read_weights())
     rows = [{**row, **weights.get(int(row["epoch"]), {})} for row in run_dir.read_metrics()]
     return Run(run_dir.path, config, status, rows, restored if isinstance(restored, int) else None)
+
+
+# The data a run actually trained on, from its summary: the source used (mnist may have fallen
+# back to the embedded digits) and the split sizes. Part of a group's identity, like a config
+# key: runs on different data are not replicates of one another. The files' fingerprint is
+# compared too, as a note (comparison._mixed_notes): runs made before it was recorded lack it.
+DATA_USED = "data.used"
+DATA_FINGERPRINT = "data.fingerprint"
+
+
+def data_used(data: Any) -> str | None:
+    """``summary.json``'s data record in one comparable line (train/val/test sizes; a run made
+    before validation splits had none); None without one."""
+    if not isinstance(data, Mapping) or "name" not in data:
+        return None
+    sizes = [data.get("n_train", "?"), data.get("n_val", 0), data.get("n_test", "?")]
+    return f"{data['name']} {'/'.join(map(str, sizes))}"
 
 
 def records(runs: Sequence[Run]) -> list[dict[str, Any]]:
@@ -99,28 +122,39 @@ def value_at(
     """One run's ``metric`` at ``at``: final | best | epoch=N; None when the run lacks it.
     ``best`` is the epoch ``select`` (a metric with a direction) likes best, and ``metric``
     is reported at that epoch, whatever its own best was."""
+    row = row_at(rows, at, select)
+    value = row.get(metric) if row is not None else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def row_at(
+    rows: Sequence[Mapping[str, Any]], at: str, select: Metric | None = None
+) -> Mapping[str, Any] | None:
+    """The one row ``at`` names: the last (final), the selected one (best), or epoch=N. Never
+    an earlier row standing in for an unusable value: that value is reported as unusable."""
+    if not rows:
+        return None
     if at == "best":
         if select is None:
             raise ValueError("at='best' needs the metric that selects the epoch")  # a bug
-        row = selected_row(rows, select)
-        value = row.get(metric) if row is not None else None
-        return float(value) if isinstance(value, int | float) else None
-    rows = [r for r in rows if isinstance(r.get(metric), int | float)]
-    if not rows:
-        return None
+        return selected_row(rows, select)
     if at == "final":
-        return float(rows[-1][metric])
+        return rows[-1]
     epoch = parse_at(at)
-    return next((float(r[metric]) for r in rows if r.get("epoch") == epoch), None)
+    return next((r for r in rows if r.get("epoch") == epoch), None)
 
 
 def selected_row(rows: Sequence[Mapping[str, Any]], select: Metric) -> Mapping[str, Any] | None:
     """The row (the earliest, on ties) whose ``select`` value is best; None without one."""
-    scored = [r for r in rows if isinstance(r.get(select.name), int | float)]
+    scored = [r for r in rows if _finite(r.get(select.name))]
     if not scored:
         return None
     best = select.best(float(r[select.name]) for r in scored)
     return next(r for r in scored if float(r[select.name]) == best)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def parse_at(at: str) -> int | None:

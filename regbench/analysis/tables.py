@@ -272,6 +272,9 @@ def _verdict(comparison: Comparison, row: Row, metric: str) -> str:
         f"{chance} = {_num(effect.prob_improvement, digits=2)}"
     )
     seeds = f"{diff.n} {'paired ' if diff.test == 'paired' else ''}seed{'s' * (diff.n != 1)}"
+    gone = cell.left_out + row.versus.cells[metric].left_out if row.versus else cell.left_out
+    if gone:  # the rest of the runs only: said where the claim is read
+        seeds += f" ({len(gone)} seed(s) left out, their values unusable: see the notes)"
     if math.isnan(cell.p_adjusted):
         return f"{text}: no test with {seeds}"
     text += f", Holm p = {_p(cell.p_adjusted)}"
@@ -410,6 +413,8 @@ def _csv_metric(metric: str, cell: Cell) -> dict[str, Any]:
     stats, diff = cell.stats, cell.diff
     return {
         f"{metric}_n": stats.n if stats else 0,
+        f"{metric}_seeds": " ".join(str(seed) for seed, _ in cell.values),
+        f"{metric}_seeds_left_out": " ".join(str(seed) for seed, _ in cell.left_out),
         f"{metric}_mean": stats.mean if stats else NAN,
         f"{metric}_std": stats.std if stats else NAN,
         f"{metric}_ci_low": stats.ci[0] if stats else NAN,

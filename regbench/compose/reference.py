@@ -151,9 +151,10 @@ def _type(hint: Any, declared: Key) -> str:
     words = _type_words(hint)
     lo, hi = declared.lo, declared.hi
     if lo is not None and hi is not None:
-        words += f" in [{_show(lo)}, {_show(hi)}{')' if declared.hi_open else ']'}"
+        opening = "(" if declared.lo_open else "["
+        words += f" in {opening}{_show(lo)}, {_show(hi)}{')' if declared.hi_open else ']'}"
     elif lo is not None:
-        words += f" ≥ {_show(lo)}"
+        words += f" {'>' if declared.lo_open else '≥'} {_show(lo)}"
     return words
 
 

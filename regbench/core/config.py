@@ -67,6 +67,7 @@ class Key:
     lo: float | None = None
     hi: float | None = None
     hi_open: bool = False
+    lo_open: bool = False  # lo itself is not allowed (a strength that must be positive)
     why: str = ""  # shown after the range in the error message, where the range is not obvious
     member: bool = False  # may differ between the members of one stack
     resumable: bool = False  # may change between a run and its resume
@@ -315,6 +316,18 @@ class Settings:
         shows=WEIGHT_METRICS,
         lo=0,
     )
+    max_norm: float | None = key(
+        "after each step, rescale every unit's incoming weights (a row of a linear layer, a "
+        "conv filter, a row of an RNN's weights; never biases or BatchNorm) to norm <= this "
+        "(null: off)",
+        member=True,
+        off=None,
+        legacy=None,
+        shows=("weights_max_row_norm",),
+        lo=0,
+        lo_open=True,
+        why="a norm bound c > 0; null turns the constraint off",
+    )
     penalize: Literal["weights", "all"] = key(
         "weights (biases excluded) | all: the parameters l1, l2 and weight_decay touch"
     )
@@ -510,7 +523,13 @@ def _check_value(key: str, value: Any, hint: Any, limits: Mapping[str, Any]) -> 
 
 def _limits(spec: dataclasses.Field) -> dict[str, Any]:
     declared = declaration(spec)
-    return {"lo": declared.lo, "hi": declared.hi, "hi_open": declared.hi_open, "why": declared.why}
+    return {
+        "lo": declared.lo,
+        "hi": declared.hi,
+        "hi_open": declared.hi_open,
+        "lo_open": declared.lo_open,
+        "why": declared.why,
+    }
 
 
 def _example_list(element: Any) -> str:
@@ -523,7 +542,7 @@ def _example_list(element: Any) -> str:
 
 def _check_range(key: str, value: float, limits: Mapping[str, Any]) -> Any:
     lo, hi, hi_open = limits.get("lo"), limits.get("hi"), limits.get("hi_open", False)
-    too_low = lo is not None and value < lo
+    too_low = lo is not None and (value <= lo if limits.get("lo_open") else value < lo)
     too_high = hi is not None and (value >= hi if hi_open else value > hi)
     if too_low or too_high:
         why = f" ({limits['why']})" if limits.get("why") else ""
@@ -533,10 +552,11 @@ def _check_range(key: str, value: float, limits: Mapping[str, Any]) -> Any:
 
 def _describe(limits: Mapping[str, Any]) -> str:
     lo, hi, hi_open = limits.get("lo"), limits.get("hi"), limits.get("hi_open", False)
+    lo_open = limits.get("lo_open", False)
     if lo is not None and hi is not None:
-        return f"in [{lo}, {hi}{')' if hi_open else ']'}"
+        return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
     if lo is not None:
-        return f">= {lo}"
+        return f"{'>' if lo_open else '>='} {lo}"
     return "a number"
 
 

@@ -100,6 +100,13 @@ WEIGHT_METRICS = (
     Metric("weights_l1", "sum of |w| over every weight tensor", lo=0.0, display="sum |w|"),
     Metric("weights_l2", "the L2 norm of all weights together", lo=0.0, display="||w||"),
     Metric("weights_max_abs", "the largest |w| of any weight", lo=0.0, display="max |w|"),
+    Metric(
+        "weights_max_row_norm",
+        "the largest norm of any unit's incoming weights (a row of a weight tensor): what "
+        "max_norm bounds",
+        lo=0.0,
+        display="largest row norm",
+    ),
 )
 # MC dropout's metrics, logged with mc_samples > 0 by the studies that support it.
 MC_LOSS = loss("mc_test_loss", "test loss of the mean over mc_samples dropout passes", "test")

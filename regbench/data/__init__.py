@@ -113,6 +113,38 @@ def carve_validation(
     )
 
 
+SUBSET_STREAM = 0x5B5E7  # the training subset's draws differ from the validation split's
+
+
+def subset_indices(n: int, size: float, split_seed: int) -> torch.Tensor:
+    """Sorted indices of the training subset ``size`` (a fraction in (0, 1) or a count >= 1)
+    of ``n`` examples: the first ones of one permutation drawn by ``split_seed`` alone, so a
+    smaller subset lies inside a larger one and every run seed trains on the same examples."""
+    import torch
+
+    count = round(size * n) if size < 1 else int(size)
+    if count == 0 or count > n:
+        raise ConfigError(
+            f"data.train_size={size:g} takes {count} of the {n} training examples left after "
+            f"the validation split; give a fraction in (0, 1) or a count from 1 to {n}"
+        )
+    generator = torch.Generator().manual_seed(split_seed ^ SUBSET_STREAM)
+    return torch.randperm(n, generator=generator)[:count].sort().values
+
+
+def training_subset(
+    train: dict[str, torch.Tensor], size: float, split_seed: int
+) -> tuple[dict[str, torch.Tensor], str]:
+    """(the subset ``subset_indices`` picks, in the original order; how, for the summary)."""
+    n = len(next(iter(train.values())))
+    index = subset_indices(n, size, split_seed)
+    how = (
+        f"trains on {len(index)} of the {n} training examples (data.train_size, "
+        f"split_seed {split_seed})"
+    )
+    return {k: v[index] for k, v in train.items()}, how
+
+
 def source_names() -> list[str]:
     """Every registered data source, sorted."""
     return SOURCES.names()

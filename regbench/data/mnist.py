@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from regbench.core.config import ConfigError, SourceConfig, key
 from regbench.core.errors import DataError
-from regbench.data import DataBundle, carve_validation, register_source
+from regbench.data import DataBundle, carve_validation, register_source, training_subset
 
 if TYPE_CHECKING:
     import torch
@@ -45,9 +45,18 @@ class HeldOutConfig(SourceConfig):
         legacy=None,
     )
     split_seed: int = key(
-        "draws the validation split (and only it): seeds are replicates of one split",
+        "draws the validation split and the training subset (and only them): seeds are "
+        "replicates of one split",
         lo=0,
         legacy=0,
+    )
+    train_size: float | None = key(
+        "train on a subset of what remains after the validation split: a fraction in (0, 1) "
+        "or a count >= 1 (null: all of it); drawn by data.split_seed alone, so it is the same "
+        "for every seed and a smaller subset lies inside a larger one",
+        lo=0,
+        lo_open=True,
+        legacy=None,
     )
 
     validation_key: ClassVar[str] = "data.val_size"
@@ -56,21 +65,27 @@ class HeldOutConfig(SourceConfig):
         return bool(self.val_size)
 
     def __post_init__(self) -> None:
-        size = self.val_size
-        if size is not None and size >= 1 and not float(size).is_integer():
-            raise ConfigError(
-                f"data.val_size={size:g} is neither a fraction in (0, 1) nor a whole count; "
-                f"e.g. data.val_size=0.1 or data.val_size=500"
-            )
+        for name, example in (("val_size", "0.1"), ("train_size", "0.5")):
+            size = getattr(self, name)
+            if size is not None and size >= 1 and not float(size).is_integer():
+                raise ConfigError(
+                    f"data.{name}={size:g} is neither a fraction in (0, 1) nor a whole count; "
+                    f"e.g. data.{name}={example} or data.{name}=500"
+                )
 
 
 def held_out(bundle: DataBundle, config: HeldOutConfig) -> DataBundle:
     """``bundle`` with its validation split carved out of the training set (none for a
-    config made before splits existed: val_size null)."""
-    if not config.val_size:
-        return bundle
-    train, val, how = carve_validation(bundle.train, config.val_size, config.split_seed)
-    return dataclasses.replace(bundle, train=train, val=val, split=how)
+    config made before splits existed: val_size null), then trained on ``train_size`` of
+    the rest (the summary's data.split says how many)."""
+    if config.val_size:
+        train, val, how = carve_validation(bundle.train, config.val_size, config.split_seed)
+        bundle = dataclasses.replace(bundle, train=train, val=val, split=how)
+    if config.train_size is not None:
+        train, how = training_subset(bundle.train, config.train_size, config.split_seed)
+        split = "; ".join(part for part in (bundle.split, how) if part)
+        bundle = dataclasses.replace(bundle, train=train, split=split)
+    return bundle
 
 
 @dataclass(frozen=True)

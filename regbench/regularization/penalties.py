@@ -2,7 +2,9 @@
 
 ``l1`` and ``l2`` are added to the loss (so they show in the logged loss); ``weight_decay`` is
 the optimizer's own term. All three touch the same parameters: weights only (tensors with more
-than one dimension) by default, every parameter with ``penalize=all``.
+than one dimension) by default, every parameter with ``penalize=all``. ``max_norm`` is no term
+of the loss: after each step it rescales every unit's incoming weights (max_norm.py), whatever
+``penalize`` says: a bias is no unit's incoming weight.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ class Penalty:
     l2: float = 0.0
     weight_decay: float = 0.0
     penalize: Literal["weights", "all"] = "weights"
+    max_norm: float | None = None  # None: no constraint
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Penalty:
-        return cls(settings.l1, settings.l2, settings.weight_decay, settings.penalize)
+        return cls(
+            settings.l1, settings.l2, settings.weight_decay, settings.penalize, settings.max_norm
+        )
 
 
 NO_PENALTY = Penalty()
@@ -91,14 +96,18 @@ def dropout_layer(settings: Settings, p: float | None = None) -> nn.Module:
 
 
 class PenalizedObjective:
-    """Adds a network's penalties to its data loss and takes one optimizer step."""
+    """Adds a network's penalties to its data loss and takes one optimizer step (then applies
+    the max-norm constraint, when there is one)."""
 
     def __init__(
         self, modules: Sequence[nn.Module], optimizer: torch.optim.Optimizer, penalty: Penalty
     ) -> None:
+        from regbench.regularization.max_norm import unit_weights
+
         self.params, _ = split_parameters(modules, penalty.penalize)
         self.optimizer = optimizer
         self.penalty = penalty
+        self.constrained = unit_weights(modules) if penalty.max_norm is not None else []
 
     def step(self, data_loss: torch.Tensor) -> dict[str, torch.Tensor]:
         """Backward + step on data loss + penalties; returns the detached terms for logging."""
@@ -107,6 +116,10 @@ class PenalizedObjective:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        if self.penalty.max_norm is not None:
+            from regbench.regularization.max_norm import constrain
+
+            constrain(self.constrained, self.penalty.max_norm)
         return {
             "train_loss": data_loss.detach(),
             "l1_penalty": l1_term.detach(),

@@ -4,10 +4,12 @@ the summaries and figures ``compare`` shows.
 At every metrics row the loop writes one ``weights.csv`` row per weight tensor (parameters with
 more than one dimension: biases are not what L1/L2 act on by default) of every network:
 
-    epoch, network, layer, size, l1, l2, near_zero, max_abs
+    epoch, network, layer, size, l1, l2, near_zero, max_abs, max_row_norm
 
 ``l1`` = sum |w|, ``l2`` = sqrt(sum w^2) (the norm, not the penalty), ``near_zero`` = fraction
-of weights with |w| < ``weight_threshold``, ``max_abs`` = max |w|.
+of weights with |w| < ``weight_threshold``, ``max_abs`` = max |w|, ``max_row_norm`` = the
+largest norm of one unit's incoming weights (a row along the first dimension: what ``max_norm``
+bounds). Files written before that column existed lack it; their summaries leave it out.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
     from regbench.core.rundir import RunDir
     from regbench.figures.drawing import Drawing
 
-WEIGHT_COLUMNS = ("epoch", "network", "layer", "size", "l1", "l2", "near_zero", "max_abs")
+STAT_COLUMNS = ("l1", "l2", "near_zero", "max_abs", "max_row_norm")
+WEIGHT_COLUMNS = ("epoch", "network", "layer", "size", *STAT_COLUMNS)
 HIST_FILE, NORMS_FILE = "weight_hist.png", "weight_norms.png"
 
 
@@ -56,7 +59,7 @@ def weight_rows(
             "network": net_name,
             "layer": name,
             "size": tensor.numel(),
-            **dict(zip(("l1", "l2", "near_zero", "max_abs"), values, strict=True)),
+            **dict(zip(STAT_COLUMNS, values, strict=True)),
         }
         for ((net_name, name), tensor), values in zip(tensors.items(), stats, strict=True)
     ]
@@ -65,6 +68,8 @@ def weight_rows(
 def _layer_stats(w: torch.Tensor, threshold: float) -> torch.Tensor:
     import torch
 
+    from regbench.regularization.max_norm import largest_row_norm
+
     magnitude = w.abs()
     return torch.stack(
         [
@@ -72,6 +77,7 @@ def _layer_stats(w: torch.Tensor, threshold: float) -> torch.Tensor:
             w.pow(2).sum().sqrt(),
             (magnitude < threshold).double().mean(),
             magnitude.max(),
+            largest_row_norm(w),
         ]
     )
 
@@ -92,18 +98,24 @@ def add_gap(row: dict[str, Any]) -> None:
 def summarize_weights(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Scalar columns from weights.csv rows, at the last epoch, over every weight tensor:
     ``weights_near_zero`` (fraction of all weights), ``weights_l1`` (sum |w|), ``weights_l2``
-    (the norm of all weights together) and ``weights_max_abs``. Empty when there are no rows."""
+    (the norm of all weights together), ``weights_max_abs`` and, where the rows have it,
+    ``weights_max_row_norm``. Empty when there are no rows."""
     if not rows:
         return {}
     last = max(row["epoch"] for row in rows)
     final = [row for row in rows if row["epoch"] == last]
     size = sum(row["size"] for row in final)
-    return {
+    summary = {
         "weights_near_zero": sum(row["near_zero"] * row["size"] for row in final) / size,
         "weights_l1": sum(row["l1"] for row in final),
         "weights_l2": math.sqrt(sum(row["l2"] ** 2 for row in final)),
         "weights_max_abs": max(row["max_abs"] for row in final),
     }
+    # A weights.csv written before the column existed (or a resumed one's older rows) has none.
+    norms = [row.get("max_row_norm") for row in final]
+    if all(isinstance(norm, int | float) for norm in norms):
+        summary["weights_max_row_norm"] = max(norms)
+    return summary
 
 
 def weight_columns_by_epoch(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, float]]:

@@ -7,8 +7,8 @@ training step is one forward through a copy of the network whose layers run all 
 (regbench/stacked_net.py: batched matrix products), one backward and one optimizer update for
 all members, so that cost is paid once for K.
 
-Members may differ in ``seed``, ``dropout``, ``l1``, ``l2``, ``weight_decay`` and ``lr`` (and in
-``name``/``out_dir``); these become per-member tensors.
+Members may differ in ``seed``, ``dropout``, ``l1``, ``l2``, ``weight_decay``, ``max_norm`` and
+``lr`` (and in ``name``/``out_dir``); these become per-member tensors.
 Jobs that agree on everything else (model, data, batch size, epochs, optimizer, ...) form a
 group; a group is split into chunks that fit a memory budget. A job that cannot be stacked (a
 study without a stacked form, e.g. the GAN, or a group of one) runs the normal way, with a note.
@@ -415,6 +415,10 @@ class _Stack:
         self.l2 = self._per_member(lambda s: s.l2)
         self.l1_runs = _runs([m.settings.l1 > 0 for m in members])
         self.l2_runs = _runs([m.settings.l2 > 0 for m in members])
+        # Max-norm: one bound per member (inf: none) over every unit-weight tensor (dim > 1).
+        self.max_norm = self._per_member(lambda s: math.inf if s.max_norm is None else s.max_norm)
+        constrained = any(m.settings.max_norm is not None for m in members)
+        self.unit_weights = [n for n, p in net.named_parameters() if p.dim() > 1 and constrained]
         self.optimizer = StackedOptimizer(
             settings.optimizer,
             study.optimizers[NETWORK].param_groups[0],
@@ -464,6 +468,11 @@ class _Stack:
         l1_term, l2_term = self._penalties(grads)
         total = data_loss + l1_term + l2_term
         self.optimizer.update(grads)
+        if self.unit_weights:  # after the step, as the solo PenalizedObjective does
+            from regbench.regularization.max_norm import constrain_stacked
+
+            views = self.views()
+            constrain_stacked([views[name] for name in self.unit_weights], self.max_norm)
         return {
             "train_loss": data_loss,
             "l1_penalty": l1_term.detach(),
