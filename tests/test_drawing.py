@@ -78,7 +78,7 @@ def test_a_worker_starts_with_no_font_of_the_process_it_forked_from(monkeypatch,
 
     monkeypatch.setenv("REGBENCH_FIGURE_WORKERS", "1")
     rows = [{"epoch": e, "loss": 10.0**-e} for e in range(1, 6)]
-    plots.loss_curve(rows, ("loss",), "log ticks are mathtext", tmp_path / "here.png")
+    plots.loss_curve(rows, ("loss",), r"a mathtext title: $10^{-3}$", tmp_path / "here.png")
     assert MathTextParser._parse_cached.cache_info().currsize > 0
     with in_workers():
         drawing.draw_now([Drawing(write_font_caches, (tmp_path / "worker.txt",))])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -128,13 +128,53 @@ PRINTER = ComparisonPrinter()
 
 def plot(
     paths: list[Path] = typer.Argument(..., help="Run or sweep folders."),
+    fmt: list[str] = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="png, pdf or svg (repeatable; default: each run's plot_format).",
+        show_default=False,
+    ),
+    dpi: int = typer.Option(
+        None, "--dpi", help="Resolution (default: each run's plot_dpi).", show_default=False
+    ),
+    style: str = typer.Option(
+        None,
+        "--style",
+        help="A matplotlib style name or a .mplstyle file (default: each run's plot_style).",
+        show_default=False,
+    ),
 ) -> None:
-    """Redraw the plots of runs or sweeps from their saved metrics (no training)."""
+    """Redraw every figure of runs or sweeps from their saved files (no training): a run's loss
+    curve, its study's figures and its weight figures; a sweep's comparison figures."""
     from regbench.analysis.compare_plots import redraw
 
+    changes = plot_changes(fmt, dpi, style)
     for path in paths:
-        written = redraw(path)
-        stdout.print(f"{path}: redrew {len(written)} plot(s)", highlight=False)
+        written = redraw(path, changes)
+        stdout.print(f"{path}: redrew {len(written)} figure file(s)", highlight=False)
+
+
+def plot_changes(fmt: list[str] | None, dpi: int | None, style: str | None) -> dict[str, Any]:
+    """The options given, as changes to each run's own output (output.py's Output fields); a
+    bad one is one line."""
+    from regbench.core.config import style_problem
+    from regbench.core.errors import UsageError
+    from regbench.figures.output import FORMATS
+
+    for choice in fmt or []:
+        if choice not in FORMATS:
+            raise UsageError(f"--format {choice}: use {', '.join(FORMATS)}")
+    if dpi is not None and not 1 <= dpi <= MAX_DPI:
+        raise UsageError(f"--dpi {dpi}: give a resolution from 1 to {MAX_DPI} dots per inch")
+    problem = style_problem(style) if style is not None else None
+    if problem:
+        raise UsageError(f"--style {style}: {problem}")
+    changes = {"formats": tuple(dict.fromkeys(fmt))} if fmt else {}
+    return changes | ({"dpi": dpi} if dpi is not None else {}) | ({"style": style} if style else {})
+
+
+MAX_DPI = 2400  # plot_dpi's bound
 
 
 def report(

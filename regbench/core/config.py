@@ -372,6 +372,27 @@ class Settings:
         resumable=True,
         legacy="all",
     )
+    plot_format: tuple[Literal["png", "pdf", "svg"], ...] = key(
+        "the figures' file formats: png | pdf | svg, or several, e.g. '[pdf,svg]' (vector)",
+        role="bookkeeping",
+        resumable=True,
+        legacy=("png",),
+    )
+    plot_dpi: int = key(
+        "the figures' resolution in dots per inch (png; text in pdf and svg stays vector)",
+        role="bookkeeping",
+        resumable=True,
+        legacy=110,
+        lo=1,
+        hi=2400,
+    )
+    plot_style: str | None = key(
+        "a matplotlib style name (e.g. seaborn-v0_8-paper) or a .mplstyle file for every "
+        "figure (null: regbench's own look)",
+        role="bookkeeping",
+        resumable=True,
+        legacy=None,
+    )
     experiment: ExperimentConfig | None = key(
         "the question a sweep answers, set by +experiment=NAME; never read by a run",
         role="bookkeeping",
@@ -388,6 +409,11 @@ class Settings:
                 f"name={self.name!r} is not allowed; name must be one folder name (no / or \\, "
                 f"not . or ..): runs go to out_dir/name/; choose where with out_dir=..."
             )
+
+        if self.plot_style is not None:
+            problem = style_problem(self.plot_style)
+            if problem:
+                raise ConfigError(f"plot_style={self.plot_style!r}: {problem}")
 
     @property
     def run_name(self) -> str:
@@ -414,6 +440,19 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), the form written to ``config.yaml``."""
         return _plain(dataclasses.asdict(self))
+
+
+def style_problem(style: str) -> str | None:
+    """Why ``style`` is no matplotlib style (None: it is one): a name matplotlib knows, or a
+    style file."""
+    from pathlib import Path
+
+    from matplotlib import style as mpl_style
+
+    if style in mpl_style.available or style == "default" or Path(style).is_file():
+        return None
+    known = ", ".join(sorted(mpl_style.available)[:4])
+    return f"no such matplotlib style nor file; give a name ({known}, ...) or a .mplstyle file"
 
 
 def settings_declarations(model: type, data: type) -> dict[str, Key]:
@@ -489,6 +528,8 @@ def _check_value(key: str, value: Any, hint: Any, limits: Mapping[str, Any]) -> 
             )
         return value
     if origin is tuple:
+        if isinstance(value, str) and typing.get_origin(args[0]) is Literal:
+            value = [value]  # one choice of a list of choices: plot_format=pdf
         if not isinstance(value, list | tuple) or not value:
             raise ConfigError(
                 f"{key}={value!r} must be a non-empty list, e.g. {key}={_example_list(args[0])}"

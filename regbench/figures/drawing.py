@@ -15,6 +15,7 @@ Figures took about 0.5 s of CPU a run (four of them for the regression study), a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from regbench.core.signals import sigterm_as_interrupt
+from regbench.figures.output import Output, applied
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -38,13 +40,20 @@ class Drawing:
     function: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # The formats, dpi and style it is drawn with (None: the defaults, or the caller's).
+    output: Output | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "args", plain(self.args))
         object.__setattr__(self, "kwargs", plain(self.kwargs))
 
     def __call__(self) -> None:
-        self.function(*self.args, **self.kwargs)
+        with applied(self.output):
+            self.function(*self.args, **self.kwargs)
+
+    def written_as(self, output: Output) -> Drawing:
+        """This drawing, written in ``output``'s formats, dpi and style."""
+        return dataclasses.replace(self, output=output)
 
 
 def plain(value: Any) -> Any:

@@ -52,8 +52,10 @@ def reused_panels(width: float, height: float, nrows: int, ncols: int) -> tuple[
     no resize) and that are saved with ``save_fixed``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    from regbench.figures.output import current
+
     cache = _reusable.__dict__.setdefault("figures", {})
-    key = (width, height, nrows, ncols)
+    key = (width, height, nrows, ncols, current().style)  # a style shapes the axes as made
     if key not in cache:
         fig = figure(width, height)
         FigureCanvasAgg(fig)  # one canvas (and renderer) kept with the figure
@@ -61,6 +63,8 @@ def reused_panels(width: float, height: float, nrows: int, ncols: int) -> tuple[
     fig, axes = cache[key]
     for ax in axes.flat:
         _clear(ax)
+    for legend in list(fig.legends):
+        legend.remove()
     fig.suptitle("")
     return fig, axes
 
@@ -85,25 +89,32 @@ def _clear(ax: Any) -> None:
     ax.set_visible(True)
 
 
-def save(fig: Figure, path: Path) -> None:
-    """``fig`` laid out by tight_layout (for figures whose labels vary, such as comparisons')."""
+def save(fig: Figure, path: Path) -> list[Path]:
+    """``fig`` laid out by tight_layout (for figures whose labels vary, such as comparisons'),
+    with room for a title and for legends beside the panels; the files written."""
     fig.tight_layout()
-    _write(fig, path)
+    return _write(fig, path, tight=True)
 
 
 # A run's own figures get fixed margins, in inches, sized for the tick labels, axis labels and
 # titles they carry: tight_layout measures every text of a figure in an extra draw, about half
 # the time a run spent on its figures (benchmarks/bench.py [5]).
 MARGINS = {"left": 0.9, "right": 0.3, "bottom": 0.55, "top": 0.35, "wspace": 1.05, "hspace": 0.9}
-SUPTITLE_SPACE = 0.3  # above the panels' own titles
+SUPTITLE_LINE = 0.22  # inches a line of the figure's title takes
+LEGEND_ROW = 0.24  # inches a row of a legend below the panels takes
+LEGEND_COLUMNS = 4  # entries a row of a legend below the panels
 
 
-def save_fixed(fig: Figure, path: Path) -> None:
-    """``fig`` (one grid of panels, perhaps a suptitle) with fixed margins (MARGINS)."""
+def save_fixed(fig: Figure, path: Path) -> list[Path]:
+    """``fig`` (one grid of panels, perhaps a title and a legend below) with fixed margins
+    (MARGINS); the files written."""
+    from regbench.figures.titles import title_lines
+
     width, height = fig.get_size_inches()
     nrows, ncols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
-    top = MARGINS["top"] + (SUPTITLE_SPACE if fig.get_suptitle() else 0.0)
-    left, right, bottom = MARGINS["left"], MARGINS["right"], MARGINS["bottom"]
+    top = MARGINS["top"] + SUPTITLE_LINE * title_lines(fig)
+    left, right = MARGINS["left"], MARGINS["right"]
+    bottom = MARGINS["bottom"] + sum(legend_height(legend) for legend in fig.legends)
     panel_width = (width - left - right - (ncols - 1) * MARGINS["wspace"]) / ncols
     panel_height = (height - top - bottom - (nrows - 1) * MARGINS["hspace"]) / nrows
     fig.subplots_adjust(
@@ -114,50 +125,136 @@ def save_fixed(fig: Figure, path: Path) -> None:
         wspace=MARGINS["wspace"] / panel_width,  # matplotlib's: a fraction of a panel's size
         hspace=MARGINS["hspace"] / panel_height,
     )
-    _write(fig, path)
+    return _write(fig, path)
 
 
-def _write(fig: Figure, path: Path) -> None:
+def legend_height(legend: Any) -> float:
+    """Inches a legend below the panels takes (legend_below), a half row of air included."""
+    rows = -(-len(legend.get_texts()) // LEGEND_COLUMNS)
+    return LEGEND_ROW * (rows + 0.5)
+
+
+def legend_below(fig: Figure, handles: Sequence[Any], labels: Sequence[str]) -> None:
+    """One legend for the figure, under its panels (save_fixed leaves room for it)."""
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.01),
+        ncols=min(LEGEND_COLUMNS, len(labels)),
+        fontsize=8,
+        frameon=False,
+    )
+
+
+def _write(fig: Figure, path: Path, tight: bool = False) -> list[Path]:
+    """``fig`` in every format of the current output (output.py), beside ``path``."""
     from regbench.core.rundir import atomic_write
+    from regbench.figures.output import current
 
-    # A temp file renamed over ``path``: a link planted under a figure's name in a received
-    # folder is replaced, never written through; a full disk is one line naming the figure.
-    fmt = path.suffix.lstrip(".") or "png"
-    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110))
-
-
-# Minor ticks of a log axis at 2 and 5 of each decade rather than matplotlib's eight: each tick is
-# a handful of artists to build and draw, and log axes held most of a run's figures' ticks.
-LOG_MINOR_SUBS = (2.0, 5.0)
+    output = current()
+    written = []
+    for target in output.paths(path):
+        # A temp file renamed over ``target``: a link planted under a figure's name in a
+        # received folder is replaced, never written through; a full disk is one line.
+        options = {"format": target.suffix.lstrip("."), "dpi": output.dpi}
+        options |= {"bbox_inches": "tight", "pad_inches": 0.08} if tight else {}
+        atomic_write(target, lambda f, options=options: fig.savefig(f, **options))
+        written.append(target)
+    return written
 
 
 def log_y(ax: Any) -> None:
-    """A log-scale y axis with fewer minor ticks (LOG_MINOR_SUBS)."""
-    from matplotlib.ticker import LogLocator
+    """A log-scale y axis labelled densely enough to read values (axes.log_axis)."""
+    from regbench.figures.axes import log_axis
 
-    ax.set_yscale("log")
-    ax.yaxis.set_minor_locator(LogLocator(subs=LOG_MINOR_SUBS))
+    log_axis(ax, "y")
 
 
-def draw_loss_curves(ax: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    epochs = [row["epoch"] for row in rows]
+# Per-run curves: which columns a panel shows, by what they measure.
+LOSS_PANEL, ACCURACY_PANEL = "loss", "accuracy"
+ACCURACY_COLUMNS = ("train_eval_acc", "val_acc", "test_acc")
+
+
+def split_of(column: str) -> str:
+    """The split a logged column measures, by its name (train_eval_*, val_*, test_*, train_*)."""
+    for split in ("train_eval", "train", "val", "test"):
+        if column.startswith(split + "_"):
+            return split
+    return ""
+
+
+def column_label(column: str) -> str:
+    from regbench.figures.axes import SPLIT_NAMES
+
+    return SPLIT_NAMES.get(split_of(column), column)
+
+
+def loss_columns_of(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """The study's loss columns plus the training data in eval mode and the validation split,
+    where logged, in split order (train, train eval, validation, test)."""
+    logged = set().union(*(row.keys() for row in rows)) if rows else set()
+    extra = [c for c in ("train_eval_loss", "val_loss") if c in logged]
+    chosen = [c for c in dict.fromkeys([*columns, *extra]) if c in logged]
+    order = {"train": 0, "train_eval": 1, "val": 2, "test": 3, "": 4}
+    return sorted(chosen, key=lambda c: order[split_of(c)])
+
+
+def draw_loss_curves(
+    ax: Any, rows: Sequence[dict[str, Any]], columns: Sequence[str], ylabel: str = "loss"
+) -> None:
+    """Each of ``columns`` (that the rows hold) per epoch, coloured by its split."""
+    from regbench.figures.axes import SPLIT_COLORS, epoch_axis
+
     for column in columns:
-        if column in rows[0]:
-            ax.plot(epochs, [row[column] for row in rows], marker="o", markersize=3, label=column)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+        points = [(row["epoch"], row[column]) for row in rows if column in row]
+        if not points:
+            continue
+        epochs, values = zip(*points, strict=True)
+        style = {"color": SPLIT_COLORS[split_of(column)]} if split_of(column) else {}
+        dashed = "--" if split_of(column) == "train" else "-"
+        ax.plot(
+            epochs, values, marker="o", markersize=3, linestyle=dashed, label=column_label(column),
+            **style,
+        )  # fmt: skip
+    epoch_axis(ax)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend()
 
 
 def loss_curve(
     rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, path: Path
-) -> None:
-    """Train and test loss per epoch (``loss_curve.png``)."""
-    fig, axes = new_figure(reuse=True)
-    draw_loss_curves(axes[0, 0], rows, columns)
-    axes[0, 0].set_title(title, fontsize=10)
-    save_fixed(fig, path)
+) -> list[Path]:
+    """Loss per epoch on every split logged, and accuracy beside it where the study logs it
+    (``loss_curve.png``); one legend below both panels."""
+    from regbench.figures.titles import title_figure
+
+    logged = set().union(*(row.keys() for row in rows)) if rows else set()
+    accuracy = [c for c in ACCURACY_COLUMNS if c in logged]
+    ncols = 2 if accuracy else 1
+    fig, axes = panels(5.2 * ncols, 4.4, 1, ncols, reuse=True)
+    draw_loss_curves(axes[0, 0], rows, loss_columns_of(rows, columns))
+    axes[0, 0].set_title(LOSS_PANEL, fontsize=9)
+    if accuracy:
+        draw_loss_curves(axes[0, 1], rows, accuracy, "accuracy")
+        axes[0, 1].set_title(ACCURACY_PANEL, fontsize=9)
+    figure_legend(fig)
+    title_figure(fig, title)
+    return save_fixed(fig, path)
+
+
+def figure_legend(fig: Figure) -> None:
+    """One legend below the panels for every labelled artist of the figure."""
+    legend_below(fig, *_figure_handles(fig))
+
+
+def _figure_handles(fig: Figure) -> tuple[list[Any], list[str]]:
+    """Every panel's lines, one legend entry per label."""
+    entries: dict[str, Any] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    return list(entries.values()), list(entries)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -184,9 +281,12 @@ def symmetric_bins(arrays: Sequence[Any]) -> Any:
     return np.linspace(-largest, largest, HIST_BINS + 1)
 
 
-def weight_histograms(weights: dict[str, Any], title: str, path: Path) -> None:
-    """Final weights per layer, log-scale counts (``weight_hist.png``)."""
+def weight_histograms(weights: dict[str, Any], title: str, path: Path) -> list[Path]:
+    """Final weights per layer, log-scale counts (``weight_hist.png``); ``weights`` maps a
+    layer's label (titles.layer_labels) to its weights."""
     import numpy as np
+
+    from regbench.figures.titles import title_figure
 
     fig, axes = layer_grid(len(weights), reuse=True)
     for ax, (layer, values) in zip(axes, weights.items(), strict=True):
@@ -194,47 +294,65 @@ def weight_histograms(weights: dict[str, Any], title: str, path: Path) -> None:
         # One stairs artist instead of a patch per bin: several times faster to draw.
         ax.stairs(counts, edges, fill=True, color="tab:blue")
         log_y(ax)
-        ax.set_title(f"{layer} ({values.size:,} weights)", fontsize=9)
+        ax.set_title(f"{layer}, {values.size:,} weights", fontsize=9)
         ax.set_xlabel("w")
         ax.set_ylabel("count (log)")
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    save_fixed(fig, path)
+    title_figure(fig, f"final weights per layer\n{title}")
+    return save_fixed(fig, path)
 
 
-def weight_norms(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
-    """Per-layer L1 and L2 norms and near-zero fraction over epochs (``weight_norms.png``)."""
+def weight_norms(
+    rows: Sequence[dict[str, Any]],
+    title: str,
+    path: Path,
+    names: dict[str, str] | None = None,
+    threshold: float | None = None,
+) -> list[Path]:
+    """Per-layer L1 and L2 norms and near-zero fraction over epochs (``weight_norms.png``);
+    ``names`` maps weights.csv's layer (``network/layer`` for several networks) to its label,
+    ``threshold`` is the weight_threshold the near-zero share counts below."""
+    from regbench.figures.axes import epoch_axis
+    from regbench.figures.titles import title_figure
+
     fig, axes = new_figure(ncols=3, width=4.6, reuse=True)
     series: dict[str, list[dict[str, Any]]] = {}
     single = len({row["network"] for row in rows}) == 1
     for row in rows:
-        label = row["layer"] if single else f"{row['network']}/{row['layer']}"
-        series.setdefault(label, []).append(row)
-    panels = (("l1", "L1 norm  sum|w|", True), ("l2", "L2 norm", True))
-    panels += (("near_zero", "fraction |w| < threshold", False),)
-    for ax, (column, label, log) in zip(axes[0], panels, strict=True):
+        raw = row["layer"] if single else f"{row['network']}/{row['layer']}"
+        series.setdefault((names or {}).get(raw, raw), []).append(row)
+    below = f"{threshold:g}" if threshold is not None else "threshold"
+    shown = (("l1", "L1 norm, sum |w| (log)", True), ("l2", "L2 norm, ||w|| (log)", True))
+    shown += (("near_zero", f"share of weights with |w| < {below}", False),)
+    for ax, (column, label, log) in zip(axes[0], shown, strict=True):
         for layer, layer_rows in series.items():
             epochs = [r["epoch"] for r in layer_rows]
             ax.plot(epochs, [r[column] for r in layer_rows], marker="o", markersize=3, label=layer)
         if log:
             log_y(ax)
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    save_fixed(fig, path)
+    legend_below(fig, *axes[0, 0].get_legend_handles_labels())
+    title_figure(fig, f"weights per layer over training\n{title}")
+    return save_fixed(fig, path)
 
 
 def overlaid_weight_histograms(
-    groups: dict[str, list[dict[str, Any]]], title: str, path: Path
-) -> None:
+    groups: dict[str, list[dict[str, Any]]],
+    title: str,
+    path: Path,
+    styles: dict[str, dict[str, Any]] | None = None,
+) -> list[Path]:
     """Per-layer histograms of several groups of runs on shared bins, log-scale counts.
 
     ``groups`` maps a label to its runs' final weights (layer -> array); counts are averaged over
     a group's runs so groups with different numbers of seeds compare fairly.
     """
     import numpy as np
+
+    from regbench.figures.axes import legend_beside
+    from regbench.figures.titles import title_figure
 
     layers = list(dict.fromkeys(layer for runs in groups.values() for r in runs for layer in r))
     fig, axes = layer_grid(len(layers))
@@ -247,15 +365,19 @@ def overlaid_weight_histograms(
             if not arrays:
                 continue
             counts, edges = np.histogram(np.concatenate(arrays), bins=bins)
-            ax.stairs(counts / len(arrays), edges, linewidth=1.4, label=label)
+            style = (styles or {}).get(label, {})
+            ax.stairs(
+                counts / len(arrays), edges, linewidth=1.4, label=label,
+                color=style.get("color"), linestyle=style.get("linestyle", "-"),
+            )  # fmt: skip
         log_y(ax)
         ax.set_title(layer, fontsize=9)
         ax.set_xlabel("w")
         ax.set_ylabel("count per run (log)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    save(fig, path)
+    legend_beside(axes[-1])
+    title_figure(fig, title)
+    return save(fig, path)
 
 
 # ----------------------------------------------------------------------------- MC dropout

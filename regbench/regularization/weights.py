@@ -155,6 +155,29 @@ def final_weights(run: RunDir | Path) -> dict[str, np.ndarray]:
     }
 
 
+def labelled_final_weights(run: RunDir | Path) -> dict[str, np.ndarray]:
+    """``final_weights`` keyed by each layer's position and shape (``hidden 1 (784→512)``)."""
+    from regbench.figures.titles import layer_labels
+
+    run_dir = _as_run_dir(run)
+    state = run_dir.load_model()
+    shapes = _shapes(state)
+    labels = layer_labels(shapes)
+    return {labels.get(name, name): values for name, values in final_weights(run_dir).items()}
+
+
+def _shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Weight name (``network/name`` for several networks) -> shape, of a model.pt's state."""
+    single = len(state) == 1
+    return {
+        (name if single else f"{net_name}/{name}"): tuple(tensor.shape)
+        for net_name, tensors in state.items()
+        if isinstance(tensors, Mapping)
+        for name, tensor in tensors.items()
+        if getattr(tensor, "dim", lambda: 0)() > 1
+    }
+
+
 def _is_state_dict(value: Any) -> bool:
     import torch
 
@@ -162,7 +185,10 @@ def _is_state_dict(value: Any) -> bool:
 
 
 def compare_histograms(
-    groups: Mapping[str, Sequence[RunDir | Path]], path: Path, title: str = "final weights"
+    groups: Mapping[str, Sequence[RunDir | Path]],
+    path: Path,
+    title: str = "final weights",
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path | None:
     """Overlaid per-layer histograms of several groups of runs (e.g. l1=1e-4 vs weight_decay);
     ``groups`` maps a legend label to run folders, whose model.pt files are read. A model.pt
@@ -177,7 +203,7 @@ def compare_histograms(
             weights[label] = readable
     if not weights:
         return None
-    overlaid_weight_histograms(weights, title, path)
+    overlaid_weight_histograms(weights, title, path, dict(styles or {}))
     return path
 
 
@@ -187,39 +213,54 @@ def _final_weights_or_notice(run: RunDir | Path) -> dict[str, np.ndarray] | None
     from regbench.core.errors import DataError, Notice
 
     try:
-        return final_weights(run)
+        return labelled_final_weights(run)
     except DataError as exc:
         warnings.warn(Notice(f"skipped in the weight histograms: {exc}"), stacklevel=2)
         return None
 
 
 # ----------------------------------------------------------------------------- per run
-def weight_plots(networks: Mapping[str, nn.Module], run_dir: RunDir, title: str) -> list[Drawing]:
+def weight_plots(
+    networks: Mapping[str, nn.Module], run_dir: RunDir, title: str, threshold: float | None = None
+) -> list[Drawing]:
     """weight_hist.png (final weights per layer) and weight_norms.png (norms over epochs), to
-    draw: copies of the weights, as the networks may be trained further before they are."""
+    draw: copies of the weights, as the networks may be trained further before they are.
+    Layers are named by position and shape; ``threshold``: the near-zero panel's."""
+    from regbench.figures.titles import layer_labels
+
     single = len(networks) == 1
-    final = {
-        (name if single else f"{net_name}/{name}"): w.detach().cpu().numpy().ravel().copy()
+    tensors = {
+        (name if single else f"{net_name}/{name}"): w
         for (net_name, name), w in weight_tensors(networks).items()
     }
-    return _drawings(final, run_dir.read_weights(), run_dir.path, title)
+    names = layer_labels({name: tuple(w.shape) for name, w in tensors.items()})
+    final = {names[name]: w.detach().cpu().numpy().ravel().copy() for name, w in tensors.items()}
+    return _drawings(final, run_dir.read_weights(), run_dir.path, title, names, threshold)
 
 
-def redraw_weight_plots(run: RunDir | Path, title: str) -> list[Path]:
-    """The same figures from a finished run's model.pt and weights.csv (for ``regbench plot``)."""
+def redraw_weight_plots(
+    run: RunDir | Path, title: str, threshold: float | None = None
+) -> list[Drawing]:
+    """The same figures from a finished run's model.pt and weights.csv, to draw (for
+    ``regbench plot``)."""
     from regbench.core.rundir import MODEL
+    from regbench.figures.titles import layer_labels
 
     run_dir = _as_run_dir(run)
-    final = final_weights(run_dir) if (run_dir.path / MODEL).is_file() else {}
+    has_model = (run_dir.path / MODEL).is_file()
+    final = labelled_final_weights(run_dir) if has_model else {}
+    names = layer_labels(_shapes(run_dir.load_model())) if has_model else {}
     rows = run_dir.read_weights()
-    for drawing in _drawings(final, rows, run_dir.path, title):
-        drawing()
-    drawn = [(HIST_FILE, final), (NORMS_FILE, rows)]
-    return [run_dir.path / name for name, source in drawn if source]
+    return _drawings(final, rows, run_dir.path, title, names, threshold)
 
 
 def _drawings(
-    final: dict[str, np.ndarray], rows: list[dict[str, Any]], folder: Path, title: str
+    final: dict[str, np.ndarray],
+    rows: list[dict[str, Any]],
+    folder: Path,
+    title: str,
+    names: dict[str, str],
+    threshold: float | None,
 ) -> list[Drawing]:
     from regbench.figures.drawing import Drawing
     from regbench.figures.plots import weight_histograms, weight_norms
@@ -228,5 +269,6 @@ def _drawings(
     if final:
         drawings.append(Drawing(weight_histograms, (final, title, folder / HIST_FILE)))
     if rows:
-        drawings.append(Drawing(weight_norms, (rows, title, folder / NORMS_FILE)))
+        norms = (rows, title, folder / NORMS_FILE)
+        drawings.append(Drawing(weight_norms, norms, {"names": names, "threshold": threshold}))
     return drawings

@@ -235,7 +235,7 @@ class GANStudy(Study):
             epoch = row["epoch"]
             if epoch % every == 0 or i == len(evaluated) - 1:
                 path = run_dir / f"samples_epoch_{epoch:03d}.png"
-                label = f"{title}\nepoch {epoch}"
+                label = f"generated samples after epoch {epoch}\n{title}"
                 drawings.append(Drawing(image_grid, (images.float(), label, path)))
         return [*drawings, Drawing(gan_scores, (rows, title, run_dir / SCORES_FILE))]
 
@@ -244,7 +244,8 @@ def image_grid(images: Any, title: str, path: Path) -> None:
     """Square-ish grid of grey images [n, h, w] with values in [-1, 1] (GAN samples)."""
     import numpy as np
 
-    from regbench.figures.plots import new_figure, save_fixed
+    from regbench.figures.plots import panels, save_fixed
+    from regbench.figures.titles import title_figure
 
     images = np.asarray(images)
     n, h, w = images.shape
@@ -254,32 +255,43 @@ def image_grid(images: Any, title: str, path: Path) -> None:
     for i, image in enumerate(images):
         r, c = divmod(i, cols)
         canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image
-    fig, axes = new_figure(width=5.0)
-    fig.set_size_inches(5.0, 5.3)
+    fig, axes = panels(5.0, 5.6, 1, 1)
     axes[0, 0].imshow(canvas, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
     axes[0, 0].set_axis_off()
-    axes[0, 0].set_title(title, fontsize=9)
+    title_figure(fig, title, fontsize=9)
     save_fixed(fig, path)
 
 
 def gan_scores(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
-    """D(x) and D(G(z)) per epoch, and the FID of generated samples (``gan_scores.png``)."""
-    from regbench.figures.plots import new_figure, save_fixed
+    """D(x) and D(G(z)) per epoch, and the FID of generated samples against the test images
+    (and the validation images, where the run has them) (``gan_scores.png``)."""
+    from regbench.figures.axes import SPLIT_COLORS, epoch_axis
+    from regbench.figures.plots import figure_legend, new_figure, save_fixed
+    from regbench.figures.titles import title_figure
 
     fig, axes = new_figure(ncols=2)
     epochs = [row["epoch"] for row in rows]
     ax = axes[0, 0]
-    ax.plot(epochs, [r["d_real"] for r in rows], marker="o", markersize=3, label="D(x)")
-    ax.plot(epochs, [r["d_fake"] for r in rows], marker="o", markersize=3, label="D(G(z))")
+    ax.plot(epochs, [r["d_real"] for r in rows], marker="o", markersize=3, label="D(x), real")
+    ax.plot(epochs, [r["d_fake"] for r in rows], marker="o", markersize=3, label="D(G(z)), fake")
     ax.set_ylim(0, 1)
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel("mean discriminator output")
+    ax.set_title("the discriminator's outputs", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title, fontsize=9)
     ax = axes[0, 1]
-    ax.plot(epochs, [r["fid"] for r in rows], marker="o", markersize=3, color="tab:green")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("FID (classifier features, lower is better)")
+    for column, split, label in (
+        ("val_fid", "val", "FID vs validation"),
+        ("fid", "test", "FID vs test"),
+    ):
+        points = [(r["epoch"], r[column]) for r in rows if column in r]
+        if points:
+            x, y = zip(*points, strict=True)
+            ax.plot(x, y, marker="o", markersize=3, color=SPLIT_COLORS[split], label=label)
+    epoch_axis(ax)
+    ax.set_ylabel("FID, classifier features (lower is better)")
+    ax.set_title("sample quality", fontsize=9)
     ax.grid(alpha=0.3)
+    figure_legend(fig)
+    title_figure(fig, title)
     save_fixed(fig, path)

@@ -81,10 +81,27 @@ class RegressionStudy(MSEStudy):
             return grid.cpu(), self.net(grid).cpu()
 
     def mc_band(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """MC mean and std on the fitted curve's grid (None when ``mc_samples`` is 0)."""
+        """MC mean and std on the fitted curve's grid (None when ``mc_samples`` is 0). Each
+        pass draws one set of dropout masks for the whole grid: each pass is then one
+        function of x, and the band a smooth one (a mask per grid point made it saw-toothed)."""
+        from regbench.regularization.dropout import dropout_modules
+        from regbench.regularization.mc_dropout import mc_dropout, mc_moments
+
         if not self.settings.mc_samples:
             return None
-        mean, std = self.mc_predict(self._grid())
+        grid = self._grid()
+        droppers = {id(m) for m in dropout_modules([self.net])}
+
+        def one_pass() -> torch.Tensor:
+            x = grid
+            for module in self.net.layers:
+                shared = id(module) in droppers  # its mask drawn once, for every grid point
+                x = x * module(x.new_ones(1, x.shape[-1])) if shared else module(x)
+            return x
+
+        self.train_mode(False)
+        with torch.no_grad(), mc_dropout([self.net], self.device):
+            mean, std = mc_moments(one_pass, self.settings.mc_samples)
         return mean.cpu(), std.cpu()
 
     def figures(self, run_dir: Path, rows: list[dict[str, Any]]) -> list[Drawing]:
@@ -111,21 +128,35 @@ def regression_fit(
     ``train``/``test`` hold ``x`` and ``y`` [n, 1]; ``curve`` is (x, prediction) on a dense grid;
     ``band`` is the MC dropout (mean, std) [n, 1] on the same grid, drawn as mean +- 2 std.
     """
-    from regbench.figures.plots import draw_loss_curves, draw_mc_band, log_y, new_figure, save_fixed
+    from regbench.figures.plots import (
+        draw_loss_curves,
+        draw_mc_band,
+        figure_legend,
+        log_y,
+        loss_columns_of,
+        new_figure,
+        save_fixed,
+    )
+    from regbench.figures.titles import title_figure
 
     fig, axes = new_figure(ncols=2, reuse=True)
     ax = axes[0, 0]
     if band is not None:
         draw_mc_band(ax, curve[0][:, 0], band[0][:, 0], band[1][:, 0], "tab:green")
-    ax.scatter(train["x"][:, 0], train["y"][:, 0], s=22, color="tab:blue", label="train")
-    ax.scatter(test["x"][:, 0], test["y"][:, 0], s=22, color="tab:red", marker="x", label="test")
+    ax.scatter(train["x"][:, 0], train["y"][:, 0], s=22, color="tab:blue", label="train points")
+    ax.scatter(
+        test["x"][:, 0], test["y"][:, 0], s=22, color="tab:red", marker="x", label="test points"
+    )
     ax.plot(curve[0][:, 0], curve[1][:, 0], color="black", linewidth=1.6, label="fit (eval mode)")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title, fontsize=9)
-    draw_loss_curves(axes[0, 1], rows, ("train_loss", "train_eval_loss", "test_loss"))
-    log_y(axes[0, 1])
-    axes[0, 1].set_ylabel("MSE (log)")
+    ax.set_title("data and fit", fontsize=9)
+    losses = axes[0, 1]
+    draw_loss_curves(losses, rows, loss_columns_of(rows, ("train_loss", "test_loss")))
+    log_y(losses)
+    losses.set_ylabel("MSE (log)")
+    losses.set_title("loss per epoch", fontsize=9)
+    figure_legend(fig)
+    title_figure(fig, title)
     save_fixed(fig, path)

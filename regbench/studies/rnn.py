@@ -190,7 +190,16 @@ def series_predictions(
     ``predictions`` maps a part name to (target indices, predicted values); ``bands`` maps a
     part to (target indices, MC dropout mean, std), drawn as mean +- 2 std.
     """
-    from regbench.figures.plots import draw_loss_curves, draw_mc_band, figure, log_y, save_fixed
+    from regbench.figures.plots import (
+        draw_loss_curves,
+        draw_mc_band,
+        figure,
+        figure_legend,
+        log_y,
+        loss_columns_of,
+        save_fixed,
+    )
+    from regbench.figures.titles import title_figure
 
     fig = figure(12.8, 8.0)
     grid = fig.add_gridspec(2, 2)
@@ -200,14 +209,16 @@ def series_predictions(
         for part, (t, mean, std) in (bands or {}).items():
             color = "tab:cyan" if part == "train" else "tab:orange"
             draw_mc_band(ax, t, mean, std, color, f" ({part})")
-    top.set_title(title, fontsize=10)
-    top.legend(fontsize=8, loc="upper left", ncols=4)
+    top.set_title("the whole series: one-step-ahead predictions", fontsize=9)
     detail.set_xlim(*zoom)
     detail.set_title("around the train/test split", fontsize=9)
     losses = fig.add_subplot(grid[1, 1])
-    draw_loss_curves(losses, rows, ("train_loss", "train_eval_loss", "test_loss"))
+    draw_loss_curves(losses, rows, loss_columns_of(rows, ("train_loss", "test_loss")))
     log_y(losses)
     losses.set_ylabel("MSE (log)")
+    losses.set_title("loss per epoch", fontsize=9)
+    figure_legend(fig)
+    title_figure(fig, title)
     save_fixed(fig, path)
 
 

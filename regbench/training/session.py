@@ -233,6 +233,7 @@ class RunSession:
     def figures(self) -> list[Drawing]:
         """The figures ``plots`` asks for, to draw: the loss curve, then (``all``) the study's
         own figures and the weight figures."""
+        from regbench.figures.output import Output
         from regbench.figures.plots import loss_curve
         from regbench.figures.titles import plot_title
         from regbench.regularization.weights import weight_plots
@@ -242,13 +243,14 @@ class RunSession:
             return []
         title = plot_title(self.settings, study.data.name)
         curve = Drawing(loss_curve, (self.rows, study.loss_columns, title, path / LOSS_CURVE))
-        if plots == "summary":
-            return [curve]
-        return [
-            curve,
-            *study.figures(path, self.rows),
-            *weight_plots(study.networks, self.run_dir, title),
-        ]
+        drawings = [curve]
+        if plots == "all":
+            drawings += study.figures(path, self.rows)
+            threshold = self.settings.weight_threshold
+            drawings += weight_plots(study.networks, self.run_dir, title, threshold)
+        # plot_format, plot_dpi and plot_style travel with each drawing into its worker.
+        output = Output.of(self.settings)
+        return [drawing.written_as(output) for drawing in drawings]
 
     def how_to_go_on(self, when: str = "") -> str:
         """The line an interrupted run leaves on the console (``when``: by default after which
