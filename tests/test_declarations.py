@@ -119,10 +119,10 @@ def test_gap_at_best_has_no_best_and_no_better_or_worse(cli, dropout_runs: Path)
 @pytest.mark.parametrize(
     ("select", "says"),
     [
-        ("gap", "gap has no direction"),
+        ("gap", "--select gap has no direction"),
         ("val_acc", "--select val_acc: no run logged it"),
-        ("test_loss", "is a test metric: an epoch chosen on it is reported on the data it was "),
-        ("train_loss", "train_loss is a train metric"),
+        ("test_loss", "--select test_loss is a test metric: what it selects would be reported"),
+        ("train_loss", "--select train_loss is a train metric"),
     ],
 )
 def test_select_refuses_what_cannot_select(cli, dropout_runs: Path, select, says) -> None:

@@ -57,7 +57,7 @@ from regbench.analysis.stats import (
 from regbench.compose.validate import declared_keys
 from regbench.core.config import ExperimentConfig, Key, hashable
 from regbench.core.errors import UsageError
-from regbench.core.metrics import Metric, lookup, validation_name
+from regbench.core.metrics import Metric, lookup, selection_problem, validation_name
 from regbench.core.rundir import Status
 from regbench.studies import study_default_metrics, study_metrics, study_selection_metric
 
@@ -404,17 +404,10 @@ def selector(
             f"--select {name}: no run logged it; validation metrics: "
             f"{', '.join(validation) or 'none'}"
         )
-    if chosen.split == "test" and chosen.has_direction:
-        raise UsageError(
-            f"--select {name} is a test metric: an epoch chosen on it is reported on the data it "
-            f"was chosen on; use --select {validation_name(name)}"
-        )
-    if not chosen.has_direction or chosen.split != "val":
-        why = "has no direction" if not chosen.has_direction else f"is a {chosen.split} metric"
-        raise UsageError(
-            f"--select {name}: {name} {why}; select on a validation metric with a direction: "
-            f"{', '.join(validation) or 'none logged'}"
-        )
+    directed = [m for m in validation if lookup(specs, m).has_direction]
+    problem = selection_problem(chosen, f"--select {name}", directed)
+    if problem:
+        raise UsageError(problem)
     return chosen
 
 

@@ -29,6 +29,7 @@ from regbench.core.config import (
     declaration,
 )
 from regbench.core.metrics import COMMON_METRICS, Metric
+from regbench.core.overrides import override_value
 from regbench.data import source_config, source_names
 from regbench.studies import study_class, study_config, study_names
 
@@ -177,13 +178,7 @@ def _value(value: Any, present: bool) -> str:
 
 
 def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_show(v) for v in value) + "]"
-    return str(value)
+    return override_value(value)
 
 
 def _bound(value: float | None, open_end: str) -> str:

@@ -22,7 +22,7 @@ from regbench.core.config import (
     build_config,
     settings_declarations,
 )
-from regbench.core.metrics import Metric, validation_name
+from regbench.core.metrics import Metric, selection_problem
 from regbench.data import source_config, source_names
 from regbench.studies import study_class, study_config, study_names
 
@@ -101,16 +101,9 @@ def check_selection_metric(option: str, name: str, study: type[Study]) -> Metric
             f"{_said(option, name)}: the {study_name(study)} study logs no such metric; validation "
             f"metrics: {', '.join(validation)}"
         )
-    if metric.split == "test" and metric.has_direction:
-        raise ConfigError(
-            f"{_said(option, name)} is a test metric: selecting on it reports a number chosen "
-            f"on the data it is reported on; use {_said(option, validation_name(name))}"
-        )
-    if metric.split != "val" or not metric.has_direction:
-        why = "has no direction" if not metric.has_direction else f"is a {metric.split} metric"
-        raise ConfigError(
-            f"{_said(option, name)} {why}; select on a validation metric: {', '.join(validation)}"
-        )
+    problem = selection_problem(metric, _said(option, name), validation)
+    if problem:
+        raise ConfigError(problem)
     return metric
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -147,6 +147,22 @@ def on_training_data(metric: Metric) -> Metric:
         split="train_eval",
         display="",
     )
+
+
+def selection_problem(metric: Metric, said: str, validation: Sequence[str]) -> str | None:
+    """Why ``metric`` cannot select (an epoch, a trial), in words that start with how the user
+    ``said`` it (``--select test_loss``); None when it can: a validation metric with a
+    direction. A test metric would choose on the data it is then reported on."""
+    if metric.split == "test" and metric.has_direction:
+        use = said.removesuffix(metric.name) + validation_name(metric.name)
+        return (
+            f"{said} is a test metric: what it selects would be reported on the data it was "
+            f"selected on; use {use}"
+        )
+    if metric.has_direction and metric.split == "val":
+        return None
+    why = "has no direction" if not metric.has_direction else f"is a {metric.split} metric"
+    return f"{said} {why}; select on a validation metric: {', '.join(validation) or 'none'}"
 
 
 def undeclared(name: str) -> Metric:

@@ -4,11 +4,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 def override_key(item: str) -> str:
     """The key an override sets, without Hydra's ``+``/``++``/``~`` prefixes."""
     return item.split("=", 1)[0].lstrip("+~")
+
+
+def override_value(value: Any) -> str:
+    """A config value as an override (and the configuration reference) writes it: null, true,
+    [a,b] (Hydra's grammar for a list)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    return str(value)
 
 
 def override_pairs(overrides: Sequence[str]) -> list[tuple[str, str]]:

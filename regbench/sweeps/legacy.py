@@ -17,7 +17,7 @@ from typing import Any
 from regbench.core.config import flatten
 from regbench.core.errors import UsageError
 from regbench.core.jobs import SWEEP_FILE, Job
-from regbench.core.overrides import override_key
+from regbench.core.overrides import override_key, override_value
 from regbench.core.rundir import CONFIG, read_yaml
 
 
@@ -64,17 +64,7 @@ def as_overrides(key: str, value: Any) -> list[str]:
     """Hydra overrides that set ``key`` to ``value`` (a mapping: one per leaf)."""
     if isinstance(value, Mapping):
         return [o for k, v in value.items() for o in as_overrides(f"{key}.{k}", v)]
-    return [f"{key}={_hydra_value(value)}"]
-
-
-def _hydra_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
-    return str(value)
+    return [f"{key}={override_value(value)}"]
 
 
 def _set_by(key: str, given: Sequence[str]) -> bool:
