@@ -239,6 +239,7 @@ class SweepOutcome:
     best: Trial | None = None  # a search's trial with the best value (None: no trial has one)
     planned: dict[str, str] = field(default_factory=dict)  # a dry run's: job folder -> action
     swept: Comparison | None = None  # the comparison the sweep wrote (None: nothing compared)
+    study: Any = None  # a hydra/sweeper=optuna search's optuna.Study (None otherwise)
 
     @classmethod
     def of(cls, swept: workflow.SweepRun) -> SweepOutcome:
@@ -248,7 +249,8 @@ class SweepOutcome:
         best = pick(valued, key=lambda t: t.value) if valued else None
         planned = {} if swept.ran else _planned(swept.plan)
         comparison = swept.compared.comparison if swept.compared else None
-        return cls(swept.sweep_dir, swept.statuses, trials, best, planned, comparison)
+        study = getattr(swept.plan.launcher, "study", None)
+        return cls(swept.sweep_dir, swept.statuses, trials, best, planned, comparison, study)
 
     @cached_property
     def runs(self) -> pd.DataFrame:

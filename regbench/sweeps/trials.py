@@ -1,13 +1,15 @@
-"""Searches: a Hydra sweeper that expects a float (``hydra/sweeper=optuna``) over regbench's job
-folders, with seeds as replicates.
+"""The trials of searches: a sampler proposes configurations (``hydra/sweeper=optuna``) over
+regbench's job folders, with seeds as replicates.
 
-A grid is planned upfront (regbench/sweeps.py); a search cannot be, since its trials come from the
-sampler as it goes. So Hydra's multirun runs the sweeper in this process with
-:meth:`SearchLauncher.trial` as the task: for each trial's overrides it runs that configuration
-once per seed as ordinary sweep jobs (``<hash>-seed=<N>`` folders in the sweep folder, recorded in
-sweep.json, through the sequential or the stacked launcher) and returns the mean of the objective
-over the seeds. Completed jobs are skipped as in any sweep, and the sampler is seeded, so the same
-search with ``--dir`` asks for the same trials again and trains nothing it already has.
+A grid is planned upfront (regbench/sweeps/plan.py); a search cannot be, since its trials come
+from the sampler as it goes. Each trial runs its configuration once per seed as ordinary sweep
+jobs (``<hash>-seed=<N>`` folders in the sweep folder, recorded in sweep.json, through the
+sequential or the stacked launcher), and its value is the mean of the objective over the seeds.
+
+``hydra/sweeper=optuna`` is regbench's own: Optuna's ask-and-tell API in this process
+(regbench/sweeps/optuna_search.py), with the space in Hydra's override grammar and the plugin's
+keys (configs/hydra/sweeper/). Any other Hydra sweeper a user installs runs through Hydra's
+multirun, with :meth:`SearchLauncher.trial` as its task.
 
 Before anything trains, the sweeper's config and the fixed overrides are composed, and a job's
 config is validated at both ends of every searched range and at every choice.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +41,10 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from regbench.core.config import Settings
+    from regbench.sweeps.optuna_space import OptunaSettings
 
+# (composed multirun config, the overrides without seed, the seeds, the objective, at) -> Search
+OwnPlanner = Callable[[Any, Sequence[str], tuple[int, ...], Metric, str], "Search"]
 DEFAULT_OBJECTIVE, DEFAULT_AT = "val_loss", "final"
 # The sampler's seed when the user gives none: a constant, so that the same command always asks
 # for the same trials (and a rerun with --dir finds them done).
@@ -77,6 +82,8 @@ class Search:
     multirun_config: Any  # the DictConfig multirun.yaml records
     checked: tuple[Settings, ...]  # configs validated before the search
     goal: Metric = field(default_factory=lambda: undeclared(DEFAULT_OBJECTIVE))  # its declaration
+    optuna: OptunaSettings | None = None  # hydra/sweeper=optuna: regbench's own ask-and-tell
+    runner: type[SearchLauncher] | None = None  # who runs the trials (None: Hydra's multirun)
 
     def describe(self) -> str:
         trials = f"{self.n_trials} trials" if self.n_trials else "trials"
@@ -93,12 +100,18 @@ class Search:
         return sweeps.SweepResult(sweep_dir, [], {}, {}, self.multirun_config)
 
     def launcher(self, stacked: bool = False, memory_budget: int | None = None) -> SearchLauncher:
-        return SearchLauncher(self, stacked, memory_budget)
+        return (self.runner or SearchLauncher)(self, stacked, memory_budget)
 
 
-def plan(overrides: Sequence[str], objective: str | None = None, at: str | None = None) -> Search:
+def plan(
+    overrides: Sequence[str],
+    objective: str | None = None,
+    at: str | None = None,
+    own: Mapping[str, OwnPlanner] | None = None,
+) -> Search:
     """Check a search before anything trains: options, seeds, the sweeper's config, the fixed
-    overrides and the searched ranges. Every problem is one line."""
+    overrides and the searched ranges. Every problem is one line. ``own``: the sweepers regbench
+    runs itself (hydra/sweeper=optuna), by name, and what plans them from the composed config."""
     from regbench.compose import hydra as hydra_app
 
     sweeps.check_overrides([o for o in overrides if not _is_sweeper_override(o)])
@@ -116,14 +129,17 @@ def plan(overrides: Sequence[str], objective: str | None = None, at: str | None 
     if "seed" in (sweeper.get("params") or {}):
         raise UsageError("seed is searched in hydra.sweeper.params; seeds are replicates: seed=1,2")
     goal = _objective_metric(str(composed.model.name), objective)
+    planner = (own or {}).get(composed.hydra.runtime.choices.get("hydra/sweeper"))
+    if planner is not None:
+        return planner(composed, rest, seeds, goal, at)
     objective = goal.name
     direction, direction_override = _direction(sweeper, rest, goal)
     sampler_override, sampler = _sampler_seed(sweeper)
     overrides_for_hydra = (*rest, *direction_override, *sampler_override)
     master = hydra_app.load_multirun_config(overrides_for_hydra)
     arguments = [*(f"{k}={v}" for k, v in (sweeper.get("params") or {}).items())]
-    space, fixed = _space([*arguments, *master.hydra.overrides.task])
-    checked = _check_corners(fixed, space)
+    space, fixed = space_of([*arguments, *master.hydra.overrides.task])
+    checked = check_corners(fixed, space)
     n_trials = sweeper.get("n_trials")
     return Search(
         overrides=overrides_for_hydra,
@@ -167,7 +183,7 @@ def _split_seeds(overrides: Sequence[str]) -> tuple[tuple[int, ...], list[str]]:
 
 def _values(item: str) -> list[str] | None:
     """The values a list/range override gives (one for a plain value); None for an interval."""
-    override = _parse([item])[0]
+    override = parse([item])[0]
     if not override.is_sweep_override():
         return [override.get_value_element_as_str()]
     if override.is_interval_sweep():
@@ -175,7 +191,7 @@ def _values(item: str) -> list[str] | None:
     return list(override.sweep_string_iterator())
 
 
-def _parse(items: Sequence[str]) -> list[Any]:
+def parse(items: Sequence[str]) -> list[Any]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -241,28 +257,25 @@ def _sampler_seed(sweeper: DictConfig) -> tuple[list[str], str]:
     )
 
 
-def _space(arguments: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
+def space_of(arguments: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
     """The searched keys with the values to check each at (both ends of a range or interval,
     every choice), and the fixed overrides."""
     from hydra.core.override_parser.types import ValueType
 
     space: dict[str, list[str]] = {}
     fixed: list[str] = []
-    for override in _parse(arguments):
+    for override in parse(arguments):
         line = override.input_line
         if not override.is_sweep_override():
             fixed.append(line)
         elif override.value_type is ValueType.GLOB_CHOICE_SWEEP:
             raise UsageError(f"{line}: glob() is for grids; search a list: key=choice(a,b)")
-        elif override.is_interval_sweep() or (
-            override.is_range_sweep() and not override.value().shuffle
-        ):
-            # The ends are checked: a sampler may pick either (Optuna's ranges include stop).
-            value = override.value()
-            high = value.end if override.is_interval_sweep() else value.stop
-            space[override.get_key_element()] = [str(value.start), str(high)]
+        elif override.is_interval_sweep():
+            # The ends are checked: a sampler may pick either.
+            value = check_interval(override)
+            space[override.get_key_element()] = [str(value.start), str(value.end)]
         else:
-            space[override.get_key_element()] = list(override.sweep_string_iterator())
+            space[override.get_key_element()] = check_values(override)
     if not space:
         raise UsageError(
             "the search has nothing to search; give a key a range, e.g. 'dropout=interval(0,0.5)' "
@@ -271,7 +284,30 @@ def _space(arguments: Sequence[str]) -> tuple[dict[str, list[str]], list[str]]:
     return space, fixed
 
 
-def _check_corners(fixed: Sequence[str], space: Mapping[str, list[str]]) -> list[Settings]:
+def check_interval(override: Any) -> Any:
+    """An interval a sampler can draw from: low below high, and above 0 on a log scale."""
+    value, line = override.value(), override.input_line
+    if not value.start < value.end:
+        raise UsageError(f"{line}: an interval goes from low to high, e.g. interval(0.1,0.5)")
+    if "log" in value.tags and value.start <= 0:
+        raise UsageError(
+            f"{line}: a log scale starts above 0, e.g. tag(log,interval(1e-5,{value.end:g}))"
+        )
+    return value
+
+
+def check_values(override: Any) -> list[str]:
+    """A list, choice() or range() with at least one value (range(3,3) has none)."""
+    values = list(override.sweep_string_iterator())
+    if not values:
+        raise UsageError(
+            f"{override.input_line} gives no value (a range stops before its end); "
+            f"e.g. range(3,6) is 3, 4, 5"
+        )
+    return values
+
+
+def check_corners(fixed: Sequence[str], space: Mapping[str, list[str]]) -> list[Settings]:
     """Validate a job's config with every searched key at its first value, and each other value
     of each key in turn: a bad key, type or bound is one line before any trial trains."""
     from regbench.compose.hydra import compose
@@ -377,7 +413,7 @@ class SearchLauncher:
         try:
             overrides = tuple(HydraConfig.get().overrides.task)
             params = {k: v for k, v in override_pairs(overrides) if k in self.search.space}
-            label = " ".join(f"{k}={_short(v)}" for k, v in params.items())
+            label = " ".join(f"{k}={short(v)}" for k, v in params.items())
             jobs = [self._job(cfg, overrides, seed, label) for seed in self.search.seeds]
             trial = Trial(len(self.trials) + 1, params, [job.key for job in jobs])
             self.trials.append(trial)
@@ -475,8 +511,8 @@ class SearchLauncher:
             return
         best = read_yaml(results)
         chosen = (best.get("best_params") or {}).items()
-        params = " ".join(f"{k}={_short(str(v))}" for k, v in chosen)
-        value = _short(str(best.get("best_value")))
+        params = " ".join(f"{k}={short(str(v))}" for k, v in chosen)
+        value = short(str(best.get("best_value")))
         self._ctx().console.print(
             f"best trial: {params}: {self.search.objective} {value} ({results})",
             markup=False,
@@ -487,6 +523,7 @@ class SearchLauncher:
     def _update_record(self) -> None:
         prepared, record = self._sweep(), self._record()
         record["grid"] = sweeps.grid(prepared.jobs)
+        self.trials.sort(key=lambda t: t.number)  # a trial asked again keeps its number
         record["search"]["trials"] = [t.record() for t in self.trials]
         record["invocations"][-1].update(
             jobs=len(prepared.jobs), actions=sweeps.describe_states(prepared)
@@ -514,7 +551,7 @@ def _no_value(rows: Sequence[Mapping[str, Any]], metric: str, at: str) -> str:
     return f"--objective {metric} is not a metric of these runs; they have {', '.join(columns)}"
 
 
-def _short(value: str) -> str:
+def short(value: str) -> str:
     """A sampled float in 4 significant digits for the progress lines (folders keep it all)."""
     try:
         number = float(value)

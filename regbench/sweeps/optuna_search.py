@@ -1,0 +1,409 @@
+"""``hydra/sweeper=optuna``: regbench's search on Optuna's ask-and-tell API, in this process.
+
+Each trial is asked of the study, run as its seeds' sweep jobs (regbench/sweeps/search.py) and
+told the mean objective over the seeds. ``hydra.sweeper.n_trials`` is the number of finished
+trials the study should hold, so the same command again finds the search done, and a larger
+``n_trials`` grows it:
+
+- with ``hydra.sweeper.storage`` the study is read back from the storage (Optuna's
+  ``load_if_exists``);
+- without one, the finished trials in the ``--dir`` folder's sweep.json are added to a new
+  study (``study.add_trials``); a trial whose job folders are gone is asked again (its jobs
+  retrain into the same folders), and one interrupted is asked again and resumes its jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from regbench.core.errors import RegbenchError, UsageError
+from regbench.core.jobs import Job, job_key
+from regbench.core.rundir import atomic_text
+from regbench.sweeps import plan as sweeps
+from regbench.sweeps import trials as base
+from regbench.sweeps.optuna_space import (
+    SAMPLERS,
+    OptunaSettings,
+    as_text,
+    distributions,
+    from_text,
+    grid_size,
+)
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from regbench.core.metrics import Metric
+
+KNOWN_KEYS = (
+    "n_trials", "direction", "storage", "study_name", "max_failure_rate", "params", "sampler",
+    "pruner",
+)  # fmt: skip
+INTERRUPTED = "interrupted"  # a trial's user attribute: Ctrl-C ended it, so it is asked again
+
+__all__ = ["OptunaLauncher", "OptunaSettings", "plan_optuna"]
+
+
+# ----------------------------------------------------------------------------- the plan
+def plan_optuna(
+    composed: DictConfig, rest: Sequence[str], seeds: tuple[int, ...], goal: Metric, at: str
+) -> base.Search:
+    """The search of ``composed`` (the multirun config with hydra/sweeper=optuna), checked
+    before anything is written: every problem is one line."""
+    from omegaconf import OmegaConf
+
+    _require_optuna()
+    sweeper: dict[str, Any] = OmegaConf.to_container(composed.hydra.sweeper, resolve=True)  # type: ignore[assignment]
+    unknown = [k for k in sweeper if k not in KNOWN_KEYS]
+    if unknown:
+        raise UsageError(
+            f"hydra.sweeper.{unknown[0]} is not a setting of hydra/sweeper=optuna; it has "
+            f"{', '.join(KNOWN_KEYS)}"
+        )
+    direction = _direction(sweeper.get("direction"), goal)
+    params = sweeper.get("params") or {}
+    arguments = [*(f"{k}={v}" for k, v in params.items()), *composed.hydra.overrides.task]
+    space, fixed = base.space_of(arguments)
+    found = distributions(base.parse(arguments))
+    sampler, sampler_options, sampler_line = _sampler(sweeper["sampler"])
+    n_trials = _n_trials(sweeper.get("n_trials"), sampler, found)
+    settings = OptunaSettings(
+        n_trials=n_trials,
+        distributions=found,
+        fixed=tuple(fixed),
+        sampler=sampler,
+        sampler_options=sampler_options,
+        pruner=str(sweeper["pruner"]["name"]),
+        pruner_options={k: v for k, v in sweeper["pruner"].items() if k != "name"},
+        storage=sweeper.get("storage"),
+        study_name=sweeper.get("study_name"),
+        max_failure_rate=_rate(sweeper.get("max_failure_rate")),
+    )
+    settings.make_sampler(), settings.make_pruner()  # their options, checked now
+    checked = base.check_corners(fixed, space)
+    settings.open_storage()
+    return base.Search(
+        overrides=tuple(rest),
+        seeds=seeds or (checked[0].seed,),
+        objective=goal.name,
+        goal=goal,
+        at=at,
+        direction=direction,
+        space=tuple(space),
+        n_trials=n_trials,
+        sampler=sampler_line,
+        multirun_config=composed,
+        checked=tuple(checked),
+        optuna=settings,
+        runner=OptunaLauncher,
+    )
+
+
+def _require_optuna() -> None:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "hydra/sweeper=optuna needs Optuna: pip install 'regbench[optuna]'"
+        ) from None
+
+
+def _direction(given: Any, goal: Metric) -> str:
+    wanted = base.DIRECTIONS[goal.direction == "max"]
+    if given is None or given == wanted:
+        return wanted
+    if given not in base.DIRECTIONS:
+        raise UsageError(
+            f"hydra.sweeper.direction={given}: a search has one objective (--objective); "
+            f"give one of {', '.join(base.DIRECTIONS)}, or leave it out"
+        )
+    raise UsageError(
+        f"hydra.sweeper.direction={given} contradicts --objective {goal.name}, which is "
+        f"{wanted}d (by its name); drop hydra.sweeper.direction"
+    )
+
+
+def _sampler(config: Mapping[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """The sampler's name, its options (the seed defaulted) and a line saying how it is seeded."""
+    name = str(config.get("name"))
+    if name not in SAMPLERS:
+        raise UsageError(f"hydra/sweeper/sampler: no sampler {name}; one of {', '.join(SAMPLERS)}")
+    options = {k: v for k, v in config.items() if k != "name"}
+    if options.get("seed") is not None:
+        return name, options, f"{name} sampler, seed {options['seed']}"
+    # A constant seed: the same command asks for the same trials (and --dir finds them done).
+    options["seed"] = base.DEFAULT_SAMPLER_SEED
+    line = f"{name} sampler, sampler seed {base.DEFAULT_SAMPLER_SEED} (the default; set "
+    return name, options, line + "hydra.sweeper.sampler.seed)"
+
+
+def _n_trials(value: Any, sampler: str, found: Mapping[str, Any]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"hydra.sweeper.n_trials={value}: give a whole number of trials, from 1")
+    if sampler == "grid":  # the grid sampler has nothing new to ask past its grid
+        return min(value, grid_size(found))
+    return value
+
+
+def _rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise UsageError(f"hydra.sweeper.max_failure_rate={value}: give a share from 0 to 1")
+    return float(value)
+
+
+# ----------------------------------------------------------------------------- the launcher
+class OptunaLauncher(base.SearchLauncher):
+    """Asks the study for trials until it holds ``n_trials`` finished ones; tells it each
+    trial's mean objective over its seeds. ``study`` is the optuna.Study after the launch."""
+
+    study: Any = None
+
+    @property
+    def settings(self) -> OptunaSettings:
+        assert self.search.optuna is not None  # an OptunaLauncher is made for an Optuna search
+        return self.search.optuna
+
+    def launch(self, prepared: sweeps.SweepResult, context: sweeps.LaunchContext) -> None:
+        self._prepared, self._context, self.trials = prepared, context, []
+        record = self._record()
+        earlier = record.get("search") or {}
+        record["search"] = {
+            "overrides": list(self.search.overrides),
+            "seeds": list(self.search.seeds),
+            "objective": self.search.objective,
+            "at": self.search.at,
+            "direction": self.search.direction,
+            "sampler": self.settings.sampler,
+            "pruner": self.settings.pruner,
+            "storage": self.settings.storage,
+            "study_name": self._study_name(),
+            "trials": [],
+        }
+        record["current"]["total"] = self.settings.n_trials * len(self.search.seeds)
+        with _optuna_quiet():
+            self.study = self._open_study(earlier)
+            try:
+                self._optimize()
+            finally:
+                self._update_record()
+            self._results(prepared.sweep_dir)
+
+    def _study_name(self) -> str:
+        return self.settings.study_name or f"regbench-{self._sweep().sweep_dir.name}"
+
+    def _open_study(self, earlier: Mapping[str, Any]) -> Any:
+        import optuna
+
+        study = optuna.create_study(
+            storage=self.settings.open_storage(),
+            sampler=self.settings.make_sampler(),
+            pruner=self.settings.make_pruner(),
+            study_name=self._study_name(),
+            direction=self.search.direction,
+            load_if_exists=True,
+        )
+        if study.direction.name.lower() != self.search.direction:
+            raise UsageError(
+                f"the study {study.study_name} in {self.settings.storage} is "
+                f"{study.direction.name.lower()}d; this search's objective is "
+                f"{self.search.direction}d: give another hydra.sweeper.study_name"
+            )
+        if study.trials:
+            self.trials = [_from_frozen(t) for t in study.trials if t.state.is_finished()]
+        elif earlier.get("trials"):
+            self._add_earlier(study, earlier)
+        _ask_again_interrupted(study)
+        if study.trials:
+            # A sampler seeded as before would start again where the first process started
+            # (the same random startup trials): its seed moves on by the trials it finds.
+            study.sampler = self.settings.make_sampler(len(study.trials))
+        return study
+
+    def _add_earlier(self, study: Any, earlier: Mapping[str, Any]) -> None:
+        """The folder's finished trials into the new study; one whose jobs are not all there
+        (or whose objective was another) is refused or asked again."""
+        for name in ("objective", "at", "direction"):
+            if earlier.get(name) != getattr(self.search, name):
+                raise UsageError(
+                    f"this folder's search has {name} {earlier.get(name)} (sweep.json), not "
+                    f"{getattr(self.search, name)}: give the same, or a new --dir"
+                )
+        for entry in earlier["trials"]:
+            params = self._params_of(entry)
+            if entry.get("note") == INTERRUPTED or not self._jobs_there(entry):
+                study.enqueue_trial(params)
+                continue
+            frozen = _frozen(entry, params, self.settings.distributions)
+            study.add_trial(frozen)
+            self.trials.append(_from_frozen(study.trials[-1]))
+
+    def _params_of(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        dists = self.settings.distributions
+        given = entry.get("params") or {}
+        params = {k: from_text(dists[k], str(v)) for k, v in given.items() if k in dists}
+        if set(given) != set(dists) or any(v is None for v in params.values()):
+            raise UsageError(
+                f"trial {entry.get('number')} in sweep.json ({_label(given)}) is outside this "
+                f"search's space ({', '.join(dists)}): give the same space, or a new --dir"
+            )
+        return params
+
+    def _jobs_there(self, entry: Mapping[str, Any]) -> bool:
+        folder = self._sweep().sweep_dir
+        states = [sweeps.job_state(folder / key) for key in entry.get("jobs") or []]
+        return len(states) == len(self.search.seeds) and all(s != "new" for s in states)
+
+    def _optimize(self) -> None:
+        failed = asked = 0
+        while _finished(self.study) < self.settings.n_trials:
+            trial = self._one_trial()
+            asked += 1
+            if trial.value is None:
+                failed += 1
+                if failed / asked > self.settings.max_failure_rate:
+                    raise RegbenchError(
+                        f"trial {trial.number} ({_label(trial.params)}): {trial.note}; the "
+                        f"search stops at a failed trial (hydra.sweeper.max_failure_rate=0.5 "
+                        f"lets it go on past some)"
+                    )
+        if not any(t.value is not None for t in self.trials):
+            raise RegbenchError("no trial completed: each one had a failed seed")
+
+    def _one_trial(self) -> base.Trial:
+        """Ask, run the trial's seeds, tell; an error or Ctrl-C tells the trial failed first."""
+        import optuna
+
+        asked = self.study.ask(self.settings.distributions)
+        params = {k: as_text(v) for k, v in asked.params.items()}
+        label = _label(params)
+        jobs = [self._job_of(params, seed, label) for seed in self.search.seeds]
+        trial = base.Trial(asked.number + 1, params, [job.key for job in jobs])
+        self.trials.append(trial)
+        asked.set_user_attr("jobs", trial.jobs)
+        try:
+            self._run(jobs)
+            trial.value, trial.note = self._objective(jobs)
+        except BaseException:
+            trial.note = INTERRUPTED
+            asked.set_user_attr("note", INTERRUPTED)
+            self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
+            raise
+        asked.set_user_attr("note", trial.note)
+        if trial.value is None:
+            self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(asked, trial.value)
+        self._update_record()
+        self._say(trial, label)
+        return trial
+
+    def _job_of(self, params: Mapping[str, str], seed: int, label: str) -> Job:
+        from regbench.compose.hydra import compose
+        from regbench.compose.validate import validate
+        from regbench.core.config import ConfigError
+
+        overrides = (*self.settings.fixed, *(f"{k}={v}" for k, v in params.items()))
+        with_seed = (*overrides, f"seed={seed}")
+        try:
+            settings = validate(compose(with_seed))
+        except ConfigError as exc:
+            raise ConfigError(f"trial {' '.join(with_seed)}: {exc}") from exc
+        key = job_key(settings)
+        folder = self._sweep().sweep_dir / key
+        return Job(settings, with_seed, folder, key, f"{label} seed={seed}".strip())
+
+    def _results(self, sweep_dir: Path) -> None:
+        """optimization_results.yaml (as Hydra's plugin wrote it), the best trial's line and
+        the search's figures."""
+        from regbench.sweeps.optuna_figures import draw_search
+
+        try:
+            best = self.study.best_trial
+        except ValueError:  # no trial has a value
+            return
+        params = {k: as_text(v) for k, v in best.params.items()}
+        result = {"name": self.study.study_name, "best_params": params, "best_value": best.value}
+        atomic_text(sweep_dir / base.RESULTS_FILE, _yaml(result))
+        self._ctx().console.print(
+            f"best trial {best.number + 1}: {_label(params)}: {self.search.objective} "
+            f"{base.short(str(best.value))} ({sweep_dir / base.RESULTS_FILE})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        for note in draw_search(self.study, sweep_dir):
+            self._ctx().console.print(note, markup=False, highlight=False, soft_wrap=True)
+
+
+def _finished(study: Any) -> int:
+    """Trials that count toward n_trials: completed, pruned or failed, not interrupted."""
+    return sum(
+        t.state.is_finished() and t.user_attrs.get("note") != INTERRUPTED for t in study.trials
+    )
+
+
+def _ask_again_interrupted(study: Any) -> None:
+    """Enqueue each interrupted trial's params unless a later trial already asked them again
+    (its jobs resume from their checkpoints)."""
+    import optuna
+
+    later: set[tuple[tuple[str, Any], ...]] = set()
+    for t in reversed(study.trials):
+        key = tuple(sorted(t.params.items()))
+        again = t.user_attrs.get("note") == INTERRUPTED and key not in later
+        if again and t.state is optuna.trial.TrialState.FAIL:
+            study.enqueue_trial(t.params)
+        later.add(key)
+
+
+def _frozen(entry: Mapping[str, Any], params: dict[str, Any], dists: Mapping[str, Any]) -> Any:
+    """A sweep.json trial as Optuna's FrozenTrial: completed with its value, or failed."""
+    import optuna
+
+    value = entry.get("value")
+    attrs = {"jobs": list(entry.get("jobs") or []), "note": entry.get("note") or ""}
+    state = optuna.trial.TrialState
+    return optuna.trial.create_trial(
+        state=state.FAIL if value is None else state.COMPLETE,
+        value=None if value is None else float(value),
+        params=params,
+        distributions=dict(dists),
+        user_attrs=attrs,
+    )
+
+
+def _from_frozen(frozen: Any) -> base.Trial:
+    params = {k: as_text(v) for k, v in frozen.params.items()}
+    value = frozen.value if frozen.state.name == "COMPLETE" else None
+    jobs = list(frozen.user_attrs.get("jobs") or [])
+    return base.Trial(frozen.number + 1, params, jobs, value, frozen.user_attrs.get("note", ""))
+
+
+def _label(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={base.short(str(v))}" for k, v in params.items())
+
+
+def _yaml(data: Mapping[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(dict(data), sort_keys=False)
+
+
+@contextlib.contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """Optuna's own log lines and experimental-feature warnings off while regbench prints one
+    line per trial; the caller's verbosity and warning filters are put back."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
