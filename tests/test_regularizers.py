@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from regbench.regularization.penalties import PenalizedObjective, Penalty
 from regbench.stacked.launcher import MEMBER_KEYS, run_stacked
 from regbench.training.runner import RESUMABLE_CHANGES, execute
 from tests.conftest import Result, run_dirs
+from tests.test_experiments import experiment_block, only_sweep, small_mnist
 
 
 def one_error(result: Result) -> str:
@@ -103,7 +105,10 @@ def test_stacked_members_with_max_norm_match_their_solo_runs(
     bounds = (0.3, 0.4, None)  # per member; the third has no constraint
     members = [("seed=1", "max_norm=0.3"), ("seed=2", "max_norm=0.4", "dropout=0.3"), ("seed=3",)]
     args = lambda out, m: [  # noqa: E731
-        *TINY_MLP, *m, f"data.root={mnist_root}", f"out_dir={tmp_path / out}"
+        *TINY_MLP,
+        *m,
+        f"data.root={mnist_root}",
+        f"out_dir={tmp_path / out}",
     ]
     stacked = run_stacked([load_settings(args("stacked", m)) for m in members])
     for member, bound, result in zip(members, bounds, stacked, strict=True):
@@ -115,9 +120,10 @@ def test_stacked_members_with_max_norm_match_their_solo_runs(
             assert max(norms) <= bound * (1 + 1e-6)
         else:  # the unconstrained member's rows are longer than either bound
             assert max(norms) > 0.5
-        with (solo.run_dir.path / "metrics.csv").open() as a, (
-            result.run_dir.path / "metrics.csv"
-        ).open() as b:
+        with (
+            (solo.run_dir.path / "metrics.csv").open() as a,
+            (result.run_dir.path / "metrics.csv").open() as b,
+        ):
             for x, y in zip(csv.DictReader(a), csv.DictReader(b), strict=True):
                 assert float(x["test_loss"]) == pytest.approx(float(y["test_loss"]), rel=1e-4)
 
@@ -162,9 +168,9 @@ def test_training_subsets_are_nested_and_fixed_by_split_seed_alone() -> None:
 
 
 def test_a_subset_of_real_digits_is_the_same_for_every_seed() -> None:
-    config = lambda size: load_settings(  # noqa: E731
-        ["data=mnist_small", f"data.train_size={size}"]
-    ).data
+    def config(size: int):
+        return load_settings(["data=mnist_small", f"data.train_size={size}"]).data
+
     one, other = load_data(config(100), seed=1), load_data(config(100), seed=2)
     larger = load_data(config(400), seed=1)
     assert one.n_train == 100 and larger.n_train == 400 and one.n_val == 400
@@ -195,3 +201,54 @@ def test_a_bad_train_size_is_one_line(cli, tmp_path: Path, value: str, message: 
     line = one_error(cli("run", "data=mnist_small", f"data.train_size={value}", "epochs=1"))
     assert message in line
     assert not (tmp_path / "outputs").exists()
+
+
+# ----------------------------------------------------------------------------- experiments
+@pytest.fixture
+def quick_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figures built but not rendered (placeholder bytes), to a path or an open file: drawing
+    is most of a tiny sweep's time; the figures are tested where they are made."""
+    from matplotlib.figure import Figure
+
+    def save(self: Figure, target: Any, **options: Any) -> None:
+        if hasattr(target, "write"):
+            target.write(b"png")
+        else:
+            Path(target).write_bytes(b"png")
+
+    monkeypatch.setattr(Figure, "tight_layout", lambda self, *a, **k: None)
+    monkeypatch.setattr(Figure, "savefig", save)
+
+
+SHRUNKEN = {  # two seeds, two groups per swept key, 16 hidden units, one epoch on 192 digits
+    "dropout_rate": ("dropout=0,0.5",),
+    "data_size": ("data.train_size=40,null", "dropout=0,0.5"),
+    "max_norm_dropout": ("dropout=0,0.5", "max_norm=null,3"),
+}
+
+
+def check_answer(result: Result, name: str, sweep: Path) -> None:
+    """The experiment's claim shown, a verdict per metric for each group against its baseline
+    (its own size's with ``within``), and the comparison table saying which is the baseline."""
+    assert result.exit_code == 0, result.stderr
+    block = experiment_block(name)
+    assert f"Experiment {name}: {block['claim']}" in result.stdout
+    groups = len([p for p in sweep.iterdir() if (p / "config.yaml").is_file()]) // 2
+    per_metric = groups - 1 if block["within"] is None else groups // 2
+    verdicts = [line for line in result.stdout.splitlines() if line.startswith("verdict: ")]
+    assert len(verdicts) == per_metric * len(block["metrics"])
+    for metric in block["metrics"]:
+        assert any(f" {metric} " in v for v in verdicts), metric
+    with (sweep / "comparison.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sum(r["baseline"] == "True" for r in rows) == groups - per_metric
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("quick_figures")
+@pytest.mark.parametrize("name", list(SHRUNKEN))
+def test_mlp_experiment_runs_and_answers_its_question(cli, tmp_path: Path, name: str) -> None:
+    mnist = small_mnist(tmp_path / "data")
+    args = (*mnist, "seed=1,2", "model.hidden=[16]", *SHRUNKEN[name], "-q")
+    result = cli("sweep", f"+experiment={name}", *args)
+    check_answer(result, name, only_sweep(tmp_path))

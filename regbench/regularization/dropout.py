@@ -11,6 +11,10 @@ Three implementations, picked by ``dropout_impl``:
 Masks are drawn from torch's global RNG on the tensor's device, so the run's seed fixes them and
 the loop's RNG capture/restore makes resume exact. Eval mode never draws a mask.
 
+Channel dropout (``channel=True``, the CNN's conv blocks; Dropout2d's semantics, Tompson et al.,
+2015): one draw per example and feature map of x [..., C, H, W], so a dropped map is zero
+everywhere; scaled like the element-wise variant of the same implementation.
+
 ``dropout_schedule=ramp`` raises every dropout module's p linearly from 0 at epoch 1 to its
 configured value after ``dropout_ramp_epochs`` epochs: epoch e trains with p * min(1, (e-1)/k).
 """
@@ -73,19 +77,60 @@ class TorchDropout(nn.Dropout):
         self.base_p = p
 
 
+def channel_mask_like(x: torch.Tensor) -> torch.Tensor:
+    """An empty mask with one entry per example and feature map of x [..., C, H, W]."""
+    return x.new_empty(*x.shape[:-2], 1, 1)
+
+
+class InvertedChannelDropout(InvertedDropout):
+    """Whole feature maps: training x * mask / (1-p) with mask [..., C, 1, 1]; test x."""
+
+    mask_like = staticmethod(channel_mask_like)  # the stacked launcher draws masks this shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * channel_mask_like(x).bernoulli_(1.0 - self.p) / (1.0 - self.p)
+
+
+class VanillaChannelDropout(VanillaDropout):
+    """Whole feature maps: training x * mask [..., C, 1, 1] (no scaling); test x * (1-p)."""
+
+    mask_like = staticmethod(channel_mask_like)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.p:
+            return super().forward(x)
+        return x * channel_mask_like(x).bernoulli_(1.0 - self.p)
+
+
+class TorchChannelDropout(nn.Dropout2d):
+    """``nn.Dropout2d`` plus the configured p the schedule scales from."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__(p)
+        self.base_p = p
+
+
 IMPLEMENTATIONS: dict[str, type[nn.Module]] = {
     "inverted": InvertedDropout,
     "vanilla": VanillaDropout,
     "torch": TorchDropout,
 }
-SCHEDULED = (InvertedDropout, VanillaDropout, TorchDropout)
+CHANNEL_IMPLEMENTATIONS: dict[str, type[nn.Module]] = {
+    "inverted": InvertedChannelDropout,
+    "vanilla": VanillaChannelDropout,
+    "torch": TorchChannelDropout,
+}
+SCHEDULED = (InvertedDropout, VanillaDropout, TorchDropout, TorchChannelDropout)
 # Every module that draws a dropout mask in training mode (MC dropout switches these on).
 STOCHASTIC = (InvertedDropout, VanillaDropout, nn.modules.dropout._DropoutNd)
 
 
-def make_dropout(impl: str, p: float) -> nn.Module:
-    """A dropout module of implementation ``impl`` (a validated config name)."""
-    return IMPLEMENTATIONS[impl](p)
+def make_dropout(impl: str, p: float, channel: bool = False) -> nn.Module:
+    """A dropout module of implementation ``impl`` (a validated config name); ``channel``:
+    one that drops whole feature maps."""
+    return (CHANNEL_IMPLEMENTATIONS if channel else IMPLEMENTATIONS)[impl](p)
 
 
 def schedule_factor(schedule: str, ramp_epochs: int, epoch: int) -> float:

@@ -83,16 +83,16 @@ def make_optimizer(
     return optimizer_class(groups, lr=lr, betas=(settings.adam_beta1, 0.999))
 
 
-def dropout_layer(settings: Settings, p: float | None = None) -> nn.Module:
+def dropout_layer(settings: Settings, p: float | None = None, channel: bool = False) -> nn.Module:
     """The dropout module every study uses (p defaults to ``settings.dropout``).
 
     One factory for all models, so that dropout variants configured in settings apply to every
     study the same way: ``dropout_impl`` picks the variant (regbench/dropout.py), and the loop's
-    ``dropout_schedule`` scales the p given here.
+    ``dropout_schedule`` scales the p given here. ``channel``: whole feature maps (conv layers).
     """
     from regbench.regularization.dropout import make_dropout
 
-    return make_dropout(settings.dropout_impl, settings.dropout if p is None else p)
+    return make_dropout(settings.dropout_impl, settings.dropout if p is None else p, channel)
 
 
 class PenalizedObjective:

@@ -90,10 +90,16 @@ SAFETY = 1.5  # allocator slack and what the estimate leaves out (measured: benc
 
 
 def group_key(settings: Settings) -> str:
-    """Jobs with equal keys can be stacked: everything but the per-member settings agrees."""
+    """Jobs with equal keys can be stacked: everything but the per-member settings agrees
+    (top-level ones and a study's own, e.g. model.conv_dropout, whose modules say their p)."""
     config = settings.to_dict()
-    for key in MEMBER_KEYS:
-        config.pop(key, None)
+    for dotted, declared in settings.declared().items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if declared.member and isinstance(node, dict):
+            node.pop(leaf, None)
     return json.dumps(config, sort_keys=True, default=str)
 
 
@@ -582,8 +588,9 @@ class _Stack:
         saved = 0
 
         def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            x = args[0]
-            calls.append(_Call(index[names[module]], tuple(x.shape), torch.empty_like(x).stride()))
+            # The mask the solo module fills: x's shape, or one per feature map (channel dropout).
+            mask = getattr(module, "mask_like", torch.empty_like)(args[0])
+            calls.append(_Call(index[names[module]], tuple(mask.shape), mask.stride()))
 
         def pack(t: torch.Tensor) -> torch.Tensor:
             nonlocal saved

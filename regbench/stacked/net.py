@@ -5,6 +5,7 @@ network and swaps the modules that hold parameters or draw masks for stacked for
 those tensors:
 
 - ``nn.Linear`` -> one batched matrix product for all members (``baddbmm``);
+- ``nn.Conv2d`` -> one grouped convolution, a group per member (``StackedConv2d``);
 - a one-layer tanh ``nn.RNN`` -> the recurrence step by step, one ``baddbmm`` per time step;
 - a dropout module -> a multiplication by masks the launcher draws from each member's own
   generator (``StackedDropout``).
@@ -60,6 +61,41 @@ class StackedLinear(nn.Module):
         else:
             out = torch.bmm(flat, weight.transpose(1, 2))
         return out.view(*x.shape[:-1], weight.shape[1])
+
+
+class StackedConv2d(nn.Module):
+    """``nn.Conv2d`` for K members as one convolution with K groups: x [K, N, C, H, W] ->
+    [K, N, out, H', W'] (member k's channels are group k of [N, K * C, H, W]), weight
+    [K, out, C, kh, kw]."""
+
+    def __init__(self, name: str, params: StackedParameters, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.name, self.params, self.bias = name, params, conv.bias is not None
+        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        weight = self.params.tensors[f"{self.name}.weight"]
+        k, n = x.shape[:2]
+        grouped = x.transpose(0, 1).reshape(n, k * x.shape[2], *x.shape[3:])
+        bias = self.params.tensors[f"{self.name}.bias"].reshape(-1) if self.bias else None
+        out = F.conv2d(
+            grouped,
+            weight.reshape(-1, *weight.shape[2:]),
+            bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups=k,
+        )
+        # [N, K, out, H', W'] viewed member-first; the next layer's transpose undoes it for free.
+        return out.view(n, k, -1, *out.shape[2:]).transpose(0, 1)
+
+
+def _check_plain_conv(conv: nn.Conv2d) -> None:
+    if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise NotStackable("a Conv2d with groups, string padding or non-zero padding modes")
 
 
 class StackedRNN(nn.Module):
@@ -123,6 +159,9 @@ def _dropout_kind(module: nn.Module) -> str | None:
         dropout.VanillaDropout: "vanilla",
         dropout.TorchDropout: "torch",
         nn.Dropout: "torch",
+        # The launcher draws their masks of the shape their mask_like gives: [..., C, 1, 1].
+        dropout.InvertedChannelDropout: "inverted",
+        dropout.VanillaChannelDropout: "vanilla",
     }
     return kinds.get(type(module))
 
@@ -144,6 +183,9 @@ def stacked_template(
             raise NotStackable(f"{type(module).__name__} has no stacked form")
         elif type(module) is nn.Linear:
             _replace(template, name, StackedLinear(name, params, module.bias is not None))
+        elif type(module) is nn.Conv2d:
+            _check_plain_conv(module)
+            _replace(template, name, StackedConv2d(name, params, module))
         elif isinstance(module, nn.RNNBase):
             _check_plain_rnn(module)
             _replace(template, name, StackedRNN(name, params))

@@ -111,8 +111,12 @@ class MLPStudy(Study):
 
     def __init__(self, settings: Settings, data: DataBundle, device: torch.device) -> None:
         super().__init__(settings, data, device)
-        net = MLP(settings.model.hidden, lambda: dropout_layer(settings)).to(device)
-        self.train_one_network(net)
+        self.train_one_network(self.build_net().to(device))
+
+    def build_net(self) -> nn.Module:
+        """The classifier: flattened standardized images [..., 784] -> log-probabilities
+        (the CNN study, which shares this study's loss and evaluation, builds its own)."""
+        return MLP(self.settings.model.hidden, lambda: dropout_layer(self.settings))
 
     def batch_loss(self, forward: Forward, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean NLL over each member's batch: x [..., B, 28, 28], y [..., B] -> [...]."""
