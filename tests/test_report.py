@@ -37,6 +37,13 @@ def test_report_is_self_contained(cli, runs_folder: Path) -> None:
     per_run = sum(len(list(r.glob("*.png"))) for r in run_dirs(runs_folder))
     assert len(images) >= per_run + 1  # every run's plots plus the comparison figures
     assert page.count("resolved config") == 4 and "dropout: 0.5" in page
+    # Runs headed by their settings; what a methods section needs; the table in its own box.
+    assert "dropout=0.5 · seed 2" in page and "dropout=0 · seed 1" in page
+    for item in ("command", "grid", "versions", "data", "split", "each run&#x27;s value"):
+        assert f"<dt>{item}</dt>" in page, item
+    assert "dropout ∈ {0, 0.5}; seed ∈ {1, 2}" in page and "torch " in page
+    assert "<div class='scroll'><table>" in page
+    assert "every run&#x27;s figures at full size" in page  # the size budget, said
     # Nothing is loaded from elsewhere: no external src/href at all.
     assert not re.search(r"(src|href)=['\"](?!data:)", page)
 
@@ -50,6 +57,25 @@ def test_report_on_a_single_run(cli, runs_folder: Path) -> None:
 def test_report_of_a_folder_without_runs(cli, tmp_path: Path) -> None:
     result = cli("report", str(tmp_path))
     assert result.exit_code == 2 and "no regbench runs" in result.stderr
+
+
+def test_report_size_budget_folds_and_downscales_many_runs(cli, runs_folder, monkeypatch) -> None:
+    from regbench.analysis import report
+
+    monkeypatch.setattr(report, "FULL_RUNS", 2)  # four runs are "many" here
+    assert cli("report", str(runs_folder)).exit_code == 0
+    page = (runs_folder / "report.html").read_text()
+    assert "more than 2: each run&#x27;s figures are folded" in page
+    assert page.count("<details><summary><b>") == 4
+    import base64
+    import io
+
+    from PIL import Image
+
+    thumbs = re.findall(r"<details><summary><b>.*?src='data:image/png;base64,([^']+)'", page)
+    assert thumbs and all(
+        Image.open(io.BytesIO(base64.b64decode(t))).width <= report.THUMB_WIDTH for t in thumbs
+    )
 
 
 def test_report_renders_in_a_headless_browser(cli, runs_folder: Path, tmp_path: Path) -> None:
@@ -66,8 +92,9 @@ def test_report_renders_in_a_headless_browser(cli, runs_folder: Path, tmp_path: 
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--hide-scrollbars",
         f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1200,1600",
+        "--window-size=1280,1600",
     ]
     subprocess.run(
         [browser, *flags, f"--screenshot={shot}", (runs_folder / "report.html").as_uri()],
@@ -79,4 +106,9 @@ def test_report_renders_in_a_headless_browser(cli, runs_folder: Path, tmp_path: 
     from matplotlib import image
 
     pixels = image.imread(str(shot))
+    assert pixels.shape[1] == 1280
     assert pixels.std() > 0.05  # text, table and figures, not a uniform colour
+    # Nothing runs past the page at 1280 px: the right margin is blank (the table scrolls in
+    # its own box, figures are as wide as the page, not wider).
+    margin = pixels[:, -40:, :3]
+    assert margin.min() > 0.95, "something reaches the right edge at 1280 px"
