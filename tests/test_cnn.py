@@ -76,6 +76,7 @@ def metrics(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_stacked_cnn_members_match_their_solo_runs(mnist_root: Path, tmp_path: Path) -> None:
     """Grouped convolutions, channel and element dropout masks from each member's generator,
     max-norm per member: each member's rows are its solo run's."""

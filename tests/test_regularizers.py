@@ -86,6 +86,20 @@ def test_stacked_max_norm_bounds_each_member_by_its_own_c() -> None:
     assert torch.allclose(row_norms(conv, members=1), torch.tensor([[1.0] * 3, [2.0] * 3]))
 
 
+@pytest.mark.parametrize(("regularize", "constrained"), [("d", {"discriminator"}), ("both", None)])
+def test_the_gan_constrains_the_networks_model_regularize_names(
+    mnist_root: Path, regularize: str, constrained: set[str] | None
+) -> None:
+    from regbench.training.runner import prepare
+
+    overrides = ["model=gan", f"model.regularize={regularize}", "max_norm=2", "device=cpu"]
+    settings = load_settings([*overrides, f"data.root={mnist_root}", "model.fid_samples=16"])
+    _, study = prepare(settings, Reporter())
+    names = {name for name, o in study.objectives.items() if o.constrained}
+    assert names == (constrained or set(study.networks))
+    assert all(p.dim() > 1 for o in study.objectives.values() for p in o.constrained)
+
+
 def test_max_norm_is_a_member_key_and_a_resume_may_not_change_it() -> None:
     assert "max_norm" in MEMBER_KEYS and "max_norm" not in RESUMABLE_CHANGES
 
@@ -99,6 +113,7 @@ def largest_row_norms(run: Path) -> list[float]:
         return [float(row["max_row_norm"]) for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_stacked_members_with_max_norm_match_their_solo_runs(
     mnist_root: Path, tmp_path: Path
 ) -> None:
