@@ -107,7 +107,6 @@ BAD = [
     (["epochs=range(3,3)"], "gives no value"),
     (["dropout=interval(0,0.5)", "hydra/sweeper/pruner=nope"], "hydra/sweeper/pruner"),
     (["dropout=interval(0,0.5)", "hydra/sweeper/sampler=nope"], "hydra/sweeper/sampler"),
-    (["dropout=interval(0,0.5)", "+hydra.sweeper.pruner.foo=1"], "hydra.sweeper.pruner.foo"),
     (["dropout=interval(0,0.5)", "+hydra.sweeper.sampler.foo=1"], "not an option of optuna"),
     (["dropout=interval(0,0.5)", "+hydra.sweeper.n_jobs=2"], "not a setting of"),
     (["dropout=interval(0,0.5)", "hydra/sweeper/sampler=grid"], "is an interval"),

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 KNOWN_KEYS = (
     "n_trials", "direction", "storage", "study_name", "max_failure_rate", "params", "sampler",
-    "pruner",
 )  # fmt: skip
 INTERRUPTED = "interrupted"  # a trial's user attribute: Ctrl-C ended it, so it is asked again
 
@@ -77,13 +76,11 @@ def plan_optuna(
         fixed=tuple(fixed),
         sampler=sampler,
         sampler_options=sampler_options,
-        pruner=str(sweeper["pruner"]["name"]),
-        pruner_options={k: v for k, v in sweeper["pruner"].items() if k != "name"},
         storage=sweeper.get("storage"),
         study_name=sweeper.get("study_name"),
         max_failure_rate=_rate(sweeper.get("max_failure_rate")),
     )
-    settings.make_sampler(), settings.make_pruner()  # their options, checked now
+    settings.make_sampler()  # its options, checked now
     checked = base.check_corners(fixed, space)
     settings.open_storage()
     return base.Search(
@@ -178,7 +175,6 @@ class OptunaLauncher(base.SearchLauncher):
             "at": self.search.at,
             "direction": self.search.direction,
             "sampler": self.settings.sampler,
-            "pruner": self.settings.pruner,
             "storage": self.settings.storage,
             "study_name": self._study_name(),
             "trials": [],
@@ -201,7 +197,6 @@ class OptunaLauncher(base.SearchLauncher):
         study = optuna.create_study(
             storage=self.settings.open_storage(),
             sampler=self.settings.make_sampler(),
-            pruner=self.settings.make_pruner(),
             study_name=self._study_name(),
             direction=self.search.direction,
             load_if_exists=True,

@@ -1,6 +1,6 @@
 """``hydra/sweeper=optuna``'s settings, checked before anything is written: the search space in
-Hydra's override grammar turned into Optuna distributions, the sampler and pruner groups
-(configs/hydra/sweeper/sampler, .../pruner) turned into Optuna objects, and the storage URL.
+Hydra's override grammar turned into Optuna distributions, the sampler group
+(configs/hydra/sweeper/sampler) turned into an Optuna sampler, and the storage URL.
 
 Hydra's grammar as the plugin read it: ``interval(a,b)`` is a float between a and b,
 ``tag(log,interval(a,b))`` the same on a log scale, ``range(a,b,step)`` the integers Hydra's
@@ -24,12 +24,6 @@ SAMPLERS = {
     "cmaes": "CmaEsSampler",
     "grid": "GridSampler",
 }
-PRUNERS = {
-    "none": "NopPruner",
-    "median": "MedianPruner",
-    "successive_halving": "SuccessiveHalvingPruner",
-    "hyperband": "HyperbandPruner",
-}
 JOURNAL = "journal://"
 
 
@@ -42,8 +36,6 @@ class OptunaSettings:
     fixed: tuple[str, ...]  # the overrides every trial shares (model=..., epochs=...)
     sampler: str  # a key of SAMPLERS
     sampler_options: dict[str, Any] = field(default_factory=dict)
-    pruner: str = "none"
-    pruner_options: dict[str, Any] = field(default_factory=dict)
     storage: str | None = None
     study_name: str | None = None
     max_failure_rate: float = 0.0
@@ -60,12 +52,6 @@ class OptunaSettings:
             options["search_space"] = grid_space(self.distributions)
             cls = _grid_class()
         return _construct(cls, options, "hydra.sweeper.sampler")
-
-    def make_pruner(self) -> Any:
-        import optuna
-
-        cls = getattr(optuna.pruners, PRUNERS[self.pruner])
-        return _construct(cls, dict(self.pruner_options), "hydra.sweeper.pruner")
 
     def open_storage(self) -> Any:
         """The storage object (None: in memory); a URL that cannot be opened is one line."""
