@@ -6,7 +6,7 @@ both call), returning objects where the CLI prints.
 >>> result.run_dir, result.summary.final["test_loss"]
 >>> swept = regbench.sweep(["model=regression", "dropout=0,0.5", "seed=1,2,3"])
 >>> swept.comparison                                # the comparison table (pandas), best first
->>> swept.runs.groupby("dropout")["test_loss"].mean()  # one row per run and epoch
+>>> swept.runs.final().groupby("dropout")["test_loss"].mean()  # final rows
 >>> swept.figures["loss_curves"]                    # a matplotlib Figure; a notebook shows it
 >>> regbench.compare("outputs/sweeps/x", baseline="dropout=0").table  # as `regbench compare`
 
@@ -14,7 +14,9 @@ Every call leaves the caller's process as it found it (``leaving_no_trace``): to
 and flags, every RNG, the environment, the warning filters, logging and a running Hydra app's
 globals; matplotlib's backend is never touched (figures are plain ``Figure`` objects, pyplot is
 never imported). Calls from several threads take turns. Arguments of the wrong type are a
-``regbench.UsageError`` naming the argument.
+``regbench.UsageError`` naming the argument. Notices (a skipped file, failed jobs, a resumed run)
+are WARNING records of the ``regbench`` logger: shown on stderr when logging is not set up,
+silenced by ``logging.getLogger("regbench").setLevel(logging.ERROR)``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench import workflow
-from regbench.core.errors import Notice, UsageError
+from regbench.core import log
+from regbench.core.errors import UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
     from regbench.analysis.comparison import Comparison
+    from regbench.analysis.frames import RunsFrame
     from regbench.core.progress import Reporter
     from regbench.sweeps.search import Trial
     from regbench.training.session import RunResult
@@ -144,22 +148,24 @@ def run(
         return workflow.run(overrides, _reporter(quiet), config_dir, config_name)
 
 
-def load_runs(*paths: str | Path) -> pd.DataFrame:
+def load_runs(*paths: str | Path) -> RunsFrame:
     """A tidy table of every run at or under ``paths``: one row per run and metrics row.
 
     Columns: ``run`` (folder), ``status``, every config key flattened with dots
     (``model.name``, ``data.root``, ``dropout``, ...), then the metric columns of metrics.csv
     (with weights.csv's ``weights_*`` summaries where a run has them). It is the same run table
-    ``compare`` groups (regbench.analysis.runs).
+    ``compare`` groups (regbench.analysis.runs). A DataFrame with two more methods, which take
+    one row per run: ``final()`` (each run's last evaluation) and ``selected(metric)`` (its
+    best by ``metric``), so ``runs.final().groupby("dropout")["test_loss"].mean()`` gives the
+    final numbers ``compare`` reports.
     """
     folders = _folders("paths", list(paths))
     with leaving_no_trace(training=False):
-        import pandas as pd
-
+        from regbench.analysis.frames import RunsFrame
         from regbench.analysis.runs import find_runs, records
 
         # Notebooks usually sit next to outputs/, regbench's default out_dir.
-        return pd.DataFrame.from_records(records(find_runs(folders or [Path("outputs")])))
+        return RunsFrame.from_records(records(find_runs(folders or [Path("outputs")])))
 
 
 def sweep(
@@ -187,8 +193,8 @@ def sweep(
 
     Returns a SweepOutcome: ``sweep_dir``, ``statuses``, ``runs`` and ``comparison`` (pandas),
     ``figures`` (matplotlib), and for a search its ``trials`` and ``best`` trial; a dry run's
-    ``planned`` says what each job would do. Failed jobs are a ``regbench.core.errors.Notice``
-    warning, not an exception: the outcome still holds the jobs that worked.
+    ``planned`` says what each job would do. Failed jobs are a note on the ``regbench`` logger,
+    not an exception: the outcome still holds the jobs that worked.
     """
     overrides = as_overrides(overrides)
     _texts(objective=objective, at=at, select=select, config_name=config_name)
@@ -207,12 +213,9 @@ def sweep(
         )
     outcome = SweepOutcome.of(swept)
     if swept.failed:
-        warnings.warn(
-            Notice(
-                f"{len(swept.failed)} of {len(outcome.statuses)} jobs failed (their summary.json "
-                f"says why; regbench.sweep(..., dir={str(outcome.sweep_dir)!r}) retries them)"
-            ),
-            stacklevel=2,
+        log.note(
+            f"{len(swept.failed)} of {len(outcome.statuses)} jobs failed (their summary.json "
+            f"says why; regbench.sweep(..., dir={str(outcome.sweep_dir)!r}) retries them)"
         )
     return outcome
 
@@ -241,6 +244,14 @@ class SweepOutcome:
     swept: Comparison | None = None  # the comparison the sweep wrote (None: nothing compared)
     study: Any = None  # a hydra/sweeper=optuna search's optuna.Study (None otherwise)
 
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for status in (self.planned or self.statuses).values():
+            counts[status] = counts.get(status, 0) + 1
+        said = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no jobs"
+        best = f", best trial {self.best.number}" if self.best is not None else ""
+        return f"<SweepOutcome: {self.sweep_dir}: {said}{best}>"
+
     @classmethod
     def of(cls, swept: workflow.SweepRun) -> SweepOutcome:
         trials, search = swept.trials, swept.plan.search
@@ -253,8 +264,9 @@ class SweepOutcome:
         return cls(swept.sweep_dir, swept.statuses, trials, best, planned, comparison, study)
 
     @cached_property
-    def runs(self) -> pd.DataFrame:
-        """The jobs' runs as ``regbench.load_runs`` gives them: a row per run and evaluation."""
+    def runs(self) -> RunsFrame:
+        """The jobs' runs as ``regbench.load_runs`` gives them: a row per run and evaluation
+        (``.final()``: a row per run)."""
         return load_runs(self.sweep_dir)
 
     @property
@@ -332,14 +344,20 @@ class ComparisonResult:
     comparison: Comparison
     paths: tuple[Path, ...]
 
+    def __repr__(self) -> str:
+        groups = len(self.comparison.rows)
+        over = ", ".join(self.comparison.varying) or "nothing"
+        paths = ", ".join(str(p) for p in self.paths)
+        return f"<ComparisonResult: {groups} groups over {over}, from {paths}>"
+
     @cached_property
     def table(self) -> pd.DataFrame:
-        """comparison.csv as a DataFrame: a row per group, best first, numbers in full."""
-        import pandas as pd
+        """comparison.csv as a DataFrame: a row per group, best first, numbers in full; key
+        columns typed (``dropout`` a float column), ``seeds`` a list of ints, seeds-needed
+        counts nullable integers ("Int64": <NA> where there is none)."""
+        from regbench.analysis.frames import comparison_table
 
-        from regbench.analysis.tables import csv_rows
-
-        return pd.DataFrame.from_records(csv_rows(self.comparison))
+        return comparison_table(self.comparison)
 
     @property
     def verdicts(self) -> list[str]:
@@ -353,7 +371,7 @@ class ComparisonResult:
         return list(self.comparison.notes)
 
     @cached_property
-    def runs(self) -> pd.DataFrame:
+    def runs(self) -> RunsFrame:
         return load_runs(*self.paths)
 
     @cached_property
@@ -392,6 +410,7 @@ def leaving_no_trace(*, training: bool = True) -> Iterator[None]:
         stack.enter_context(workflow.one_at_a_time())
         stack.enter_context(_kept_environment())
         stack.enter_context(warnings.catch_warnings())
+        stack.enter_context(log.notices_logged())  # a skipped file: a record, not a warning
         if training:
             stack.enter_context(preserved_globals())
             stack.enter_context(preserved_logging())

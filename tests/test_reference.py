@@ -55,6 +55,7 @@ def test_the_derived_lists_are_what_the_keys_declare() -> None:
         "name",
         "logger",
         "mlflow_uri",
+        "keep_checkpoint",
         "plots",
         "experiment",
     }
@@ -77,6 +78,7 @@ def test_the_derived_lists_are_what_the_keys_declare() -> None:
         "mlflow_uri",
         "out_dir",
         "name",
+        "keep_checkpoint",
         "plots",
     }
     # History, not a declaration: what the job key left out before logger and mlflow_uri did.

@@ -1,10 +1,14 @@
-"""Where every command prints: stdout for results, stderr for progress, notes and errors."""
+"""Where every command prints: stdout for results, stderr for progress, notes and errors.
+
+Notes and notices are records of the ``regbench`` logger (regbench.core.log); while a command
+runs, ``ConsoleHandler`` (regbench.core.progress) shows them on stderr as the CLI always has."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from regbench.core.progress import PipeSafeConsole
+from regbench.core import log
+from regbench.core.progress import ConsoleHandler, PipeSafeConsole
 
 if TYPE_CHECKING:
     from regbench.core.progress import Reporter
@@ -27,5 +31,9 @@ def progress(quiet: bool) -> Reporter:
 
 
 def note(text: str) -> None:
-    """A ``note:`` line on stderr, printed as is (no rich markup, one line however long)."""
-    stderr.print(f"note: {text}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    """A ``note:`` line on stderr (a record of the ``regbench`` logger, shown by the command's
+    ConsoleHandler), printed as is: no rich markup, one line however long."""
+    log.note(text)
+
+
+__all__ = ["ConsoleHandler", "note", "progress", "stderr", "stdout"]

@@ -19,7 +19,7 @@ from typing import Any
 import typer
 
 from regbench.cli import compare, run, sweep
-from regbench.cli.console import note, stderr, stdout
+from regbench.cli.console import stderr, stdout
 from regbench.core.errors import RegbenchError
 
 app = typer.Typer(
@@ -61,7 +61,7 @@ def _main(
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn RegbenchError into one line + its exit code; Ctrl-C into exit 130; a Notice
-    (something skipped, e.g. an unreadable model.pt) into one ``note:`` line."""
+    (something skipped, e.g. an unreadable model.pt) into one ``note:`` line (a log record)."""
     try:
         with _notices_as_lines():
             yield
@@ -92,21 +92,12 @@ def user_errors() -> Iterator[None]:
 
 @contextmanager
 def _notices_as_lines() -> Iterator[None]:
-    import warnings
+    """Notes and notices are records of the ``regbench`` logger (a Notice warning becomes one):
+    for the command, rich's handler shows each as a line on stderr."""
+    from regbench.cli.console import ConsoleHandler
+    from regbench.core import log
 
-    from regbench.core.errors import Notice
-
-    shown = warnings.showwarning
-
-    def show(message, category, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        if issubclass(category, Notice):
-            note(str(message))
-        else:
-            shown(message, category, *args, **kwargs)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", Notice)  # each skipped file is its own line
-        warnings.showwarning = show
+    with log.handled_by(ConsoleHandler(stderr)), log.notices_logged():
         yield
 
 

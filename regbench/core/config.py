@@ -366,6 +366,13 @@ class Settings:
         role="bookkeeping",
         resumable=True,
     )
+    keep_checkpoint: bool = key(
+        "keep checkpoint.pt once the run completes (false: drop it; the run can then no "
+        "longer be resumed, only rerun)",
+        role="bookkeeping",
+        resumable=True,
+        legacy=True,
+    )
     plots: Literal["all", "summary", "none"] = key(
         "a run folder's figures: all | summary (loss_curve.png) | none (tables only)",
         role="bookkeeping",

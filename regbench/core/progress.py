@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.table import Table
+
+from regbench.core import log
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 MAX_TABLE_ROWS = 20
 
@@ -28,14 +35,32 @@ class PipeSafeConsole(Console):
             os.close(devnull)
 
 
+class ConsoleHandler(RichHandler):
+    """rich's handler, printing each record as one line however long (a log keeps its lines
+    whole), without markup or highlighting (paths and overrides are shown as they are): a note
+    as ``note: <text>`` and a notice as it is, in yellow; errors in bold red."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(console=console, show_time=False, show_level=False, show_path=False)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            style = "bold red" if record.levelno >= logging.ERROR else "yellow"
+            text = log.prefix(record) + record.getMessage()
+            self.console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+        except Exception:  # a handler never raises into the code that logged
+            self.handleError(record)
+
+
 class Reporter:
-    """Silent reporter (``--quiet``): notices and errors still reach the console."""
+    """Silent reporter (``--quiet``): notices still go out, as records of the ``regbench``
+    logger (regbench.core.log), which the CLI shows on its console."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
 
     def notice(self, text: str) -> None:
-        self.console.print(text, style="yellow", markup=False, highlight=False, soft_wrap=True)
+        log.notice(text)
 
     def start(self, epochs: int, batches_per_epoch: int, done: int = 0) -> None:
         pass
@@ -54,9 +79,15 @@ class Reporter:
 
 
 class RichReporter(Reporter):
-    """Epoch and batch progress bars, and a line per metrics row."""
+    """Epoch and batch progress bars, and a line per metrics row. Where the console is no
+    terminal (a log file, a pipe, CI) just the lines: rich would print a blank line in place of
+    the bars at every stop, and another at every further stop."""
+
+    progress: Progress | None = None
 
     def start(self, epochs: int, batches_per_epoch: int, done: int = 0) -> None:
+        if not self.console.is_interactive:
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -81,18 +112,21 @@ class RichReporter(Reporter):
         self.progress.start()
 
     def batch_done(self) -> None:
-        self.progress.advance(self.batches)
+        if self.progress is not None:
+            self.progress.advance(self.batches)
 
     def epoch_done(self, epoch: int) -> None:
-        self.progress.update(self.epochs, completed=epoch)
-        self.progress.reset(self.batches, total=self.batches_per_epoch)
+        if self.progress is not None:
+            self.progress.update(self.epochs, completed=epoch)
+            self.progress.reset(self.batches, total=self.batches_per_epoch)
 
     def row(self, row: dict[str, Any]) -> None:
-        self.progress.console.print(format_row(row), highlight=False, soft_wrap=True)
+        self.console.print(format_row(row), markup=False, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
-        if hasattr(self, "progress"):
+        if self.progress is not None:
             self.progress.stop()
+            self.progress = None  # a second stop (a run's end, then its session's) is a no-op
 
 
 def format_row(row: dict[str, Any]) -> str:

@@ -576,12 +576,90 @@ class SequentialLauncher:
 
 class HydraLauncher:
     """A Hydra launcher plugin (``hydra/launcher=joblib``, submitit, ray): Hydra's multirun
-    runs ``run_job`` once per job, possibly in other processes or on other machines."""
+    runs ``run_job`` once per job, possibly in other processes or on other machines. Jobs run
+    elsewhere are followed from here (``FolderWatch``): their own output goes where the
+    launcher sends it (submitit's log files, ray's deduplicating log stream)."""
 
     def launch(self, prepared: SweepResult, context: LaunchContext) -> None:
         from regbench.compose import hydra as hydra_app
 
-        hydra_app.multirun(run_job, context.overrides, context.sweep_dir)
+        if _runs_in_process(prepared.multirun_config):
+            hydra_app.multirun(run_job, context.overrides, context.sweep_dir)
+            return
+        with FolderWatch(prepared, context).watching():
+            hydra_app.multirun(run_job, context.overrides, context.sweep_dir)
+
+
+def _runs_in_process(config: Any) -> bool:
+    """Whether the multirun config's launcher is Hydra's basic one (jobs in this process)."""
+    from omegaconf import OmegaConf
+
+    target = OmegaConf.select(config, "hydra.launcher._target_", default=None)
+    return target is None or str(target).endswith("BasicLauncher")
+
+
+class FolderWatch:
+    """Each job's start and end, said from the sweep's process while a launcher runs the jobs
+    elsewhere: every POLL_SECONDS each job folder's summary.json is read, and a change of its
+    status (or of its ``started_at``, a retry) is a line as the default launcher prints it."""
+
+    POLL_SECONDS = 1.0
+
+    def __init__(self, prepared: SweepResult, context: LaunchContext) -> None:
+        self.context = context
+        self.jobs = [j for j in prepared.jobs if decide(prepared.states[j.key]) is not Action.SKIP]
+        self.actions = {job.key: decide(prepared.states[job.key]) for job in self.jobs}
+        self.skipped = [j for j in prepared.jobs if j not in self.jobs]
+        self.seen = {job.key: self._mark(job) for job in self.jobs}
+        self.started: set[str] = set()
+        self.ended: set[str] = set()
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        import threading
+
+        for job in self.skipped:
+            self.context.say(job.key)(SKIPPED)
+        stop = threading.Event()
+        thread = threading.Thread(target=self._loop, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self.poll()  # the ends the last interval missed
+
+    def _loop(self, stop: Any) -> None:
+        while not stop.wait(self.POLL_SECONDS):
+            self.poll()
+
+    def poll(self) -> None:
+        for job in self.jobs:
+            mark = self._mark(job)
+            if mark != self.seen[job.key] and mark[0] is not None:
+                self._said(job, mark[0])
+            self.seen[job.key] = mark
+
+    def _said(self, job: Job, status: str) -> None:
+        say = self.context.say(job.key)
+        if job.key not in self.started:  # also a job that started and ended between two looks
+            self.started.add(job.key)
+            _announce_start(say, self.actions[job.key], job)
+        if status != Status.RUNNING.value and job.key not in self.ended:
+            self.ended.add(job.key)
+            summary = RunDir(job.planned_folder()).summary_or_none()
+            took = f" in {summary.wall_seconds:.1f}s" if summary and summary.wall_seconds else ""
+            say(f"{status}{took}{_shown(summary)}")
+
+    @staticmethod
+    def _mark(job: Job) -> tuple[str | None, str | None]:
+        """(status, started_at) of the job's summary.json; (None, None) while there is none."""
+        with contextlib.suppress(OSError, ValueError):  # being written or cleared for a retry
+            summary = RunDir(job.planned_folder()).summary_or_none()
+            if summary is not None:
+                return summary.status.value, summary.started_at
+        return None, None
 
 
 @dataclass
@@ -648,8 +726,29 @@ def run_job(cfg: DictConfig) -> str:
     console = Console(stderr=True)
     in_process = hydra_cfg.launcher._target_.endswith("BasicLauncher")
     bars = in_process and record.get("current", {}).get("progress") == "bars"
-    say = _announcer(console, record, key)
-    return carry_out(job, job_state(job.planned_folder()), say, _reporter(bars, console))
+    # Elsewhere, the sweep's process says each job's start and end (FolderWatch).
+    say = _announcer(console, record, key) if in_process else _silent
+    with _job_logging(console):
+        return carry_out(job, job_state(job.planned_folder()), say, _reporter(bars, console))
+
+
+def _silent(text: str) -> None:
+    pass
+
+
+@contextlib.contextmanager
+def _job_logging(console: Console) -> Iterator[None]:
+    """A job's notices shown wherever it runs. Hydra's logging config (``disabled``) disabled
+    every logger in the job's process: ``regbench`` is enabled again for the job, and given a
+    console handler where it has none to reach (a launcher's worker process)."""
+    import logging
+
+    from regbench.core import log
+    from regbench.core.progress import ConsoleHandler
+
+    handler = logging.NullHandler() if log.logger.hasHandlers() else ConsoleHandler(console)
+    with log.handled_by(handler), log.notices_logged():
+        yield
 
 
 def _announce_start(say: Callable[[str], None], action: Action, job: Job, how: str = "") -> None:

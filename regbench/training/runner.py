@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from regbench.core.config import top_level
 from regbench.core.errors import UsageError
-from regbench.core.rundir import CONFIG, RunDir, Status, timestamp
+from regbench.core.rundir import CHECKPOINT, CONFIG, RunDir, Status, timestamp
 from regbench.core.seeding import preserved_globals
 from regbench.figures.drawing import in_workers
 from regbench.training.session import RunResult, RunSession, closing, new_summary
@@ -86,6 +86,11 @@ def resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
 def _resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     summary = run_dir.read_summary()
     if summary.status is Status.COMPLETED:
+        if not (run_dir.path / CHECKPOINT).is_file():  # keep_checkpoint=false dropped it
+            raise UsageError(
+                f"{run_dir} completed and its {CHECKPOINT} was dropped (keep_checkpoint=false), "
+                f"so it cannot go on (e.g. to more epochs); `regbench rerun` trains it again"
+            )
         raise UsageError(f"{run_dir} already completed; use `regbench rerun` to run it again")
     if summary.status is Status.RUNNING and process_alive(summary.pid, summary.host):
         where = f"pid {summary.pid}" + (f" on {summary.host}" if summary.host else "")

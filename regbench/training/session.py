@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from regbench.core.errors import Diverged, RegbenchError
-from regbench.core.rundir import LOSS_CURVE, RunDir, Status, Summary, timestamp
+from regbench.core.rundir import CHECKPOINT, LOSS_CURVE, RunDir, Status, Summary, timestamp
 from regbench.core.signals import sigterm_as_interrupt
 from regbench.figures.drawing import Drawing, drawer
 from regbench.training.loggers import Logger, Loggers, build_loggers
@@ -188,6 +188,9 @@ class RunSession:
         elif error is not None:
             self.summary.status, self.summary.error = Status.FAILED, failure_reason(error)
         self.write_end()
+        if self.summary.status is Status.COMPLETED and not self.settings.keep_checkpoint:
+            # Only now: a run interrupted while its figures were drawn resumes from it.
+            (self.run_dir.path / CHECKPOINT).unlink(missing_ok=True)
         if interrupted and not self.in_sweep and self.reporter is not None:
             # Training was over: a resume trains no more and draws the figures.
             self.reporter.notice(self.how_to_go_on("while its figures were drawn"))
