@@ -97,12 +97,18 @@ def resume(run_dir: Path, reporter: Reporter | None = None) -> RunResult:
 
 
 def rerun(run_dir: Path, reporter: Reporter | None = None) -> RunResult:
-    """Run a past run's saved config again, into a new folder beside it."""
+    """Run a past run's saved config again, into a new folder beside it; a stacked member
+    with its whole stack, in the arithmetic it was trained with (regbench/stacked/rerun.py)."""
     with one_at_a_time():
         from regbench.core.rundir import RunDir
+        from regbench.stacked.rerun import rerun_member, stack_of
         from regbench.training import runner
 
-        return runner.rerun(RunDir.open(run_dir), reporter or _silent())
+        original = RunDir.open(run_dir)
+        stack = stack_of(original)
+        if stack is not None:
+            return rerun_member(original, stack, reporter or _silent())
+        return runner.rerun(original, reporter or _silent())
 
 
 def _silent() -> Reporter:

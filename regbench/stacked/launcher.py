@@ -347,8 +347,13 @@ class _Member:
             self.mask_gen.set_state(device_gen.get_state())
             self.rng = capture_rng(self.data_gen)
 
-    def open_session(self, k: int, size: int, reporter: Reporter) -> RunSession:
-        """Member k's run folder, written like a solo run's; its summary says it was stacked."""
+    def open_session(
+        self, k: int, members: Sequence[_Member], reporter: Reporter
+    ) -> RunSession:
+        """Member k's run folder, written like a solo run's; its summary says it was stacked,
+        and with which job folders, in order (what `regbench rerun` rebuilds the stack from)."""
+        chunk = [m.job.folder.name if m.job.folder else None for m in members]
+        stack = {"size": len(members), "member": k, "members": chunk}
         self.session = RunSession.open_run(
             self.settings,
             self.study,
@@ -356,8 +361,8 @@ class _Member:
             reporter,
             self.checkpoint_state,
             folder=self.job.folder,
-            extra={"stacked": True, "stack": {"size": size, "member": k}},
-            row_label={"member": f"{k + 1}/{size}"},
+            extra={"stacked": True, "stack": stack},
+            row_label={"member": f"{k + 1}/{len(members)}"},
         )
         return self.session
 
@@ -697,7 +702,7 @@ def _train_chunk(members: list[_Member], reporter: Reporter) -> list[RunResult]:
     sessions: list[RunSession] = []
     with closing(sessions, reporter):
         for k, member in enumerate(members):
-            sessions.append(member.open_session(k, len(members), reporter))
+            sessions.append(member.open_session(k, members, reporter))
             # The stack's time is shared: each member's wall_seconds is its share.
             sessions[-1].share_time(sessions[0].started, len(members))
         run_epochs(_StackTrainer(stack), members[0].settings, reporter)
