@@ -57,6 +57,9 @@ def test_the_derived_lists_are_what_the_keys_declare() -> None:
         "mlflow_uri",
         "keep_checkpoint",
         "plots",
+        "plot_format",
+        "plot_dpi",
+        "plot_style",
         "experiment",
     }
     assert set(MEMBER_KEYS) == {
@@ -80,6 +83,9 @@ def test_the_derived_lists_are_what_the_keys_declare() -> None:
         "name",
         "keep_checkpoint",
         "plots",
+        "plot_format",
+        "plot_dpi",
+        "plot_style",
     }
     # History, not a declaration: what the job key left out before logger and mlflow_uri did.
     assert LEGACY_UNKEYED == ("seed", "out_dir", "name", "experiment", "plots")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -112,3 +113,38 @@ def test_report_renders_in_a_headless_browser(cli, runs_folder: Path, tmp_path: 
     # its own box, figures are as wide as the page, not wider).
     margin = pixels[:, -40:, :3]
     assert margin.min() > 0.95, "something reaches the right edge at 1280 px"
+
+
+# ----------------------------------------------------------------------------- tables
+def test_the_console_table_fits_120_columns_and_cuts_nothing(cli, runs_folder: Path) -> None:
+    from rich.console import Console
+
+    from regbench.analysis.comparison import compare
+    from regbench.analysis.tables import header, rich_table
+
+    comparison = compare([runs_folder], metrics=["test_loss", "test_acc", "train_loss"])
+    console = Console(width=120, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(rich_table(comparison))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 120 and "…" not in text
+    wide = Console(width=1000, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    wide.print(rich_table(comparison, full=True))
+    every = wide.export_text()
+    missing = [name for name in header(comparison) if name not in every]
+    assert not missing
+    columns = {}
+    for args in ((), ("--all-columns",)):
+        result = cli("compare", str(runs_folder), "--no-plots", *args)
+        assert result.exit_code == 0, result.stderr
+        columns[args] = max(line.count("│") for line in result.stdout.splitlines())
+    assert columns[("--all-columns",)] > columns[()]
+
+
+def test_markdown_and_latex_escape_their_special_characters() -> None:
+    from regbench.analysis import tables
+
+    assert tables._md("a|b") == "a\\|b"
+    assert tables._tex("50% of $x_1$ & {y} ~ #2 ^ \\") == (
+        "50\\% of \\$x\\_1\\$ \\& \\{y\\} \\textasciitilde{} \\#2 \\textasciicircum{} "
+        "\\textbackslash{}"
+    )

@@ -28,6 +28,7 @@ CLI_ONLY = {
     "--package": "goes with --cfg",
     "--info": "prints Hydra's information and runs nothing: text for a terminal",
     "--multirun": "`regbench run -m` is `regbench sweep`: the API has regbench.sweep",
+    "--all-columns": "the console table's width: text for a terminal (the API returns data)",
 }
 FACES = [(name, getattr(regbench, name)) for name in ("run", "sweep", "compare")]
 

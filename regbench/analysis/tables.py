@@ -320,15 +320,43 @@ def claim_lines(comparison: Comparison) -> list[str]:
     ]
 
 
-def rich_table(comparison: Comparison) -> Any:
+# The console table's columns by default (it fits 120 columns): per metric its mean ± std, and
+# for the first metric also its CI, Δ % and Holm p; every column with ``full`` (compare
+# --all-columns), as comparison.md and .csv always have.
+SHORT_FIRST = ("mean ± std", "95% CI", "Δ %", "p (Holm)")
+
+
+def short_columns(comparison: Comparison) -> list[int]:
+    """Indices of ``header``'s columns the console shows by default."""
+    keep = list(range(len(comparison.varying) + 1))  # the varying keys and n
+    position = len(keep)
+    for i, _metric in enumerate(comparison.metrics):
+        names = ["mean ± std", "95% CI"] + (list(VERSUS) if comparison.baseline else [])
+        for name in names:
+            if name in (SHORT_FIRST if i == 0 else SHORT_FIRST[:1]):
+                keep.append(position)
+            position += 1
+    if comparison.baseline is not None:
+        position += 1  # the test's name: in the caption's words already
+    return [*keep, position]  # notes
+
+
+def rich_table(comparison: Comparison, full: bool = False) -> Any:
+    """The console table; without ``full`` the columns of ``short_columns``. No header or cell
+    is cut: a column too narrow folds its text onto more lines."""
     from rich.table import Table
 
-    table = Table(title="comparison over seeds", caption=caption(comparison))
-    for name in header(comparison):
-        table.add_column(name, justify="left" if name in ("notes", "test") else "right")
+    names = header(comparison)
+    shown = range(len(names)) if full else short_columns(comparison)
+    extra = "" if full else " Console: fewer columns (compare --all-columns for every one)."
+    table = Table(title="comparison over seeds", caption=caption(comparison) + extra)
+    for i in shown:
+        justify = "left" if names[i] in ("notes", "test") else "right"
+        table.add_column(names[i], justify=justify, overflow="fold")
     for row in comparison.rows:
         style = "bold green" if row.is_best else ("cyan" if row.is_baseline else None)
-        table.add_row(*cells(comparison, row), style=style)
+        texts = cells(comparison, row)
+        table.add_row(*(texts[i] for i in shown), style=style)
     return table
 
 
@@ -337,10 +365,10 @@ def markdown(comparison: Comparison) -> str:
     lines = ["# Comparison over seeds", ""]
     lines += [f"{line}\n" for line in claim_lines(comparison)]
     lines += [caption(comparison), ""]
-    lines.append("| " + " | ".join(names) + " |")
+    lines.append("| " + " | ".join(map(_md, names)) + " |")
     lines.append("|" + "|".join("---" if n == "notes" else "---:" for n in names) + "|")
     for row in comparison.rows:
-        texts = cells(comparison, row)
+        texts = [_md(t) for t in cells(comparison, row)]
         if row.is_best:
             texts = [f"**{t}**" if t else t for t in texts]
         lines.append("| " + " | ".join(texts) + " |")
@@ -353,9 +381,16 @@ def markdown(comparison: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _md(text: str) -> str:
+    """A Markdown table cell: a ``|`` in it (a value like 'a|b') would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def latex(comparison: Comparison) -> str:
+    """A tabular with booktabs rules (\\usepackage{booktabs} in the preamble)."""
     names = header(comparison)
     lines = [
+        "% needs \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule)",
         "% " + caption(comparison),
         "\\begin{tabular}{" + "r" * (len(names) - 1) + "l}",
         "\\toprule",
@@ -372,12 +407,22 @@ def latex(comparison: Comparison) -> str:
 
 
 def _tex(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (one pass: an escape's own braces and
+    backslashes are never escaped again)."""
+    special = {
+        "\\": "\\textbackslash{}",
+        "_": "\\_",
+        "%": "\\%",
+        "&": "\\&",
+        "#": "\\#",
+        "$": "\\$",
+        "{": "\\{",
+        "}": "\\}",
+        "~": "\\textasciitilde{}",
+        "^": "\\textasciicircum{}",
+    }
+    text = "".join(special.get(char, char) for char in text)
     for char, escaped in (
-        ("\\", "\\textbackslash{}"),
-        ("_", "\\_"),
-        ("%", "\\%"),
-        ("&", "\\&"),
-        ("#", "\\#"),
         ("Δ", "$\\Delta$"),
         ("—", "--"),
         ("∞", "$\\infty$"),

@@ -70,6 +70,12 @@ def compare(
         "the experiment's, if the runs were swept for one).",
         show_default=False,
     ),
+    all_columns: bool = typer.Option(
+        False,
+        "--all-columns",
+        help="Every column in the console table (by default fewer, to fit 120 columns; "
+        "comparison.md and .csv have them all).",
+    ),
 ) -> None:
     """Group runs over seeds; mean, std, 95% CI, difference from a baseline, effect sizes,
     Holm-adjusted p-values and a verdict per group."""
@@ -81,7 +87,8 @@ def compare(
     given |= {"ci": "" if ci == "t" else ci, "margin": "" if margin is None else str(margin)}
     chosen = [f"{key}={value}" for key, value in given.items() if value]
     target = out or _default_out(paths, chosen)
-    workflow.compare_and_write(paths, target, metrics=metric or [], listener=PRINTER, **options)
+    printer = ComparisonPrinter(all_columns)
+    workflow.compare_and_write(paths, target, metrics=metric or [], listener=printer, **options)
 
 
 def _default_out(paths: list[Path], given: list[str]) -> Path:
@@ -98,7 +105,11 @@ def _default_out(paths: list[Path], given: list[str]) -> Path:
 
 
 class ComparisonPrinter(workflow.Listener):
-    """Prints a comparison as it is made and the files written for it (`compare`, `sweep`)."""
+    """Prints a comparison as it is made and the files written for it (`compare`, `sweep`);
+    ``all_columns``: the console table with every column, not the ones that fit 120."""
+
+    def __init__(self, all_columns: bool = False) -> None:
+        self.all_columns = all_columns
 
     def option_name(self, name: str) -> str:
         return "--" + name.replace("_", "-")
@@ -109,7 +120,7 @@ class ComparisonPrinter(workflow.Listener):
 
         for line in claim_lines(comparison):
             stdout.print(line, markup=False, highlight=False, soft_wrap=True)
-        stdout.print(rich_table(comparison))
+        stdout.print(rich_table(comparison, full=self.all_columns))
         for verdict in verdicts(comparison):
             stdout.print(f"verdict: {verdict}", markup=False, highlight=False, soft_wrap=True)
         for line in comparison.notes:
