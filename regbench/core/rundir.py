@@ -62,6 +62,7 @@ class Status(str, Enum):
     INTERRUPTED = "interrupted"
     FAILED = "failed"
     DIVERGED = "diverged"
+    PRUNED = "pruned"  # a search's pruner stopped it (pruned_epoch): final, never resumed
 
     def __str__(self) -> str:
         return self.value
@@ -104,6 +105,7 @@ class Summary:
     wall_seconds: float | None = None
     error: str | None = None
     diverged_epoch: int | None = None
+    pruned_epoch: int | None = None  # the evaluation at which a search's pruner stopped it
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -50,6 +50,7 @@ from regbench.core.config import top_level
 from regbench.core.errors import Diverged, NotStackable
 from regbench.core.jobs import Job
 from regbench.core.progress import Reporter
+from regbench.core.rundir import Status
 from regbench.core.seeding import capture_rng, preserved_globals, restore_rng
 from regbench.stacked.net import (
     StackedParameters,
@@ -111,11 +112,17 @@ def group_jobs(jobs: Sequence[Job]) -> list[list[int]]:
     return list(groups.values())
 
 
+# (epoch, the chunk's run sessions in job order) -> whether to stop the chunk's runs there,
+# as pruned; called after every evaluation of a stack (a search's pruner).
+EvaluationHook = Callable[[int, Sequence[RunSession]], bool]
+
+
 def run_stacked(
     jobs: Sequence[Job | Settings],
     reporter: Reporter | None = None,
     memory_budget: int | None = None,
     on_failure: Callable[[Job, Exception], None] | None = None,
+    on_evaluation: EvaluationHook | None = None,
 ) -> list[RunResult | None]:
     """Run ``jobs`` stacked where they can be, one by one where not; results in job order.
 
@@ -123,6 +130,8 @@ def run_stacked(
     available memory on the CPU, 80% of the free memory on CUDA. Without ``on_failure`` an error
     stops everything, as it stops ``regbench run``; with it, each job an error hit is handed to
     it with the error, its result is None, and the other jobs go on (a sweep's way).
+    ``on_evaluation`` sees each chunk's runs after every evaluation and may stop them as
+    pruned; with it a lone job trains as a stack of one, so that it is seen too.
     """
     jobs = [job if isinstance(job, Job) else Job(job) for job in jobs]
     reporter = reporter or Reporter()
@@ -132,7 +141,7 @@ def run_stacked(
             # Members with an l1 (an l2) penalty side by side: penalties cost a slice of the stack.
             indices.sort(key=lambda i: (jobs[i].settings.l1 > 0, jobs[i].settings.l2 > 0))
             group = [jobs[i] for i in indices]
-            outcome = _Group(group, reporter, memory_budget, on_failure).run()
+            outcome = _Group(group, reporter, memory_budget, on_failure, on_evaluation).run()
             results.update(zip(indices, outcome, strict=True))
     return [results[i] for i in range(len(jobs))]
 
@@ -149,14 +158,15 @@ class _Group:
         reporter: Reporter,
         memory_budget: int | None,
         on_failure: Callable[[Job, Exception], None] | None,
+        on_evaluation: EvaluationHook | None = None,
     ) -> None:
-        self.jobs, self.reporter = jobs, reporter
+        self.jobs, self.reporter, self.on_evaluation = jobs, reporter, on_evaluation
         self.memory_budget, self.on_failure = memory_budget, on_failure
         self.data, self.notices = _SharedData(), _NoticeOnce(reporter)
         self.model = jobs[0].settings.model.name
 
     def run(self) -> list[RunResult | None]:
-        if len(self.jobs) == 1:
+        if len(self.jobs) == 1 and self.on_evaluation is None:
             note = "no other job shares its model, data and schedule"
             self.reporter.notice(f"stacked: a {self.model} run runs alone ({note})")
             return self.one_by_one(note)
@@ -191,7 +201,7 @@ class _Group:
 
     def train(self, jobs: list[Job]) -> list[RunResult]:
         members = [_Member.build(job, self.notices, self.data) for job in jobs]
-        return _train_chunk(members, self.reporter)
+        return _train_chunk(members, self.reporter, self.on_evaluation)
 
     def one_by_one(self, note: str) -> list[RunResult | None]:
         return [
@@ -696,7 +706,9 @@ class _StackedData:
 
 
 # ----------------------------------------------------------------------------- training
-def _train_chunk(members: list[_Member], reporter: Reporter) -> list[RunResult]:
+def _train_chunk(
+    members: list[_Member], reporter: Reporter, on_evaluation: EvaluationHook | None = None
+) -> list[RunResult]:
     """Train one chunk stacked, each member in its own run session (session.py)."""
     stack = _Stack(members)
     sessions: list[RunSession] = []
@@ -705,7 +717,7 @@ def _train_chunk(members: list[_Member], reporter: Reporter) -> list[RunResult]:
             sessions.append(member.open_session(k, members, reporter))
             # The stack's time is shared: each member's wall_seconds is its share.
             sessions[-1].share_time(sessions[0].started, len(members))
-        run_epochs(_StackTrainer(stack), members[0].settings, reporter)
+        run_epochs(_StackTrainer(stack, on_evaluation), members[0].settings, reporter)
         reporter.stop()
         for k, member in enumerate(members):
             if member.running:
@@ -719,8 +731,8 @@ class _StackTrainer:
     """The stack as train.run_epochs drives it: one step for all members, each member's
     divergence check, evaluation and metrics row through its own study and session."""
 
-    def __init__(self, stack: _Stack) -> None:
-        self.stack, self.members = stack, stack.members
+    def __init__(self, stack: _Stack, on_evaluation: EvaluationHook | None = None) -> None:
+        self.stack, self.members, self.on_evaluation = stack, stack.members, on_evaluation
         self.batch_size = self.members[0].settings.batch_size
         self.batches_per_epoch = math.ceil(stack.data.n / self.batch_size)
         self.observed = False
@@ -772,3 +784,16 @@ class _StackTrainer:
                     # takes its share of each step (leaving would mean rebuilding the stack),
                     # but nothing of it is evaluated or written.
                     member.session.complete()
+        self.consult(epoch)
+
+    def consult(self, epoch: int) -> None:
+        """Show the hook this evaluation; when it says so, every running member ends pruned
+        (its checkpoint stays, but a pruned run is final: nothing resumes it)."""
+        sessions = [m.session for m in self.members if m.session is not None]
+        if self.on_evaluation is None or not self.on_evaluation(epoch, sessions):
+            return
+        for member in self.members:
+            if member.running:
+                assert member.session is not None
+                member.session.summary.pruned_epoch = epoch
+                member.session.close(Status.PRUNED)

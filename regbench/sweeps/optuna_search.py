@@ -10,6 +10,14 @@ trials the study should hold, so the same command again finds the search done, a
 - without one, the finished trials in the ``--dir`` folder's sweep.json are added to a new
   study (``study.add_trials``); a trial whose job folders are gone is asked again (its jobs
   retrain into the same folders), and one interrupted is asked again and resumes its jobs.
+
+Pruning (``hydra/sweeper/pruner=median|successive_halving|hyperband``) is on the mean over a
+trial's seeds: with a pruner the seeds of each trial always train stacked, in lockstep (with or
+without ``--stacked``), and after every evaluation the trial reports the mean of the objective
+so far (``trial.report(mean, step=epoch)``); a seed that stopped early counts with its selected
+epoch's value. When the pruner says so, the runs still training end ``pruned`` (with the epoch)
+and the trial is told pruned. A trial whose seeds do not train in one stack (a model that cannot
+be stacked, or a memory budget that splits them) is not pruned.
 """
 
 from __future__ import annotations
@@ -20,12 +28,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regbench.analysis.runs import value_at
 from regbench.core.errors import RegbenchError, UsageError
 from regbench.core.jobs import Job, job_key
-from regbench.core.rundir import atomic_text
+from regbench.core.rundir import RunDir, Status, atomic_text
 from regbench.sweeps import plan as sweeps
 from regbench.sweeps import trials as base
 from regbench.sweeps.optuna_space import (
+    PRUNERS,
     SAMPLERS,
     OptunaSettings,
     as_text,
@@ -38,9 +48,12 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from regbench.core.metrics import Metric
+    from regbench.stacked.launcher import EvaluationHook
+    from regbench.training.session import RunSession
 
 KNOWN_KEYS = (
     "n_trials", "direction", "storage", "study_name", "max_failure_rate", "params", "sampler",
+    "pruner",
 )  # fmt: skip
 INTERRUPTED = "interrupted"  # a trial's user attribute: Ctrl-C ended it, so it is asked again
 
@@ -70,6 +83,7 @@ def plan_optuna(
     found = distributions(base.parse(arguments))
     sampler, sampler_options, sampler_line = _sampler(sweeper["sampler"])
     n_trials = _n_trials(sweeper.get("n_trials"), sampler, found)
+    pruner, pruner_options = _pruner(sweeper.get("pruner") or {"name": "none"})
     settings = OptunaSettings(
         n_trials=n_trials,
         distributions=found,
@@ -79,8 +93,11 @@ def plan_optuna(
         storage=sweeper.get("storage"),
         study_name=sweeper.get("study_name"),
         max_failure_rate=_rate(sweeper.get("max_failure_rate")),
+        pruner=pruner,
+        pruner_options=pruner_options,
     )
     settings.make_sampler()  # its options, checked now
+    settings.make_pruner()
     checked = base.check_corners(fixed, space)
     settings.open_storage()
     return base.Search(
@@ -136,6 +153,21 @@ def _sampler(config: Mapping[str, Any]) -> tuple[str, dict[str, Any], str]:
     options["seed"] = base.DEFAULT_SAMPLER_SEED
     line = f"{name} sampler, sampler seed {base.DEFAULT_SAMPLER_SEED} (the default; set "
     return name, options, line + "hydra.sweeper.sampler.seed)"
+
+
+def _pruner(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = str(config.get("name"))
+    if name not in PRUNERS:
+        raise UsageError(f"hydra/sweeper/pruner: no pruner {name}; one of {', '.join(PRUNERS)}")
+    options = {k: v for k, v in config.items() if k != "name"}
+    factor = options.get("reduction_factor")
+    # Optuna checks it only when the first trial is judged, after training: checked now.
+    whole = isinstance(factor, int) and not isinstance(factor, bool)
+    if factor is not None and not (whole and factor >= 2):
+        raise UsageError(
+            f"hydra.sweeper.pruner.reduction_factor={factor}: give a whole number from 2"
+        )
+    return name, options
 
 
 def _n_trials(value: Any, sampler: str, found: Mapping[str, Any]) -> int:
@@ -197,6 +229,7 @@ class OptunaLauncher(base.SearchLauncher):
         study = optuna.create_study(
             storage=self.settings.open_storage(),
             sampler=self.settings.make_sampler(),
+            pruner=self.settings.make_pruner(),
             study_name=self._study_name(),
             direction=self.search.direction,
             load_if_exists=True,
@@ -257,7 +290,7 @@ class OptunaLauncher(base.SearchLauncher):
         while _finished(self.study) < self.settings.n_trials:
             trial = self._one_trial()
             asked += 1
-            if trial.value is None:
+            if trial.value is None and trial.pruned_epoch is None:
                 failed += 1
                 if failed / asked > self.settings.max_failure_rate:
                     raise RegbenchError(
@@ -280,21 +313,51 @@ class OptunaLauncher(base.SearchLauncher):
         self.trials.append(trial)
         asked.set_user_attr("jobs", trial.jobs)
         try:
-            self._run(jobs)
-            trial.value, trial.note = self._objective(jobs)
+            self._run(jobs, self._pruning(asked, jobs) if self.settings.prunes else None)
+            trial.pruned_epoch = _pruned_epoch(jobs)
+            if trial.pruned_epoch is None:
+                trial.value, trial.note = self._objective(jobs)
+            else:
+                trial.note = f"pruned at epoch {trial.pruned_epoch}"
         except BaseException:
             trial.note = INTERRUPTED
             asked.set_user_attr("note", INTERRUPTED)
             self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
             raise
         asked.set_user_attr("note", trial.note)
-        if trial.value is None:
+        if trial.pruned_epoch is not None:
+            self.study.tell(asked, state=optuna.trial.TrialState.PRUNED)
+        elif trial.value is None:
             self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
         else:
             self.study.tell(asked, trial.value)
         self._update_record()
         self._say(trial, label)
         return trial
+
+    def _pruning(self, asked: Any, jobs: Sequence[Job]) -> EvaluationHook:
+        """The stack's hook: report the mean over the trial's seeds of the objective so far,
+        and stop them when the pruner says so (never at the last epoch: the trial is done)."""
+        last = jobs[0].settings.epochs
+
+        def consult(epoch: int, sessions: Sequence[RunSession]) -> bool:
+            values = [self._so_far(session) for session in sessions]
+            if len(sessions) < len(jobs) or any(v is None for v in values):
+                return False  # a seed diverged or is trained apart: no mean to judge by
+            asked.report(sum(values) / len(values), step=epoch)  # type: ignore[arg-type]
+            return epoch < last and bool(asked.should_prune())
+
+        return consult
+
+    def _so_far(self, session: RunSession) -> float | None:
+        """A seed's objective so far; one that stopped early, at its selected epoch."""
+        rows = session.rows
+        if not session.is_open:
+            if session.summary.status is not Status.COMPLETED:
+                return None
+            chosen = (session.summary.selected or {}).get("epoch")
+            rows = [r for r in rows if chosen is None or r.get("epoch", 0) <= chosen]
+        return value_at(rows, self.search.objective, self.search.at, self.search.goal)
 
     def _job_of(self, params: Mapping[str, str], seed: int, label: str) -> Job:
         from regbench.compose.hydra import compose
@@ -334,6 +397,15 @@ class OptunaLauncher(base.SearchLauncher):
             self._ctx().console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
+def _pruned_epoch(jobs: Sequence[Job]) -> int | None:
+    """The epoch at which the trial's seeds were pruned; None when they were not."""
+    for job in jobs:
+        summary = RunDir(job.planned_folder()).summary_or_none()
+        if summary is not None and summary.status is Status.PRUNED:
+            return summary.pruned_epoch
+    return None
+
+
 def _finished(study: Any) -> int:
     """Trials that count toward n_trials: completed, pruned or failed, not interrupted."""
     return sum(
@@ -362,6 +434,14 @@ def _frozen(entry: Mapping[str, Any], params: dict[str, Any], dists: Mapping[str
     value = entry.get("value")
     attrs = {"jobs": list(entry.get("jobs") or []), "note": entry.get("note") or ""}
     state = optuna.trial.TrialState
+    pruned = entry.get("pruned_epoch")
+    if pruned is not None:
+        return optuna.trial.create_trial(
+            state=state.PRUNED,
+            params=params,
+            distributions=dict(dists),
+            user_attrs={**attrs, "pruned_epoch": pruned},
+        )
     return optuna.trial.create_trial(
         state=state.FAIL if value is None else state.COMPLETE,
         value=None if value is None else float(value),
@@ -375,7 +455,12 @@ def _from_frozen(frozen: Any) -> base.Trial:
     params = {k: as_text(v) for k, v in frozen.params.items()}
     value = frozen.value if frozen.state.name == "COMPLETE" else None
     jobs = list(frozen.user_attrs.get("jobs") or [])
-    return base.Trial(frozen.number + 1, params, jobs, value, frozen.user_attrs.get("note", ""))
+    note = frozen.user_attrs.get("note", "")
+    pruned = None
+    if frozen.state.name == "PRUNED":
+        steps = list(frozen.intermediate_values)
+        pruned = frozen.user_attrs.get("pruned_epoch") or (max(steps) if steps else None)
+    return base.Trial(frozen.number + 1, params, jobs, value, note, pruned)
 
 
 def _label(params: Mapping[str, Any]) -> str:

@@ -24,6 +24,12 @@ SAMPLERS = {
     "cmaes": "CmaEsSampler",
     "grid": "GridSampler",
 }
+PRUNERS = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+}
 JOURNAL = "journal://"
 
 
@@ -39,6 +45,8 @@ class OptunaSettings:
     storage: str | None = None
     study_name: str | None = None
     max_failure_rate: float = 0.0
+    pruner: str = "none"  # a key of PRUNERS
+    pruner_options: dict[str, Any] = field(default_factory=dict)
 
     def make_sampler(self, seed_offset: int = 0) -> Any:
         """The sampler; ``seed_offset`` moves its seed on (a study that already has trials)."""
@@ -52,6 +60,17 @@ class OptunaSettings:
             options["search_space"] = grid_space(self.distributions)
             cls = _grid_class()
         return _construct(cls, options, "hydra.sweeper.sampler")
+
+    def make_pruner(self) -> Any:
+        """The pruner (hydra/sweeper/pruner); an option it does not take is one line."""
+        import optuna
+
+        cls = getattr(optuna.pruners, PRUNERS[self.pruner])
+        return _construct(cls, dict(self.pruner_options), "hydra.sweeper.pruner")
+
+    @property
+    def prunes(self) -> bool:
+        return self.pruner != "none"
 
     def open_storage(self) -> Any:
         """The storage object (None: in memory); a URL that cannot be opened is one line."""

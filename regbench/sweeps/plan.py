@@ -97,6 +97,7 @@ ACTIONS = {
     "diverged": Action.RETRY,
     "partial": Action.RUN,  # killed between creating the folder and writing its summary
     "damaged": Action.RETRY,  # completed, but a result file is gone
+    "pruned": Action.SKIP,  # a search's pruner stopped it: final, as its trial was told
 }
 
 
@@ -669,6 +670,8 @@ class StackedLauncher:
     one; completed ones are skipped."""
 
     memory_budget: int | None = None
+    # A search's pruner, shown each evaluation of a stack (stacked.EvaluationHook).
+    on_evaluation: Callable[[int, Sequence[Any]], bool] | None = None
 
     def launch(self, prepared: SweepResult, context: LaunchContext) -> None:
         from regbench.compose import hydra as hydra_app
@@ -685,7 +688,9 @@ class StackedLauncher:
                 todo.append(job)
             else:
                 carry_out(job, state, context.say(job.key), reporter)
-        results = stacked.run_stacked(todo, reporter, self.memory_budget, on_failure=_fail)
+        results = stacked.run_stacked(
+            todo, reporter, self.memory_budget, on_failure=_fail, on_evaluation=self.on_evaluation
+        )
         for job, result in zip(todo, results, strict=True):
             summary = result.summary if result else RunDir(job.planned_folder()).summary_or_none()
             status = summary.status.value if summary else Status.FAILED.value

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from regbench.core.config import Settings
+    from regbench.stacked.launcher import EvaluationHook
     from regbench.sweeps.optuna_space import OptunaSettings
 
 # (composed multirun config, the overrides without seed, the seeds, the objective, at) -> Search
@@ -347,10 +348,14 @@ class Trial:
     jobs: list[str]  # job keys, one per seed
     value: float | None = None
     note: str = ""
+    pruned_epoch: int | None = None  # the evaluation at which the pruner stopped its seeds
 
     def record(self) -> dict[str, Any]:
-        """For sweep.json: a diverged trial's infinite value as "inf" (JSON has no infinity)."""
+        """For sweep.json: a diverged trial's infinite value as "inf" (JSON has no infinity);
+        pruned_epoch only for a pruned trial."""
         entry = dataclasses.asdict(self)
+        if self.pruned_epoch is None:
+            del entry["pruned_epoch"]
         if self.value is not None and not math.isfinite(self.value):
             entry["value"] = str(self.value)
         return entry
@@ -444,8 +449,10 @@ class SearchLauncher:
         folder = self._sweep().sweep_dir / key
         return Job(settings, with_seed, folder, key, f"{label} seed={seed}".strip())
 
-    def _run(self, jobs: Sequence[Job]) -> None:
-        """Record the trial's jobs in sweep.json, then carry them out as any sweep's jobs."""
+    def _run(self, jobs: Sequence[Job], on_evaluation: EvaluationHook | None = None) -> None:
+        """Record the trial's jobs in sweep.json, then carry them out as any sweep's jobs.
+        With ``on_evaluation`` (a pruner) the seeds always train stacked, in lockstep, so that
+        the pruner sees their mean at every evaluation."""
         prepared, record = self._sweep(), self._record()
         states = {job.key: sweeps.job_state(job.planned_folder()) for job in jobs}
         for job in jobs:
@@ -464,7 +471,9 @@ class SearchLauncher:
         trial = sweeps.SweepResult(
             prepared.sweep_dir, list(jobs), states, {}, prepared.multirun_config
         )
-        launcher = sweeps.choose_launcher((), self.stacked, self.memory_budget)
+        launcher: sweeps.Launcher = sweeps.choose_launcher((), self.stacked, self.memory_budget)
+        if on_evaluation is not None:
+            launcher = sweeps.StackedLauncher(self.memory_budget, on_evaluation)
         launcher.launch(trial, self._ctx())
         settle_all()  # the sampler reads the trial's summaries: their figures must be done
 
@@ -494,10 +503,12 @@ class SearchLauncher:
         n = f"/{self.search.n_trials}" if self.search.n_trials else ""
         seeds = f"{len(trial.jobs)} seed" + ("s" if len(trial.jobs) > 1 else "")
         what = f"mean {self.search.objective} ({self.search.at}) over {seeds}"
-        result = f"{trial.value:.6g}" if trial.value is not None else "failed"
+        result = f"{what} {trial.value:.6g}" if trial.value is not None else f"{what} failed"
         result += f" ({trial.note})" if trial.note else ""
+        if trial.pruned_epoch is not None:
+            result = f"pruned at epoch {trial.pruned_epoch} (its {what} was behind)"
         self._ctx().console.print(
-            f"trial {trial.number}{n}: {label}: {what} {result}",
+            f"trial {trial.number}{n}: {label}: {result}",
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -95,6 +95,11 @@ def _resume(run_dir: RunDir, reporter: Reporter) -> RunResult:
     if summary.status is Status.RUNNING and process_alive(summary.pid, summary.host):
         where = f"pid {summary.pid}" + (f" on {summary.host}" if summary.host else "")
         raise UsageError(f"{run_dir} is still running ({where}); stop it first")
+    if summary.status is Status.PRUNED:
+        raise UsageError(
+            f"{run_dir} was pruned by its search at epoch {summary.pruned_epoch} (a final state); "
+            f"`regbench rerun` trains it again"
+        )
     if summary.status is Status.DIVERGED:
         raise UsageError(
             f"{run_dir} diverged at epoch {summary.diverged_epoch}; resuming would repeat it: "
