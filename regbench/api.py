@@ -182,6 +182,7 @@ def sweep(
     quiet: bool = True,
     config_dir: str | Path | None = None,
     config_name: str | None = None,
+    confirm: int | None = None,
 ) -> SweepOutcome:
     """Run a grid or a search, exactly like ``regbench sweep OVERRIDES... [--dir DIR]
     [--stacked] ...``: the same job folders, sweep.json and comparison files, resumed or grown
@@ -189,7 +190,8 @@ def sweep(
     (``{"dropout": "0,0.5", "seed": "range(1,4)"}``); ``hydra/launcher=...`` overrides work as on
     the command line, and ``hydra/sweeper=optuna`` makes it a search of the mean ``objective``
     over each trial's seeds, read at ``at``. The other options are the command's:
-    ``stack_memory`` is ``--stack-memory`` (MiB), ``tex`` ``--tex``, ``select`` ``--select``.
+    ``stack_memory`` is ``--stack-memory`` (MiB), ``tex`` ``--tex``, ``select`` ``--select``,
+    ``confirm`` ``--confirm`` (its comparison in ``<sweep_dir>/confirm/``).
 
     Returns a SweepOutcome: ``sweep_dir``, ``statuses``, ``runs`` and ``comparison`` (pandas),
     ``figures`` (matplotlib), and for a search its ``trials`` and ``best`` trial; a dry run's
@@ -202,6 +204,7 @@ def sweep(
     config_dir = None if config_dir is None else _folder("config_dir", config_dir)
     options = {"dir": dir, "stacked": stacked, "stack_memory": stack_memory, "tex": tex}
     options |= {"objective": objective, "at": at, "select": select, "dry_run": dry_run}
+    options |= {"confirm": confirm}
     with leaving_no_trace():
         swept = workflow.sweep(
             overrides,

@@ -153,6 +153,7 @@ class SweepRun:
     statuses: dict[str, str] = field(default_factory=dict)  # job folder -> status; dry run: {}
     compared: Compared | None = None
     ran: bool = False
+    confirmed: Compared | None = None  # --confirm: the best trial on fresh seeds, on test
 
     @property
     def sweep_dir(self) -> Path:
@@ -258,21 +259,70 @@ def sweep(
     config_dir: str | Path | None = None,
     config_name: str | None = None,
     listener: Listener = QUIET,
+    confirm: int | None = None,
 ) -> SweepRun:
     """Plan a sweep (see :func:`plan_sweep`), carry its jobs out with its launcher, then
     compare them and write the comparison into the sweep folder. ``dry_run``: plan only.
 
     A search (``hydra/sweeper=optuna``) optimizes the mean ``objective`` over a trial's seeds,
     each run's value read at ``at``; its comparison is of that metric at that point. A job that
-    fails is recorded in its folder (``statuses``), never raised."""
+    fails is recorded in its folder (``statuses``), never raised. ``confirm`` (a search's): the
+    best trial's configuration on that many fresh seeds, against the baseline, on test."""
     with one_at_a_time(), config_search(config_dir, config_name):
         launch = {"dir": dir, "stacked": stacked, "stack_memory": stack_memory}
         asked = {"objective": objective, "at": at, "select": select}
         plan = plan_sweep(overrides, listener=listener, **launch, **asked)
+        _check_confirm(plan, confirm, listener)
         if dry_run:
             return SweepRun(plan)
         listener.sweep_starts(plan)
-        return _carry_out(plan, quiet, listener, tex=tex, select=select)
+        swept = _carry_out(plan, quiet, listener, tex=tex, select=select)
+        if confirm:
+            swept.confirmed = _confirm(swept, confirm, quiet, listener, tex=tex)
+        return swept
+
+
+def _check_confirm(plan: SweepPlan, confirm: int | None, listener: Listener) -> None:
+    name = listener.option_name("confirm")
+    if confirm is None:
+        return
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 2:
+        raise UsageError(f"{name} {confirm}: give a number of fresh seeds, from 2")
+    if plan.search is None or plan.search.optuna is None:
+        raise UsageError(f"{name} goes with a search (hydra/sweeper=optuna)")
+
+
+def _confirm(swept: SweepRun, n: int, quiet: bool, listener: Listener, **options: Any) -> Compared:
+    """The best trial's configuration on ``n`` fresh seeds into <sweep>/confirm/, with the
+    baseline when the space holds one, compared on the test counterpart of the objective: the
+    number to report (the search's best value is a maximum over trials, so optimistic)."""
+    from regbench.figures.drawing import in_workers
+    from regbench.sweeps import plan as sweeps
+    from regbench.sweeps import search as searches
+
+    search = swept.plan.search
+    assert search is not None  # _check_confirm
+    planned = searches.plan_confirmation(search, swept.trials, swept.sweep_dir, n)
+    stacked = bool(getattr(swept.plan.launcher, "stacked", False))
+    budget = getattr(swept.plan.launcher, "memory_budget", None)
+    launcher = sweeps.choose_launcher((), stacked, budget)
+    with in_workers():
+        sweeps.run(planned.prepared, planned.overrides, quiet, launcher)
+        folders = [planned.prepared.sweep_dir / job.key for job in planned.prepared.jobs]
+        columns = _columns(folders)
+        metric = searches.test_metric(search.objective, columns)
+        chosen = {"at": search.at, "select": search.objective if search.at == "best" else None}
+        return compare_and_write(
+            folders, planned.prepared.sweep_dir, metrics=[metric], experiment_report=True,
+            listener=listener, **chosen, **options,
+        )  # fmt: skip
+
+
+def _columns(folders: Sequence[Path]) -> list[str]:
+    from regbench.analysis.runs import load_run
+
+    rows = next((load_run(f).rows for f in folders if (f / "metrics.csv").is_file()), [])
+    return sorted({key for row in rows for key in row})
 
 
 def _carry_out(plan: SweepPlan, quiet: bool, listener: Listener, **options: Any) -> SweepRun:
@@ -290,14 +340,27 @@ def _carry_out(plan: SweepPlan, quiet: bool, listener: Listener, **options: Any)
         except KeyboardInterrupt:
             listener.sweep_interrupted(plan)
             raise
-        compared = _sweep_comparison(result.sweep_dir, listener, **options)
+        paths = _search_runs(result.sweep_dir) if search else [result.sweep_dir]
+        compared = _sweep_comparison(result.sweep_dir, paths, listener, **options)
     return SweepRun(plan, dict(result.statuses), compared, ran=True)
 
 
-def _sweep_comparison(sweep_dir: Path, listener: Listener, **options: Any) -> Compared | None:
+def _search_runs(sweep_dir: Path) -> list[Path]:
+    """A search's job folders, every trial's: not its confirm/ folder, which holds the best
+    trial's configuration on other seeds (it would join that trial's group)."""
+    from regbench.core.rundir import RunDir
+    from regbench.sweeps.search import CONFIRM_DIR
+
+    found = [p for p in sorted(sweep_dir.iterdir()) if p.name != CONFIRM_DIR and RunDir.is_run(p)]
+    return found or [sweep_dir]  # none: compare says there is nothing to compare
+
+
+def _sweep_comparison(
+    sweep_dir: Path, paths: Sequence[Path], listener: Listener, **options: Any
+) -> Compared | None:
     try:
         return compare_and_write(
-            [sweep_dir], sweep_dir, experiment_report=True, listener=listener, **options
+            paths, sweep_dir, experiment_report=True, listener=listener, **options
         )
     except RegbenchError as exc:  # e.g. every job failed: nothing to compare, the sweep still ran
         listener.no_comparison(exc)

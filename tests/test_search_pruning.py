@@ -68,3 +68,31 @@ def test_bad_pruner_settings_are_one_line(
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error:") and expected in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_confirm_reruns_the_best_trial_on_fresh_seeds(cli, tmp_path: Path) -> None:
+    search = (
+        "model=regression", "epochs=10", "eval_every=5", "threads=1", "device=cpu",
+        "model.hidden=[16]", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+        "dropout=interval(0,0.6)", "seed=1,2", "-q",
+    )  # fmt: skip
+    result = cli("sweep", *search, "--confirm", "2", "--dir", "s")
+    assert result.exit_code == 0, result.stderr
+    trials = json.loads((tmp_path / "s" / "sweep.json").read_text())["search"]["trials"]
+    best = min(trials, key=lambda t: t["value"])
+    confirmed = [RunDir(p).read_summary() for p in run_dirs(tmp_path / "s" / "confirm")]
+    assert sorted(s.seed for s in confirmed) == [3, 3, 4, 4]  # seeds the search did not use
+    dropouts = {o.split("=")[1] for s in confirmed for o in s.overrides if o.startswith("dropout")}
+    assert dropouts == {best["params"]["dropout"], "0"}  # the best, and the baseline
+    table = (tmp_path / "s" / "confirm" / "comparison.md").read_text()
+    assert "test_loss" in table
+    # The search's own comparison is of its trials only, not of the confirmation's seeds.
+    assert "4 runs in 2 groups" in (tmp_path / "s" / "comparison.md").read_text()
+
+
+def test_confirm_is_for_searches(cli, tmp_path: Path) -> None:
+    result = cli("sweep", "model=regression", "dropout=0,0.5", "--confirm", "3", "--dir", "g")
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "--confirm goes with a search" in line
+    assert list(tmp_path.iterdir()) == []

@@ -78,6 +78,13 @@ def sweep(
         help="With a sweeper: the objective of each run at final, best or epoch=N (default final).",
         show_default=False,
     ),
+    confirm: int = typer.Option(
+        None,
+        "--confirm",
+        help="With hydra/sweeper=optuna: rerun the best trial's configuration on N fresh seeds "
+        "into <sweep>/confirm/ and compare it on test with the baseline (the space's 0s).",
+        show_default=False,
+    ),
     select: str = SELECT_OPTION,
     cfg: str = CFG_OPTION,
     resolve: bool = RESOLVE_OPTION,
@@ -108,6 +115,7 @@ def sweep(
             show_hydra(overrides, cfg, package, resolve, None, multirun=True)
             return
         more = {"dry_run": dry_run, "tex": tex, "select": select, "quiet": quiet}
+        more |= {"confirm": confirm}
         result = workflow.sweep(overrides, **options, **more)
         if result.ran:
             _show_outcome(result)
@@ -185,6 +193,9 @@ def _show_outcome(result: workflow.SweepRun) -> None:
         counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in counts.items())
     stdout.print(f"sweep done: {summary}; outputs in {result.sweep_dir}", highlight=False)
+    if result.confirmed is not None:
+        where = result.confirmed.out
+        stdout.print(f"--confirm: the best trial on fresh seeds, on test, in {where}")
     # Without rich markup, which would eat the brackets, and on one line however long (a
     # wrapped line pastes as two commands).
     again = _sweep_again(result.plan)
