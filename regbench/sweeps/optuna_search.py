@@ -84,6 +84,11 @@ def plan_optuna(
     sampler, sampler_options, sampler_line = _sampler(sweeper["sampler"])
     n_trials = _n_trials(sweeper.get("n_trials"), sampler, found)
     pruner, pruner_options = _pruner(sweeper.get("pruner") or {"name": "none"})
+    if pruner != "none":  # said once, in the search's first line
+        sampler_line += (
+            f"; {pruner} pruner on the mean over seeds (each trial's seeds train stacked; "
+            f"hydra/sweeper/pruner=none trains every trial to the end)"
+        )
     settings = OptunaSettings(
         n_trials=n_trials,
         distributions=found,
