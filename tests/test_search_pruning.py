@@ -25,7 +25,8 @@ PRUNED_SEARCH = (
 def test_pruned_trials_are_recorded_as_pruned(cli, tmp_path: Path) -> None:
     result = cli("sweep", *PRUNED_SEARCH, "--dir", "s")
     assert result.exit_code == 0, result.stderr
-    trials = json.loads((tmp_path / "s" / "sweep.json").read_text())["search"]["trials"]
+    record = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    trials = record["search"]["trials"]
     pruned = [t for t in trials if t.get("pruned_epoch") is not None]
     assert [t["params"]["lr"] for t in pruned] == ["0.012", "0.01"]
     assert all(t["value"] is None and t["pruned_epoch"] == 5 for t in pruned)
@@ -33,6 +34,7 @@ def test_pruned_trials_are_recorded_as_pruned(cli, tmp_path: Path) -> None:
     for trial in pruned:
         for key in trial["jobs"]:
             assert summaries[key].status is Status.PRUNED and summaries[key].pruned_epoch == 5
+            assert record["jobs"][key]["status"] == "pruned"
     assert sum(s.status is Status.COMPLETED for s in summaries.values()) == 2
     assert "trial 2/3: lr=0.012: pruned at epoch 5" in result.stderr
     # The comparison of trials shows them, out of the ranking, with a note.

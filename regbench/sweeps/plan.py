@@ -128,7 +128,7 @@ def refuse_legacy_folders(sweep_dir: Path, jobs: Sequence[Job]) -> None:
 
 
 def job_state(folder: Path) -> str:
-    """new | partial | running | completed | damaged | interrupted | failed | diverged.
+    """new | partial | running | completed | damaged | interrupted | failed | diverged | pruned.
 
     Raises UsageError when the folder's config.yaml does not hash to the folder's name: it was
     edited, or written for a different config, and reusing it would mix two experiments.
