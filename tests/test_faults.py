@@ -96,7 +96,9 @@ def test_one_unreadable_model_does_not_abort_a_sweep(cli, sweep_with_a_bad_model
     assert result.exit_code == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
     skipped = [line for line in notes if str(bad) in line]
-    assert len(skipped) == 1 and "skipped" in skipped[0]
+    # Once per thing drawn from it (plot redraws each run's own figures and the sweep's).
+    assert len(skipped) == (2 if command == "plot" else 1)
+    assert all("skipped" in line for line in skipped)
     assert "Traceback" not in result.stderr and "weights_only" not in result.stderr
     assert (root / "comparison_weight_hist.png").is_file()  # drawn from the readable run
 

@@ -18,7 +18,7 @@ from regbench.data.synthetic import ToyRegressionConfig
 from regbench.studies import STUDIES, register_study, study_class, study_config, study_names
 from tests.test_plugin_study import LineConfig, LineStudy
 
-BUILT_IN_STUDIES = ["gan", "mlp", "regression", "rnn"]
+BUILT_IN_STUDIES = ["cnn", "gan", "mlp", "regression", "rnn"]
 
 
 @dataclass(frozen=True)

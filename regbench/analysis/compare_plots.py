@@ -172,7 +172,7 @@ def redraw_run(folder: Path, changes: Mapping[str, Any] | None = None) -> list[P
     title = plot_title(settings, _data_name(run_dir))
     columns = study_class(settings.model.name).loss_columns
     drawings = [Drawing(loss_curve, (rows, columns, title, folder / RUN_LOSS_FILE))]
-    if settings.plots == "all":
+    if settings.plots == "all" and _model_readable(run_dir):
         drawings += _study_figures(settings, run_dir, rows)
         drawings += redraw_weight_plots(run_dir, title, settings.weight_threshold)
     started = time.time()
@@ -198,6 +198,25 @@ def _data_name(run_dir: RunDir) -> str | None:
     """The data source the run really used (its summary's), else None (the config's)."""
     data = run_dir.read_summary().data
     return str(data["name"]) if isinstance(data, dict) and data.get("name") else None
+
+
+def _model_readable(run_dir: RunDir) -> bool:
+    """Whether the run's model.pt (if any) loads; one notice naming it when it does not: the
+    figures drawn from it are skipped, the run's others are redrawn."""
+    import warnings
+
+    from regbench.core.errors import Notice, RegbenchError
+    from regbench.core.rundir import MODEL
+
+    if not (run_dir.path / MODEL).is_file():
+        return True  # the weight figures say themselves what they lack
+    try:
+        run_dir.load_model()
+    except RegbenchError as exc:
+        note = f"skipped {run_dir.path / MODEL}: {exc}; its study and weight figures not redrawn"
+        warnings.warn(Notice(note), stacklevel=3)
+        return False
+    return True
 
 
 def _study_figures(settings: Any, run_dir: RunDir, rows: list[dict[str, Any]]) -> list[Any]:

@@ -213,9 +213,6 @@ class Cell:
 
     values: list[tuple[Any, float]]  # (seed, value) of the group's completed runs
     stats: Stats | None
-    # (seed, why) of completed runs whose value at the chosen epoch is unusable (nan, inf, not a
-    # number, no such row): never replaced by another epoch's value, never in the statistics.
-    left_out: list[tuple[Any, str]] = field(default_factory=list)
     diff: Difference | None = None
     effect: Effect | None = None
     p_adjusted: float = NAN  # Holm over the metric's family (every group vs the baseline)
@@ -225,6 +222,9 @@ class Cell:
     equivalence: Equivalence | None = None  # TOST against the baseline (with a margin only)
     tost_adjusted: float = NAN  # its p, Holm over the metric's family
     equivalent: bool = False  # tost_adjusted < ALPHA
+    # (seed, why) of completed runs whose value at the chosen epoch is unusable (nan, inf, not a
+    # number, no such row): never replaced by another epoch's value, never in the statistics.
+    left_out: list[tuple[Any, str]] = field(default_factory=list)
 
 
 @dataclass
