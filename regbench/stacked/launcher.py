@@ -357,9 +357,7 @@ class _Member:
             self.mask_gen.set_state(device_gen.get_state())
             self.rng = capture_rng(self.data_gen)
 
-    def open_session(
-        self, k: int, members: Sequence[_Member], reporter: Reporter
-    ) -> RunSession:
+    def open_session(self, k: int, members: Sequence[_Member], reporter: Reporter) -> RunSession:
         """Member k's run folder, written like a solo run's; its summary says it was stacked,
         and with which job folders, in order (what `regbench rerun` rebuilds the stack from)."""
         chunk = [m.job.folder.name if m.job.folder else None for m in members]
