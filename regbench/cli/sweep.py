@@ -68,8 +68,9 @@ def sweep(
     objective: str = typer.Option(
         None,
         "--objective",
-        help="With a sweeper (hydra/sweeper=optuna): the metric whose mean over a trial's seeds "
-        "the sweeper optimizes (default test_loss; minimized or maximized by its name).",
+        help="With a sweeper (hydra/sweeper=optuna): the validation metric whose mean over a "
+        "trial's seeds the sweeper optimizes (default the study's primary one, val_loss; in "
+        "its declared direction).",
         show_default=False,
     ),
     at: str = typer.Option(

@@ -222,6 +222,15 @@ def draw_loss_curves(
     ax.grid(alpha=0.3)
 
 
+def mse_loss_panel(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """The regression studies' "loss per epoch" panel (fit.png, predictions.png): every split's
+    MSE on a log axis, a loss that spans decades as a net threads its points."""
+    draw_loss_curves(ax, rows, loss_columns_of(rows, ("train_loss", "test_loss")))
+    log_y(ax)
+    ax.set_ylabel("MSE (log)")
+    ax.set_title("loss per epoch", fontsize=9)
+
+
 def loss_curve(
     rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, path: Path
 ) -> list[Path]:

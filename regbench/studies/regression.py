@@ -129,11 +129,9 @@ def regression_fit(
     ``band`` is the MC dropout (mean, std) [n, 1] on the same grid, drawn as mean +- 2 std.
     """
     from regbench.figures.plots import (
-        draw_loss_curves,
         draw_mc_band,
         figure_legend,
-        log_y,
-        loss_columns_of,
+        mse_loss_panel,
         new_figure,
         save_fixed,
     )
@@ -153,10 +151,7 @@ def regression_fit(
     ax.grid(alpha=0.3)
     ax.set_title("data and fit", fontsize=9)
     losses = axes[0, 1]
-    draw_loss_curves(losses, rows, loss_columns_of(rows, ("train_loss", "test_loss")))
-    log_y(losses)
-    losses.set_ylabel("MSE (log)")
-    losses.set_title("loss per epoch", fontsize=9)
+    mse_loss_panel(losses, rows)
     figure_legend(fig)
     title_figure(fig, title)
     save_fixed(fig, path)

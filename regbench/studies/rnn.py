@@ -191,12 +191,10 @@ def series_predictions(
     part to (target indices, MC dropout mean, std), drawn as mean +- 2 std.
     """
     from regbench.figures.plots import (
-        draw_loss_curves,
         draw_mc_band,
         figure,
         figure_legend,
-        log_y,
-        loss_columns_of,
+        mse_loss_panel,
         save_fixed,
     )
     from regbench.figures.titles import title_figure
@@ -213,10 +211,7 @@ def series_predictions(
     detail.set_xlim(*zoom)
     detail.set_title("around the train/test split", fontsize=9)
     losses = fig.add_subplot(grid[1, 1])
-    draw_loss_curves(losses, rows, loss_columns_of(rows, ("train_loss", "test_loss")))
-    log_y(losses)
-    losses.set_ylabel("MSE (log)")
-    losses.set_title("loss per epoch", fontsize=9)
+    mse_loss_panel(losses, rows)
     figure_legend(fig)
     title_figure(fig, title)
     save_fixed(fig, path)

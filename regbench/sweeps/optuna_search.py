@@ -206,11 +206,7 @@ class OptunaLauncher(base.SearchLauncher):
         record = self._record()
         earlier = record.get("search") or {}
         record["search"] = {
-            "overrides": list(self.search.overrides),
-            "seeds": list(self.search.seeds),
-            "objective": self.search.objective,
-            "at": self.search.at,
-            "direction": self.search.direction,
+            **self.search.record(),
             "sampler": self.settings.sampler,
             "storage": self.settings.storage,
             "study_name": self._study_name(),

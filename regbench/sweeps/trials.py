@@ -86,6 +86,16 @@ class Search:
     optuna: OptunaSettings | None = None  # hydra/sweeper=optuna: regbench's own ask-and-tell
     runner: type[SearchLauncher] | None = None  # who runs the trials (None: Hydra's multirun)
 
+    def record(self) -> dict[str, Any]:
+        """What sweep.json's ``search`` entry says of this search, whichever sampler runs it."""
+        return {
+            "overrides": list(self.overrides),
+            "seeds": list(self.seeds),
+            "objective": self.objective,
+            "at": self.at,
+            "direction": self.direction,
+        }
+
     def describe(self) -> str:
         trials = f"{self.n_trials} trials" if self.n_trials else "trials"
         seeds = ", ".join(map(str, self.seeds))
@@ -378,14 +388,7 @@ class SearchLauncher:
 
         self._prepared, self._context, self.trials = prepared, context, []
         record = self._record()
-        record["search"] = {
-            "overrides": list(self.search.overrides),
-            "seeds": list(self.search.seeds),
-            "objective": self.search.objective,
-            "at": self.search.at,
-            "direction": self.search.direction,
-            "trials": [],
-        }
+        record["search"] = {**self.search.record(), "trials": []}
         if self.search.n_trials:
             record["current"]["total"] = self.search.n_trials * len(self.search.seeds)
         try:
