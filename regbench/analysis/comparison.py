@@ -150,16 +150,7 @@ def identity(run: Run, metrics: Sequence[str] = (), over: Sequence[str] = ()) ->
 
 def run_declarations(run: Run) -> dict[str, Key]:
     """The declarations of ``run``'s keys, by its study and data source."""
-    return _declared_for(run.config.get("model.name"), run.config.get("data.name"))
-
-
-_DECLARED: dict[tuple[Any, Any], dict[str, Key]] = {}
-
-
-def _declared_for(model: Any, data: Any) -> dict[str, Key]:
-    if (model, data) not in _DECLARED:
-        _DECLARED[(model, data)] = declared_keys(model, data)
-    return _DECLARED[(model, data)]
+    return declared_keys(run.config.get("model.name"), run.config.get("data.name"))
 
 
 def declaration_of(declared: Mapping[str, Key], key: str) -> Key:
