@@ -9,8 +9,10 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -120,11 +122,27 @@ for _command, _settings in (*run.COMMANDS, *sweep.COMMANDS, *compare.COMMANDS):
 def main() -> None:
     try:
         app(prog_name="regbench")
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED_EXIT:
+            _leave_now(INTERRUPTED_EXIT)
+        raise
     finally:
         # The command is done: keep the interpreter's last garbage collection from walking the
         # million objects torch's compiler stack imports (about 0.9 s of every command's end
         # here, benchmarks/bench.py [5]). Objects are still freed by their reference counts.
         gc.freeze()
+
+
+def _leave_now(code: int) -> None:
+    """Exit an interrupted command without the interpreter's exit handlers. Every run has
+    already written how it ended; what is left is multiprocessing's join of the figure
+    workers, which can wait forever for a worker that the interrupt caught in the middle of
+    the pool's traffic (seen about 1 in 6 with a signal during a sweep's figures). The workers
+    end with the command (drawing.py: PR_SET_PDEATHSIG)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
