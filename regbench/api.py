@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from regbench.analysis.comparison import Comparison
+    from regbench.analysis.expectations import Answer
     from regbench.analysis.frames import RunsFrame
     from regbench.core.progress import Reporter
     from regbench.sweeps.search import Trial
@@ -368,6 +369,14 @@ class ComparisonResult:
         from regbench.analysis.tables import verdicts
 
         return verdicts(self.comparison)
+
+    @property
+    def answer(self) -> Answer | None:
+        """The experiment's claim answered from its expectations (``.verdict``: supported,
+        partly or not shown; ``.line``; ``.findings``, one per expectation), or None."""
+        from regbench.analysis.expectations import answer
+
+        return answer(self.comparison)
 
     @property
     def notes(self) -> list[str]:

@@ -86,6 +86,20 @@ def experiment_block(name: str) -> dict:
     return yaml.safe_load((config_dir() / "experiment" / f"{name}.yaml").read_text())["experiment"]
 
 
+def check_expectations(stdout: str, block: dict) -> None:
+    """An experiment with expectations prints one answer line under its claim, and one line
+    per expectation (shown or not) after the verdicts."""
+    lines = stdout.splitlines()
+    answers = [line for line in lines if line.startswith("Answer: ")]
+    expected = [line for line in lines if line.startswith("expected, ")]
+    if not block.get("expect"):
+        assert not answers and not expected
+        return
+    (answer,) = answers
+    assert answer.split(":")[1].strip().startswith(("supported", "partly", "not shown"))
+    assert len(expected) == len(block["expect"])
+
+
 def only_sweep(tmp_path: Path) -> Path:
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
     return sweep
@@ -116,6 +130,7 @@ def check_answer(result, name: str, sweep: Path) -> list[str]:
     assert len(verdicts) == per_metric * len(block["metrics"]) + equivalence
     for metric in block["metrics"]:
         assert any(f" {metric} " in v for v in verdicts), metric
+    check_expectations(result.stdout, block)
     with (sweep / "comparison.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert sum(r["baseline"] == "True" for r in rows) == groups - per_metric

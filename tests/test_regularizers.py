@@ -20,7 +20,7 @@ from regbench.regularization.penalties import PenalizedObjective, Penalty
 from regbench.stacked.launcher import MEMBER_KEYS, run_stacked
 from regbench.training.runner import RESUMABLE_CHANGES, execute
 from tests.conftest import Result, run_dirs
-from tests.test_experiments import experiment_block, only_sweep, small_mnist
+from tests.test_experiments import check_expectations, experiment_block, only_sweep, small_mnist
 
 
 def one_error(result: Result) -> str:
@@ -235,8 +235,9 @@ def quick_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Figure, "savefig", save)
 
 
-SHRUNKEN = {  # two seeds, two groups per swept key, 16 hidden units, one epoch on 192 digits
-    "dropout_rate": ("dropout=0,0.5",),
+# two seeds, two or three groups per swept key, 16 hidden units, one epoch on 192 digits
+SHRUNKEN = {
+    "dropout_rate": ("dropout=0,0.4,0.8",),  # three: a middle to test
     "data_size": ("data.train_size=40,null", "dropout=0,0.5"),
     "max_norm_dropout": ("dropout=0,0.5", "max_norm=null,3"),
 }
@@ -254,6 +255,7 @@ def check_answer(result: Result, name: str, sweep: Path) -> None:
     assert len(verdicts) == per_metric * len(block["metrics"])
     for metric in block["metrics"]:
         assert any(f" {metric} " in v for v in verdicts), metric
+    check_expectations(result.stdout, block)
     with (sweep / "comparison.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert sum(r["baseline"] == "True" for r in rows) == groups - per_metric

@@ -11,7 +11,7 @@ from typing import Any
 
 from regbench.analysis.comparison import group_runs, parse_assignments, show
 from regbench.analysis.runs import Run
-from regbench.core.config import ConfigError, ExperimentConfig, Settings, flatten
+from regbench.core.config import ConfigError, Expectation, ExperimentConfig, Settings, flatten
 from regbench.core.rundir import Status
 
 
@@ -38,6 +38,8 @@ def check_answerable(grid: Sequence[Settings]) -> None:
         _check_within(experiment.within, groups, varying)
     if experiment.baseline:
         _check_baseline(experiment, groups)
+    for expectation in experiment.expect or ():
+        _check_expectation(expectation, groups)
 
 
 def _check_metrics(experiment: ExperimentConfig, models: set[str]) -> None:
@@ -110,3 +112,40 @@ def _same(value: Any, wanted: Any) -> bool:
     if isinstance(value, int | float) and isinstance(wanted, int | float):
         return not isinstance(value, bool) and float(value) == float(wanted)
     return value == wanted
+
+
+def _check_expectation(expectation: Expectation, groups: Sequence[Any]) -> None:
+    """What a typo would make unanswerable: an arm, than or where naming a key the grid's groups
+    lack, an arm or than matching several groups, an ``along`` that is not numeric. An arm the
+    grid lacks, or too few groups for a shape, is left to the answer, which says so: a shrunk
+    sweep (fewer groups) still runs."""
+    for name in ("arm", "than", "where"):
+        spec = getattr(expectation, name)
+        if spec is None:
+            continue
+        found = _matching(groups, spec, name)
+        if name != "where" and len(found) > 1:
+            raise ConfigError(
+                f"experiment.expect {name}={spec!r} matches {len(found)} groups of the grid "
+                f"({'; '.join(g.label for g in found)}); name one group"
+            )
+    along = expectation.along
+    if along is not None and not all(_number(g.config.get(along)) for g in groups):
+        raise ConfigError(
+            f"experiment.expect along={along}: not every group has a numeric {along}; order "
+            f"the groups by a numeric key the grid varies"
+        )
+
+
+def _matching(groups: Sequence[Any], spec: str, name: str) -> list[Any]:
+    wanted = parse_assignments(spec)
+    unknown = [k for k, _ in wanted if not _known(k, groups)]
+    if unknown:
+        raise ConfigError(
+            f"experiment.expect {name}={spec!r}: the grid's groups have no key {unknown[0]}"
+        )
+    return [g for g in groups if all(_same(g.config.get(k), v) for k, v in wanted)]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -716,9 +716,7 @@ def pick_baseline(
     """The baseline row: the one matching ``spec`` ("dropout=0 weight_decay=0"), else the only
     group without regularization. Returns (row or None, a note for the reader)."""
     if spec:
-        wanted = parse_assignments(spec)
-        _check_keys([r for row in rows for r in row.group.runs], dict(wanted), "--baseline")
-        matches = [r for r in rows if all(_equal(r.group.config.get(k), v) for k, v in wanted)]
+        matches = rows_matching(rows, spec, "--baseline")
         if len(matches) != 1:
             labels = "; ".join(r.group.label for r in rows)
             how = "no group" if not matches else f"{len(matches)} groups"
@@ -731,6 +729,16 @@ def pick_baseline(
         return None, "no group without regularization: no baseline (choose one with --baseline)"
     labels = "; ".join(r.group.label for r in plain)
     return None, f"several groups without regularization ({labels}); choose one with --baseline"
+
+
+def rows_matching(rows: Sequence[Row], spec: str, option: str) -> list[Row]:
+    """The rows whose group has every key=value of ``spec`` ('dropout=0 l2=0'); a key no run
+    has is refused, naming ``option``."""
+    wanted = parse_assignments(spec)
+    known = {k for row in rows for k in row.group.config}
+    runs = [r for row in rows for r in row.group.runs]
+    _check_keys(runs, [k for k, _ in wanted if k not in known], option)
+    return [r for r in rows if all(_equal(r.group.config.get(k), v) for k, v in wanted)]
 
 
 def parse_assignments(spec: str) -> list[tuple[str, Any]]:

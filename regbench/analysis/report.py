@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from regbench.analysis.comparison import Comparison, compare, show
-from regbench.analysis.tables import caption, cells, claim_lines, header, verdicts, write_tables
+from regbench.analysis.tables import (
+    caption,
+    cells,
+    claim_lines,
+    expectation_lines,
+    header,
+    verdicts,
+    write_tables,
+)
 from regbench.core.rundir import CONFIG, MAX_YAML_BYTES, RunDir, atomic_text, read_regular
 from regbench.figures.axes import value_order
 
@@ -111,6 +119,7 @@ def render(path: Path, comparison: Comparison, comparison_plots: list[Path]) -> 
         _table(comparison),
         f"<p>{html.escape(caption(comparison))}</p>",
         _verdicts(verdicts(comparison), ", ".join(comparison.metrics)),
+        _expectations(expectation_lines(comparison)),
         _notes(comparison.notes),
     ]
     if pngs:
@@ -262,6 +271,13 @@ def _verdicts(found: list[str], metrics: str) -> str:
         return ""
     items = "".join(f"<li>{html.escape(v)}</li>" for v in found)
     return f"<h3>Verdicts ({html.escape(metrics)} against the baseline)</h3><ul>{items}</ul>"
+
+
+def _expectations(found: list[str]) -> str:
+    if not found:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in found)
+    return f"<h3>Expectations (experiment.expect)</h3><ul>{items}</ul>"
 
 
 def _notes(notes: list[str]) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.analysis.comparison import MIN_REPLICATES, Cell, Comparison, Row, show
+from regbench.analysis.expectations import answer
 from regbench.analysis.stats import CONFIDENCE, CONFIDENCE_MIN_N, MAX_SEEDS, NAN, Effect
 from regbench.core.rundir import atomic_text
 
@@ -314,8 +315,10 @@ def claim_lines(comparison: Comparison) -> list[str]:
     if experiment is None:
         return []
     margin = f"; equivalence margin ±{comparison.margin:g}" if comparison.margin else ""
+    found = answer(comparison)
     return [
         f"Experiment {experiment.name}: {experiment.claim}",
+        *([found.line] if found else []),
         f"Compared: {', '.join(comparison.metrics)} at {comparison.at}{margin}.",
     ]
 
@@ -376,9 +379,20 @@ def markdown(comparison: Comparison) -> str:
     if found:
         lines += ["", f"Verdicts ({', '.join(comparison.metrics)} against the baseline):", ""]
         lines += [f"- {verdict}" for verdict in found]
+    expected = expectation_lines(comparison)
+    if expected:
+        lines += ["", "Expectations (experiment.expect):", ""] + [f"- {x}" for x in expected]
     if comparison.notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in comparison.notes]
     return "\n".join(lines) + "\n"
+
+
+def expectation_lines(comparison: Comparison) -> list[str]:
+    """Each of the experiment's expectations, shown or not, with its numbers."""
+    found = answer(comparison)
+    if found is None:
+        return []
+    return [f"{'shown' if f.shown else 'not shown'}: {f.text}" for f in found.findings]
 
 
 def _md(text: str) -> str:

@@ -116,13 +116,15 @@ class ComparisonPrinter(workflow.Listener):
 
     def compared(self, comparison: Comparison) -> None:
         """The experiment's question, the table, a verdict per group and metric, the notes."""
-        from regbench.analysis.tables import claim_lines, rich_table, verdicts
+        from regbench.analysis.tables import claim_lines, expectation_lines, rich_table, verdicts
 
         for line in claim_lines(comparison):
             stdout.print(line, markup=False, highlight=False, soft_wrap=True)
         stdout.print(rich_table(comparison, full=self.all_columns))
         for verdict in verdicts(comparison):
             stdout.print(f"verdict: {verdict}", markup=False, highlight=False, soft_wrap=True)
+        for line in expectation_lines(comparison):
+            stdout.print(f"expected, {line}", markup=False, highlight=False, soft_wrap=True)
         for line in comparison.notes:
             note(line)
 

@@ -23,6 +23,7 @@ from regbench.core.config import (
     NO_EARLY_STOP,
     ROLES,
     EarlyStopConfig,
+    Expectation,
     ExperimentConfig,
     Key,
     Settings,
@@ -50,6 +51,9 @@ def configuration_reference() -> str:
         parts.append(_source_section(name, root))
     parts.append("## Experiment keys (`+experiment=NAME`)\n")
     parts.append(_keys_table(ExperimentConfig, "experiment.", {}, defaults=False))
+    parts.append("### Expectations (each item of `experiment.expect`)\n")
+    parts.append(_expectations_text())
+    parts.append(_keys_table(Expectation, "", {}, defaults=False))
     parts.append(_metrics_section("Metrics every study logs", COMMON_METRICS))
     return "\n".join(parts).rstrip() + "\n"
 
@@ -69,6 +73,22 @@ def _intro() -> str:
         "made before the key existed is read with (a key at its legacy value stays out of the "
         "job key, so older sweeps keep their folder names).\n\n"
         "| role | what it means |\n|---|---|\n" + roles + "\n"
+    )
+
+
+def _expectations_text() -> str:
+    return (
+        "Each item is one test of a part of the claim; the comparison's first line answers "
+        "the claim: supported (every expectation shown), partly (some) or not shown (none), "
+        "and why. A claim is a conjunction, and a conjunction of level-alpha tests is a "
+        "level-alpha test of the whole, so nothing further is corrected; a middle group chosen "
+        "by the data is held to alpha over the number of middle groups. An arm the runs lack, "
+        "or too few groups for a shape, is answered not shown, with the reason. Example:\n\n"
+        "```yaml\nexpect:\n"
+        "  - {metric: test_acc, test: middle_beats_ends, along: dropout}\n"
+        "  - {metric: test_acc, test: higher, arm: 'dropout=0.5 max_norm=3', "
+        "than: 'dropout=0.5 max_norm=null'}\n"
+        "  - {metric: test_acc, test: equal, margin: 0.01, arm: dropout_impl=vanilla}\n```\n"
     )
 
 

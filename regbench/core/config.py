@@ -158,6 +158,89 @@ class SourceConfig:
 
 
 # ----------------------------------------------------------------------------- experiments
+# What each expectation test asks of the groups (analysis/expectations.py computes them).
+EXPECTATION_TESTS: dict[str, str] = {
+    "higher": "arm's mean is higher than than's (the baseline's by default), the difference shown",
+    "lower": "arm's mean is lower than than's, the difference shown",
+    "equal": "arm and than are equivalent within margin (TOST shown)",
+    "middle_beats_ends": "ordered by along, some group strictly between the two ends beats each "
+    "end (by the metric's direction), every one of those differences shown",
+    "increasing": "ordered by along, each group's mean is higher than the one before, every "
+    "adjacent difference shown",
+    "decreasing": "ordered by along, each group's mean is lower than the one before, every "
+    "adjacent difference shown",
+}
+PAIR_TESTS = ("higher", "lower", "equal")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One item of ``experiment.expect``: a part of the claim that a test can show or not."""
+
+    metric: str = key("the metric it is about; one of experiment.metrics", role="bookkeeping")
+    test: Literal["higher", "lower", "equal", "middle_beats_ends", "increasing", "decreasing"] = (
+        key(
+            "what is expected: "
+            + "; ".join(f"{name}: {meaning}" for name, meaning in EXPECTATION_TESTS.items()),
+            role="bookkeeping",
+        )
+    )
+    arm: str | None = key(
+        "higher/lower/equal: the group, as key=value pairs, e.g. 'dropout=0.5'",
+        role="bookkeeping",
+        legacy=None,
+    )
+    than: str | None = key(
+        "higher/lower/equal: the group it is held against (null: the comparison's baseline)",
+        role="bookkeeping",
+        legacy=None,
+    )
+    along: str | None = key(
+        "shape tests: the numeric key that orders the groups (null: the one numeric key that "
+        "varies among them)",
+        role="bookkeeping",
+        legacy=None,
+    )
+    where: str | None = key(
+        "shape tests: only the groups with these key=value pairs, e.g. 'data.train_size=500'",
+        role="bookkeeping",
+        legacy=None,
+    )
+    margin: float | None = key(
+        "equal: the equivalence margin in metric units (null: experiment.margin)",
+        role="bookkeeping",
+        legacy=None,
+        lo=0,
+        lo_open=True,
+    )
+
+    def __post_init__(self) -> None:
+        pair = self.test in PAIR_TESTS
+        if pair and self.arm is None:
+            raise ConfigError(
+                f"experiment.expect: test={self.test} needs arm=, the group it is about, e.g. "
+                f"arm: 'dropout=0.5'"
+            )
+        if not pair and (self.arm is not None or self.than is not None):
+            raise ConfigError(
+                f"experiment.expect: test={self.test} compares groups ordered by along=; "
+                f"arm/than are for higher, lower and equal"
+            )
+        for name in ("arm", "than", "where"):
+            check_assignments(f"experiment.expect {name}", getattr(self, name))
+
+    @property
+    def pair(self) -> bool:
+        return self.test in PAIR_TESTS
+
+
+def check_assignments(name: str, spec: str | None) -> None:
+    """``spec`` is space-separated key=value pairs ('dropout=0 l2=0'), or None."""
+    for item in (spec or "").split():
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"{name}={spec!r}: write key=value pairs, e.g. 'dropout=0 l2=0'")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """The ``experiment.*`` keys: the question a sweep answers (configs/experiment/<name>.yaml).
@@ -189,6 +272,12 @@ class ExperimentConfig:
         "each group against the baseline of its own value of this key (null: one baseline)",
         role="bookkeeping",
     )
+    expect: tuple[Expectation, ...] | None = key(
+        "the claim as tests the comparison answers (a list of experiment.expect items, see "
+        "below); the report's first line says supported, partly or not shown (null: none)",
+        role="bookkeeping",
+        legacy=None,
+    )
 
     def __post_init__(self) -> None:
         if self.margin == 0:
@@ -196,11 +285,17 @@ class ExperimentConfig:
                 "experiment.margin=0 can never be met; give the equivalence margin in units of "
                 f"{self.metrics[0]} (e.g. 0.01), or null for a difference claim"
             )
-        for item in (self.baseline or "").split():
-            if "=" not in item or item.startswith("="):
+        check_assignments("experiment.baseline", self.baseline)
+        for expectation in self.expect or ():
+            if expectation.metric not in self.metrics:
                 raise ConfigError(
-                    f"experiment.baseline={self.baseline!r}: write key=value pairs, e.g. "
-                    "'dropout=0 l2=0'"
+                    f"experiment.expect: metric {expectation.metric} is not compared; add it to "
+                    f"experiment.metrics ({', '.join(self.metrics)})"
+                )
+            if expectation.test == "equal" and (expectation.margin or self.margin) is None:
+                raise ConfigError(
+                    f"experiment.expect: test=equal on {expectation.metric} needs a margin "
+                    f"(margin: in metric units, or experiment.margin)"
                 )
 
 
@@ -534,6 +629,8 @@ def _check_value(key: str, value: Any, hint: Any, limits: Mapping[str, Any]) -> 
                 f"{key}={value!r} is not allowed; {key} must be one of " + ", ".join(map(str, args))
             )
         return value
+    if dataclasses.is_dataclass(hint):  # a list of structured items (experiment.expect)
+        return build_config(hint, value, key + ".")
     if origin is tuple:
         if isinstance(value, str) and typing.get_origin(args[0]) is Literal:
             value = [value]  # one choice of a list of choices: plot_format=pdf
@@ -629,8 +726,21 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def hashable(value: Any) -> Any:
-    """``value`` with every list (at any depth) turned into a tuple."""
-    return tuple(hashable(v) for v in value) if isinstance(value, list | tuple) else value
+    """``value`` with every list (at any depth) turned into a tuple and every mapping inside
+    one (experiment.expect's items) into a :class:`FrozenMapping`."""
+    if isinstance(value, list | tuple):
+        return tuple(hashable(v) for v in value)
+    if isinstance(value, Mapping):
+        return FrozenMapping({k: hashable(v) for k, v in value.items()})
+    return value
+
+
+class FrozenMapping(dict):
+    """A dict that hashes (by its items), for the mappings inside a config's lists; never
+    changed after it is made."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items(), key=repr)))
 
 
 def with_legacy(flat: Mapping[str, Any], declared: Mapping[str, Key]) -> dict[str, Any]:
