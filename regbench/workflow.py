@@ -341,8 +341,25 @@ def _carry_out(plan: SweepPlan, quiet: bool, listener: Listener, **options: Any)
             listener.sweep_interrupted(plan)
             raise
         paths = _search_runs(result.sweep_dir) if search else [result.sweep_dir]
+        _evaluate_masks(paths)
         compared = _sweep_comparison(result.sweep_dir, paths, listener, **options)
     return SweepRun(plan, dict(result.statuses), compared, ran=True)
+
+
+def _evaluate_masks(paths: Sequence[Path]) -> None:
+    """An experiment with mc_masks: each trained run's model.pt evaluated at each number of
+    masks (analysis/mask_curve.py), before the comparison reads the curves."""
+    from regbench.analysis.experiments import experiment_of
+    from regbench.analysis.mask_curve import write_curves
+    from regbench.analysis.runs import find_runs
+
+    try:
+        runs = find_runs(paths)
+    except RegbenchError:
+        return  # nothing ran: the comparison says so
+    experiment = experiment_of(runs)
+    if experiment is not None and experiment.mc_masks:
+        write_curves(runs, experiment.mc_masks)
 
 
 def _search_runs(sweep_dir: Path) -> list[Path]:
@@ -351,7 +368,11 @@ def _search_runs(sweep_dir: Path) -> list[Path]:
     from regbench.core.rundir import RunDir
     from regbench.sweeps.search import CONFIRM_DIR
 
-    found = [p for p in sorted(sweep_dir.iterdir()) if p.name != CONFIRM_DIR and RunDir.is_run(p)]
+    found = [
+        p
+        for p in sorted(sweep_dir.iterdir())
+        if p.name != CONFIRM_DIR and not p.is_symlink() and RunDir.is_run(p)
+    ]
     return found or [sweep_dir]  # none: compare says there is nothing to compare
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.analysis.comparison import group_runs, parse_assignments, show
+from regbench.analysis.mask_curve import MASKS_KEY
 from regbench.analysis.runs import Run
 from regbench.core.config import ConfigError, Expectation, ExperimentConfig, Settings, flatten
 from regbench.core.rundir import Status
@@ -33,7 +34,8 @@ def check_answerable(grid: Sequence[Settings]) -> None:
     (experiment,) = blocks
     assert experiment is not None
     _check_metrics(experiment, {settings.model.name for settings in grid})
-    groups, varying = _groups(grid, experiment.metrics)
+    _check_masks(experiment, {settings.model.name for settings in grid})
+    groups, varying = _groups(grid, experiment.metrics, experiment.mc_masks or ())
     if experiment.within is not None:
         _check_within(experiment.within, groups, varying)
     if experiment.baseline:
@@ -61,11 +63,28 @@ def _check_metrics(experiment: ExperimentConfig, models: set[str]) -> None:
 BUILT_IN_STUDIES = "regbench.studies."
 
 
-def _groups(grid: Sequence[Settings], metrics: Sequence[str]) -> tuple[list[Any], list[str]]:
+def _groups(
+    grid: Sequence[Settings], metrics: Sequence[str], masks: Sequence[int]
+) -> tuple[list[Any], list[str]]:
     """The groups the comparison will make of the grid's runs, and the keys that vary between
-    them: the comparison's own grouping, of runs that are only planned."""
-    runs = [Run(Path("."), flatten(s.to_dict()), Status.COMPLETED, []) for s in grid]
+    them: the comparison's own grouping, of runs that are only planned (with ``masks``, each
+    run once per number of masks, as analysis/mask_curve.py reads them)."""
+    configs = [flatten(s.to_dict()) for s in grid]
+    if masks:
+        configs = [{**c, MASKS_KEY: k} for c in configs for k in (0, *masks)]
+    runs = [Run(Path("."), config, Status.COMPLETED, []) for config in configs]
     return group_runs(runs, metrics=metrics)
+
+
+def _check_masks(experiment: ExperimentConfig, models: set[str]) -> None:
+    from regbench.studies import study_class
+
+    for model in sorted(models) if experiment.mc_masks else ():
+        if not hasattr(study_class(model), "mask_curve"):
+            raise ConfigError(
+                f"experiment.mc_masks: model={model} has no MC mask curve (the classifiers "
+                f"mlp and cnn have); set experiment.mc_masks=null"
+            )
 
 
 def _check_within(within: str, groups: Sequence[Any], varying: Sequence[str]) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from regbench.analysis.experiments import experiment_of, question
+from regbench.analysis.mask_curve import curve_runs
 from regbench.analysis.runs import (
     DATA_FINGERPRINT,
     DATA_USED,
@@ -289,6 +290,9 @@ def compare(
         raise UsageError(f"--margin {margin}: an equivalence margin must be > 0 (metric units)")
     runs = find_runs(paths)
     experiment = experiment_of(runs)
+    curve_notes: list[str] = []
+    if experiment is not None and experiment.mc_masks:  # one run per number of masks
+        runs, curve_notes = curve_runs(runs, experiment.mc_masks)
     asked = question(experiment, metrics, at, baseline, margin, within)
     metrics, at, baseline, margin = asked.metrics, asked.at, asked.baseline, asked.margin
     within = asked.within

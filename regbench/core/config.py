@@ -272,6 +272,13 @@ class ExperimentConfig:
         "each group against the baseline of its own value of this key (null: one baseline)",
         role="bookkeeping",
     )
+    mc_masks: tuple[int, ...] | None = key(
+        "after training, evaluate each run's model.pt averaging over each of these numbers of "
+        "dropout masks, and compare them as the key mc_masks (0: the weight-scaling rule); "
+        "null: no such step (analysis/mask_curve.py)",
+        role="bookkeeping",
+        legacy=None,
+    )
     expect: tuple[Expectation, ...] | None = key(
         "the claim as tests the comparison answers (a list of experiment.expect items, see "
         "below); the report's first line says supported, partly or not shown (null: none)",

@@ -43,6 +43,21 @@ def mc_moments(
     return stacked.mean(dim=0), stacked.std(dim=0, correction=0)
 
 
+def running_means(
+    forward: Callable[[], torch.Tensor], counts: Iterable[int]
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(k, mean of the first k calls of ``forward``) for each k in ``counts``, from max(counts)
+    calls in all: the averages over 1, 2, ... masks share their masks, as one model's
+    predictions over a growing number of masks do (Srivastava et al. 2014, Figure 11)."""
+    wanted = sorted(set(counts))
+    total: torch.Tensor | None = None
+    for k in range(1, wanted[-1] + 1):
+        sample = forward()
+        total = sample if total is None else total + sample
+        if k in wanted:
+            yield k, total / k
+
+
 def expected_calibration_error(
     probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS
 ) -> float:
@@ -73,13 +88,22 @@ def classifier_metrics(
     the MC mean predicts, averaged over examples.
     """
     predicted = mc_mean.argmax(dim=1)
-    log_mean = mc_mean.clamp_min(torch.finfo(mc_mean.dtype).tiny).log()
+    averaged = probability_metrics(mc_mean, labels)
     return {
-        "mc_test_loss": F.nll_loss(log_mean.double(), labels).item(),
-        "mc_test_acc": (predicted == labels).double().mean().item(),
+        "mc_test_loss": averaged["test_loss"],
+        "mc_test_acc": averaged["test_acc"],
         "mc_std": mc_std.gather(1, predicted[:, None]).double().mean().item(),
         "test_ece": expected_calibration_error(det_probs, labels),
         "mc_test_ece": expected_calibration_error(mc_mean, labels),
+    }
+
+
+def probability_metrics(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """test_loss (mean NLL) and test_acc of class probabilities ``probs`` [n, classes]."""
+    log_probs = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+    return {
+        "test_loss": F.nll_loss(log_probs.double(), labels).item(),
+        "test_acc": (probs.argmax(dim=1) == labels).double().mean().item(),
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -20,7 +20,13 @@ from regbench.core.metrics import (
     on_training_data,
     on_validation,
 )
-from regbench.regularization.mc_dropout import classifier_metrics, mc_dropout, mc_moments
+from regbench.regularization.mc_dropout import (
+    classifier_metrics,
+    mc_dropout,
+    mc_moments,
+    probability_metrics,
+    running_means,
+)
 from regbench.regularization.penalties import dropout_layer
 from regbench.studies import register_study
 from regbench.studies.base import Study
@@ -162,6 +168,26 @@ class MLPStudy(Study):
             f"{prefix}_acc": correct.item() / len(labels),
         }
         return metrics, torch.cat(chunks) if keep else None
+
+    def mask_curve(self, masks: Sequence[int]) -> list[dict[str, float]]:
+        """Test loss and accuracy of the class probabilities averaged over the first k dropout
+        masks, for each k in ``masks`` (one growing set of masks, dropout on, a forked RNG);
+        k = 0: the weight-scaling rule (eval mode, dropout off), the deterministic net."""
+        images, labels = self.data.test["x"], self.data.test["y"]
+        self.train_mode(False)
+        with torch.no_grad():
+            rows = [{"mc_masks": 0, **self._classify(self.data.test, "test")[0]}]
+
+            def probabilities() -> torch.Tensor:
+                chunks = range(0, len(labels), EVAL_CHUNK)
+                return torch.cat(
+                    [self.net(standardize(images[i : i + EVAL_CHUNK])).exp() for i in chunks]
+                )
+
+            with mc_dropout([self.net], self.device):
+                for k, mean in running_means(probabilities, masks):
+                    rows.append({"mc_masks": k, **probability_metrics(mean, labels)})
+        return rows
 
     def _mc_metrics(self, det_probs: torch.Tensor) -> dict[str, float]:
         """MC dropout: class probabilities averaged over ``mc_samples`` passes, dropout on."""
