@@ -602,9 +602,19 @@ def _effect_panel(
             high = [st.ci[1] - st.mean if not math.isnan(st.ci[1]) else 0.0 for _, st in points]
             name = SPLIT_NAMES.get(_split(metric), metric) if len(members) > 1 else metric
             label = f"{name}, {rest}" if rest else name
+            style = LINESTYLES[n % len(LINESTYLES)]
+            # Zero set apart on a log axis: its point stands alone (no line across the break)
+            # and its mean runs across the panel as a reference the other values are read by.
+            apart = 1 if log and 0 in values and len(xs) > 1 else 0
+            if apart:
+                ax.errorbar(
+                    xs[:1], means[:1], yerr=[low[:1], high[:1]], color=color, marker="o",
+                    markersize=4, capsize=3, linestyle="none",
+                )  # fmt: skip
+                ax.axhline(means[0], color=color, linestyle=style, linewidth=0.8, alpha=0.45)
             ax.errorbar(
-                xs, means, yerr=[low, high], color=color, linestyle=LINESTYLES[n % len(LINESTYLES)],
-                marker="o", markersize=4, capsize=3, label=label,
+                xs[apart:], means[apart:], yerr=[low[apart:], high[apart:]], color=color,
+                linestyle=style, marker="o", markersize=4, capsize=3, label=label,
             )  # fmt: skip
     _key_axis(ax, key, values, position, log)
     spec = comparison.spec(members[-1])
