@@ -191,7 +191,11 @@ def test_the_effect_figure_puts_the_keys_values_on_x(comparison) -> None:
     fig = compare_plots.effect_figure(comparison)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "weight_decay" in ax.get_xlabel()
-    xs = {round(x, 12) for line in ax.get_lines() for x in line.get_xdata()}
+    points = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    xs = {round(x, 12) for line in points for x in line.get_xdata()}
+    # zero's mean runs across the panel (axes coordinates 0 to 1), unmarked: the reference
+    references = [line for line in ax.get_lines() if list(line.get_xdata()) == [0, 1]]
+    assert references and all(line.get_marker() in ("None", "", None) for line in references)
     nonzero = sorted(x for x in xs if x >= 1e-4)
     assert nonzero == [0.0001, 0.001, 0.01]
     zero = min(xs)  # zero has its own place, left of the smallest value, labelled 0
