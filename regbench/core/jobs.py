@@ -81,7 +81,8 @@ class SweepMember:
 def sweep_member(folder: Path) -> SweepMember | None:
     """The sweep ``folder`` is a job of, from the sweep.json beside it; None for a folder no
     sweep lists (a solo run), or whose sweep record cannot be read."""
-    sweep_dir = folder.resolve().parent
+    folder = folder.resolve()  # a readable name (by-settings/...) stands for its job folder
+    sweep_dir = folder.parent
     try:
         record: dict[str, Any] = json.loads((sweep_dir / SWEEP_FILE).read_text())
         entry = record["jobs"][folder.name]

@@ -13,7 +13,10 @@
         *.png            plots
 
 A run is complete only when ``summary.json`` says ``completed``; every file a reader trusts is
-written atomically (temp file + rename), so a crash never leaves half a file.
+written atomically (temp file + rename), so a crash never leaves half a file. Nothing is written
+through a link: a file's link is replaced, a run folder named by a link (a sweep's readable name,
+``<sweep>/by-settings/dropout=0.5,seed=3``) is opened at the folder it points to, and links
+below a folder are not entered when runs are looked for (``RunDir.find``).
 """
 
 from __future__ import annotations
@@ -158,7 +161,10 @@ class RunDir:
             raise UsageError(f"{path} does not exist; give a run folder (one holding {CONFIG})")
         if not cls.is_run(path):
             raise UsageError(f"{path} is not a regbench run (no {CONFIG} and {SUMMARY})")
-        return cls(path)
+        # A link to a run (a sweep's readable name, by-settings/dropout=0.5,seed=3) opens the
+        # folder it names: what the run writes (a resume's rows, redrawn figures) goes there by
+        # its own path, never through the link, and a rerun lands beside the folder.
+        return cls(path.resolve() if path.is_symlink() else path)
 
     @staticmethod
     def is_run(path: Path) -> bool:
@@ -168,7 +174,11 @@ class RunDir:
     @classmethod
     def find(cls, paths: Iterable[str | Path]) -> list[RunDir]:
         """Every run at or under ``paths`` (run folders, sweep folders, any folder), each once,
-        in order; a UsageError for a path that does not exist or holds no run."""
+        in order; a UsageError for a path that does not exist or holds no run.
+
+        A path given is followed when it is a link; links met below it are not (``**`` never
+        descends into one): a sweep's by-settings/ names its own job folders again, and a link
+        planted in a received folder must not pull runs from elsewhere into a comparison."""
         found: dict[Path, None] = {}
         for given in paths:
             path = Path(given).expanduser()
@@ -177,9 +187,7 @@ class RunDir:
             under = [path] if cls.is_run(path) else sorted(p.parent for p in path.rglob(SUMMARY))
             folders = [f for f in under if cls.is_run(f)]
             if not folders:
-                raise UsageError(
-                    f"no regbench runs in {path} (no folder with {CONFIG} and {SUMMARY})"
-                )
+                raise UsageError(f"no regbench runs in {path} ({_no_runs_why(path)})")
             found.update(dict.fromkeys(f.resolve() for f in folders))
         return [cls(folder) for folder in found]
 
@@ -426,6 +434,17 @@ def _plain_dumper() -> type:
             return True
 
     return PlainDumper
+
+
+def _no_runs_why(folder: Path) -> str:
+    """Why a folder holds no run: nothing there, or only links (not followed under a path)."""
+    links = sorted(p for p in folder.iterdir() if p.is_symlink()) if folder.is_dir() else []
+    if links:
+        return (
+            f"links below a folder are not followed: give the folder they point into, or the "
+            f"links themselves, e.g. {links[0]}"
+        )
+    return f"no folder with {CONFIG} and {SUMMARY}"
 
 
 def atomic_write(target: Path, write: Callable[[Any], Any]) -> None:

@@ -7,6 +7,7 @@ by config, safe to rerun.
         sweep.json              the grid, every job (overrides, folder, status), each invocation
         multirun.yaml           Hydra's record of the latest invocation's config and overrides
         <hash>-seed=<N>/        one run folder per job (the same files as `regbench run` writes)
+        by-settings/            readable names: dropout=0.5,seed=3 -> ../<hash>-seed=3 (browse.py)
         comparison.{md,csv}     the table `regbench compare` prints, and its plots
 
 A job's folder is named by a short hash of its resolved config without ``seed`` (and without
@@ -57,6 +58,7 @@ from regbench.core.rundir import (
 )
 from regbench.core.signals import sigterm_as_interrupt
 from regbench.figures.drawing import in_workers, settle_all
+from regbench.sweeps.browse import write_links
 from regbench.sweeps.legacy import describe as describe_legacy
 from regbench.sweeps.legacy import legacy_overrides
 from regbench.training.runner import process_alive
@@ -131,8 +133,14 @@ def job_state(folder: Path) -> str:
     """new | partial | running | completed | damaged | interrupted | failed | diverged | pruned.
 
     Raises UsageError when the folder's config.yaml does not hash to the folder's name: it was
-    edited, or written for a different config, and reusing it would mix two experiments.
+    edited, or written for a different config, and reusing it would mix two experiments; and
+    when the folder is a link (regbench's own links are in by-settings/, never under a job key).
     """
+    if folder.is_symlink():  # planted in a received folder: a run would be written through it
+        raise UsageError(
+            f"job folder {folder} is a link; regbench writes no run through a link: put the "
+            f"folder itself there or remove the link, and run again"
+        )
     if not folder.exists():
         return "new"
     config_file = folder / CONFIG
@@ -482,9 +490,11 @@ def _json_type(value: Any) -> str:
 
 
 def write_record(sweep_dir: Path, record: Mapping[str, Any]) -> None:
-    """Atomically (temp file + rename): jobs in other processes read it while the sweep runs."""
+    """Atomically (temp file + rename): jobs in other processes read it while the sweep runs.
+    The readable names in by-settings/ follow the record: every job folder there has one."""
     text = json.dumps(record, indent=2, default=str) + "\n"
     atomic_write(sweep_dir / SWEEP_FILE, lambda f: f.write(text.encode()))
+    write_links(sweep_dir, record.get("jobs", {}))
 
 
 def _begin(
