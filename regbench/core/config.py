@@ -759,9 +759,18 @@ def with_legacy(flat: Mapping[str, Any], declared: Mapping[str, Key]) -> dict[st
             continue
         if any(k.startswith(name + ".") for k in out):
             continue
+        if in_given_block(name, out):  # experiment: null holds no experiment.expect
+            continue
         legacy = declaration.legacy
         if isinstance(legacy, Mapping):
             out.update(flatten(legacy, name + "."))
         else:
             out[name] = hashable(legacy)
     return out
+
+
+def in_given_block(name: str, flat: Mapping[str, Any]) -> bool:
+    """Whether a block above the dotted ``name`` is set as a whole in the flattened ``flat``
+    (``experiment: null``): then ``name`` is no key that config lacks, it has no such block."""
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in flat for i in range(1, len(parts)))
