@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from regbench.core.config import flatten
+from regbench.core.config import flatten, in_given_block
 from regbench.core.errors import UsageError
 from regbench.core.jobs import SWEEP_FILE, Job
 from regbench.core.overrides import override_key, override_value
@@ -33,7 +33,9 @@ def legacy_overrides(sweep_dir: Path, jobs: Sequence[Job], overrides: Sequence[s
         declared.update(job.settings.declared())
     out: list[str] = []
     for key, declaration in declared.items():
-        if not declaration.has_legacy or _set_by(key, given):
+        # Bookkeeping (where results go, the experiment's question) changes nothing a job
+        # computes: an old experiment sweep grown today asks today's question of all its runs.
+        if not declaration.has_legacy or declaration.role == "bookkeeping" or _set_by(key, given):
             continue
         if all(_lacks(config, key) for config in existing):
             out += as_overrides(key, declaration.legacy)
@@ -72,6 +74,8 @@ def _set_by(key: str, given: Sequence[str]) -> bool:
 
 
 def _lacks(config: Mapping[str, Any], key: str) -> bool:
+    if in_given_block(key, config):  # experiment: null lacks no experiment.* key
+        return False
     return key not in config and not any(k.startswith(key + ".") for k in config)
 
 
