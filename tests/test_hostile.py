@@ -280,11 +280,11 @@ def test_a_job_with_a_bad_csv_is_damaged(tmp_path: Path, base_config) -> None:
 # ---------------------------------------------------------------------------------------------
 # Case 19: the sweep's lock file is not executable.
 def test_the_sweep_lock_is_0644_under_umask_022(tmp_path: Path) -> None:
-    from regbench.sweeps.plan import LOCK_FILE, _lock
+    from regbench.sweeps.sharing import LOCK_FILE, short_lock
 
     mask = os.umask(0o022)
     try:
-        with _lock(tmp_path):
+        with short_lock(tmp_path):
             mode = stat.S_IMODE((tmp_path / LOCK_FILE).stat().st_mode)
     finally:
         os.umask(mask)

@@ -338,19 +338,29 @@ def test_plot_redraws_from_saved_metrics(cli, grid_sweep: Sweep) -> None:
     assert cli("plot", str(one_run.parent)).exit_code == 0 and one_run.is_file()
 
 
-def test_a_sweep_locked_from_another_host_is_refused(cli, tmp_path: Path) -> None:
-    """The lock names its host: a live sweep on another node is never taken for a dead one."""
+def test_a_sweep_working_from_another_host_is_refused(cli, tmp_path: Path) -> None:
+    """A folder's workers name their host: a live sweep on another node is never taken for a
+    dead one while it keeps its file fresh; one silent for STALE_SECONDS, or a dead pid here,
+    is gone (regbench/sweeps/sharing.py)."""
+    import os
     import socket
+
+    from regbench.sweeps.sharing import STALE_SECONDS, WORKERS
 
     grid = ("model=regression", "epochs=1", "seed=1,2", "--dir", "sweep", "-q")
     assert cli("sweep", *grid).exit_code == 0
-    lock = tmp_path / "sweep" / ".sweep.lock"
-    lock.write_text(f"node-17 {2**22 + 12345}")
+    worker = tmp_path / "sweep" / WORKERS / "node-17-4206649"
+    worker.parent.mkdir()
+    worker.write_text(f'node-17 {2**22 + 12345}\n{{"shares": null}}\n')
     refused = cli("sweep", *grid)
     assert refused.exit_code == 2
     assert "another regbench sweep (pid 4206649 on node-17) is running" in refused.stderr
-    lock.write_text(f"{socket.gethostname()} {2**22 + 12345}")  # here: a dead pid, a stale lock
-    assert cli("sweep", *grid).exit_code == 0 and not lock.exists()
+    old = worker.stat().st_mtime - STALE_SECONDS - 1  # its node went down: no beat since
+    os.utime(worker, (old, old))
+    assert cli("sweep", *grid).exit_code == 0 and not worker.exists()
+    worker.parent.mkdir()
+    worker.write_text(f"{socket.gethostname()} {2**22 + 12345}\n")  # here: a dead pid
+    assert cli("sweep", *grid).exit_code == 0 and not worker.parent.exists()
 
 
 def test_the_printed_resume_line_passes_through_bash(cli, tmp_path: Path) -> None:

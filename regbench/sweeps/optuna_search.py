@@ -23,6 +23,7 @@ be stacked, or a memory budget that splits them) is not pruned.
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ from regbench.sweeps.optuna_space import (
     from_text,
     grid_size,
 )
+from regbench.sweeps.sharing import describe, me, short_lock, worker_alive
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -56,6 +58,7 @@ KNOWN_KEYS = (
     "pruner",
 )  # fmt: skip
 INTERRUPTED = "interrupted"  # a trial's user attribute: Ctrl-C ended it, so it is asked again
+WAIT_SECONDS = 2.0  # between two looks at the trials other processes are running
 
 __all__ = ["OptunaLauncher", "OptunaSettings", "plan_optuna"]
 
@@ -84,6 +87,11 @@ def plan_optuna(
     sampler, sampler_options, sampler_line = _sampler(sweeper["sampler"])
     n_trials = _n_trials(sweeper.get("n_trials"), sampler, found)
     pruner, pruner_options = _pruner(sweeper.get("pruner") or {"name": "none"})
+    if sweeper.get("storage") is not None:
+        sampler_line += (
+            "; with a storage, processes running this command share its trials (each that "
+            "joins a running one draws its own sampler seed)"
+        )
     if pruner != "none":  # said once, in the search's first line
         sampler_line += (
             f"; {pruner} pruner on the mean over seeds (each trial's seeds train stacked; "
@@ -201,37 +209,50 @@ class OptunaLauncher(base.SearchLauncher):
         assert self.search.optuna is not None  # an OptunaLauncher is made for an Optuna search
         return self.search.optuna
 
+    def shares(self, sweep_dir: Path) -> str | None:
+        """Processes with one storage and study share the folder (and the study's trials);
+        without a storage the study lives in this process, which keeps the folder."""
+        if self.settings.storage is None:
+            return None
+        storage, name = self.settings.storage, self._study_name(sweep_dir)
+        return f"hydra.sweeper.storage={storage} hydra.sweeper.study_name={name}"
+
     def launch(self, prepared: sweeps.SweepResult, context: sweeps.LaunchContext) -> None:
         self._prepared, self._context, self.trials = prepared, context, []
         record = self._record()
-        earlier = record.get("search") or {}
         record["search"] = {
             **self.search.record(),
             "sampler": self.settings.sampler,
             "storage": self.settings.storage,
-            "study_name": self._study_name(),
+            "study_name": self._study_name(prepared.sweep_dir),
             "trials": [],
         }
         record["current"]["total"] = self.settings.n_trials * len(self.search.seeds)
         with _optuna_quiet():
-            self.study = self._open_study(earlier)
+            # One process at a time opens the study: the first to find it empty fills it
+            # from the folder's sweep.json (which it reads again, now: another may have
+            # written it since this invocation began).
+            with short_lock(prepared.sweep_dir):
+                earlier = sweeps.read_record(prepared.sweep_dir).get("search") or {}
+                self.study = self._open_study(earlier)
             try:
                 self._optimize()
             finally:
                 self._update_record()
             self._results(prepared.sweep_dir)
 
-    def _study_name(self) -> str:
-        return self.settings.study_name or f"regbench-{self._sweep().sweep_dir.name}"
+    def _study_name(self, sweep_dir: Path) -> str:
+        return self.settings.study_name or f"regbench-{sweep_dir.name}"
 
     def _open_study(self, earlier: Mapping[str, Any]) -> Any:
         import optuna
 
+        name = self._study_name(self._sweep().sweep_dir)
         study = optuna.create_study(
             storage=self.settings.open_storage(),
             sampler=self.settings.make_sampler(),
             pruner=self.settings.make_pruner(),
-            study_name=self._study_name(),
+            study_name=name,
             direction=self.search.direction,
             load_if_exists=True,
         )
@@ -245,12 +266,28 @@ class OptunaLauncher(base.SearchLauncher):
             self.trials = [_from_frozen(t) for t in study.trials if t.state.is_finished()]
         elif earlier.get("trials"):
             self._add_earlier(study, earlier)
-        _ask_again_interrupted(study)
-        if study.trials:
+        if self._ctx().joined:
+            study.sampler = self._own_sampler()
+        elif study.trials:
             # A sampler seeded as before would start again where the first process started
             # (the same random startup trials): its seed moves on by the trials it finds.
             study.sampler = self.settings.make_sampler(len(study.trials))
         return study
+
+    def _own_sampler(self) -> Any:
+        """A process that joins others on one study draws its sampler's seed: seeded alike,
+        two processes would ask for the same trials (the random startup ones at least)."""
+        import secrets
+
+        seed = secrets.randbelow(2**31)
+        others = ", ".join(describe(o) for o in self._ctx().joined)
+        self._note(
+            f"joined the search that {others} runs in {self._sweep().sweep_dir}: sampler seed "
+            f"{seed}, drawn for this process (processes sharing a study ask for different "
+            f"trials; the same command asks for the same ones only when it runs alone)"
+        )
+        self._record()["invocations"][-1]["sampler_seed"] = seed
+        return self.settings.make_sampler(seed=seed)
 
     def _add_earlier(self, study: Any, earlier: Mapping[str, Any]) -> None:
         """The folder's finished trials into the new study; one whose jobs are not all there
@@ -287,9 +324,23 @@ class OptunaLauncher(base.SearchLauncher):
         return len(states) == len(self.search.seeds) and all(s != "new" for s in states)
 
     def _optimize(self) -> None:
+        """Ask for trials until the study holds ``n_trials`` finished or running ones (every
+        process's), then wait for those other processes are running in this folder, so that
+        the comparison covers every trial."""
         failed = asked = 0
-        while _finished(self.study) < self.settings.n_trials:
-            trial = self._one_trial()
+        waiting = False
+        while True:
+            with short_lock(self._sweep().sweep_dir):  # one process asks at a time
+                next_trial, others = self._next()
+            if next_trial is None:
+                if not others:
+                    break
+                if not waiting:
+                    self._note(_waiting_line(others))
+                    waiting = True
+                time.sleep(WAIT_SECONDS)
+                continue
+            trial = self._one_trial(next_trial)
             asked += 1
             if trial.value is None and trial.pruned_epoch is None:
                 failed += 1
@@ -299,20 +350,64 @@ class OptunaLauncher(base.SearchLauncher):
                         f"search stops at a failed trial (hydra.sweeper.max_failure_rate=0.5 "
                         f"lets it go on past some)"
                     )
-        if not any(t.value is not None for t in self.trials):
+        if not any(t.state.name == "COMPLETE" for t in self.study.get_trials(deepcopy=False)):
             raise RegbenchError("no trial completed: each one had a failed seed")
 
-    def _one_trial(self) -> base.Trial:
-        """Ask, run the trial's seeds, tell; an error or Ctrl-C tells the trial failed first."""
+    def _next(self) -> tuple[Any, list[Any]]:
+        """The next trial to run, asked of the study (None when it holds enough), and the
+        trials other live processes are running in this folder. Trials whose process is gone
+        are failed first, and asked again."""
+        self._fail_orphans()
+        _ask_again_interrupted(self.study)
+        trials = self.study.get_trials(deepcopy=False)
+        counted = sum(_counts(t) for t in trials)
+        running = [t for t in trials if t.state.name == "RUNNING" and self._here(t)]
+        if counted >= self.settings.n_trials:
+            return None, running
+        asked = self.study.ask(self.settings.distributions)
+        asked.set_user_attr("worker", me())
+        asked.set_user_attr("folder", str(self._sweep().sweep_dir.resolve()))
+        return asked, running
+
+    def _here(self, trial: Any) -> bool:
+        """Whether ``trial`` was asked by a process working in this folder (a study shared
+        with another folder's processes has trials whose process cannot be judged here)."""
+        return trial.user_attrs.get("folder", str(self._sweep().sweep_dir.resolve())) == str(
+            self._sweep().sweep_dir.resolve()
+        )
+
+    def _fail_orphans(self) -> None:
+        """Fail the running trials of this folder whose process is gone (killed, or its node
+        lost): Optuna's own heartbeat runs only inside ``study.optimize`` and its journal
+        storage has none, so the folder's workers (sharing.py) stand in for it. The trial is
+        then asked again (``_ask_again_interrupted``) and its jobs resume."""
         import optuna
 
-        asked = self.study.ask(self.settings.distributions)
+        folder = self._sweep().sweep_dir
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            worker = t.user_attrs.get("worker")
+            # This process runs no trial now: one it asked earlier and left running is gone too.
+            live = worker is not None and worker != me() and worker_alive(folder, worker)
+            if live or not self._here(t):
+                continue
+            self.study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            gone = describe(worker) if worker else "an earlier process"
+            self._note(f"trial {t.number + 1}: {gone} is gone; it is asked again")
+            params = {k: as_text(v) for k, v in t.params.items()}
+            jobs = list(t.user_attrs.get("jobs") or [])
+            self.trials.append(base.Trial(t.number + 1, params, jobs, note=INTERRUPTED))
+
+    def _one_trial(self, asked: Any) -> base.Trial:
+        """Run the asked trial's seeds, then tell; an error or Ctrl-C tells it failed first."""
+        import optuna
+
         params = {k: as_text(v) for k, v in asked.params.items()}
         label = _label(params)
         jobs = [self._job_of(params, seed, label) for seed in self.search.seeds]
         trial = base.Trial(asked.number + 1, params, [job.key for job in jobs])
         self.trials.append(trial)
         asked.set_user_attr("jobs", trial.jobs)
+        state = optuna.trial.TrialState
         try:
             self._run(jobs, self._pruning(asked, jobs) if self.settings.prunes else None)
             trial.pruned_epoch = _pruned_epoch(jobs)
@@ -322,19 +417,32 @@ class OptunaLauncher(base.SearchLauncher):
                 trial.note = f"pruned at epoch {trial.pruned_epoch}"
         except BaseException:
             trial.note = INTERRUPTED
-            asked.set_user_attr("note", INTERRUPTED)
-            self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
+            self._tell(asked, INTERRUPTED, state.FAIL)
             raise
-        asked.set_user_attr("note", trial.note)
         if trial.pruned_epoch is not None:
-            self.study.tell(asked, state=optuna.trial.TrialState.PRUNED)
+            self._tell(asked, trial.note, state.PRUNED)
         elif trial.value is None:
-            self.study.tell(asked, state=optuna.trial.TrialState.FAIL)
+            self._tell(asked, trial.note, state.FAIL)
         else:
-            self.study.tell(asked, trial.value)
+            self._tell(asked, trial.note, state.COMPLETE, trial.value)
         self._update_record()
         self._say(trial, label)
         return trial
+
+    def _tell(self, asked: Any, note: str, state: Any, value: float | None = None) -> None:
+        """Tell the study how the trial ended, unless another process has already failed it
+        (it took this one for dead: its clock, or a pause past the workers' stale time)."""
+        import optuna
+
+        try:
+            asked.set_user_attr("note", note)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._note(
+                f"trial {asked.number + 1} was failed by another process that took this one for "
+                f"gone; its runs are in its job folders, and it is asked again"
+            )
+            return
+        self.study.tell(asked, value, state=state)
 
     def _pruning(self, asked: Any, jobs: Sequence[Job]) -> EvaluationHook:
         """The stack's hook: report the mean over the trial's seeds of the objective so far,
@@ -407,25 +515,41 @@ def _pruned_epoch(jobs: Sequence[Job]) -> int | None:
     return None
 
 
-def _finished(study: Any) -> int:
-    """Trials that count toward n_trials: completed, pruned or failed, not interrupted."""
-    return sum(
-        t.state.is_finished() and t.user_attrs.get("note") != INTERRUPTED for t in study.trials
-    )
+def _counts(trial: Any) -> bool:
+    """Whether ``trial`` counts toward n_trials: completed, pruned or failed (not interrupted),
+    or running, in whichever process."""
+    return trial.state.name == "RUNNING" or (trial.state.is_finished() and not _interrupted(trial))
+
+
+def _interrupted(trial: Any) -> bool:
+    """Failed by Ctrl-C, or because its process died (told failed by another process, so with
+    its worker and without a note): asked again, its jobs resume from their checkpoints."""
+    note = trial.user_attrs.get("note")
+    dead = note is None and "worker" in trial.user_attrs
+    return trial.state.name == "FAIL" and (note == INTERRUPTED or dead)
 
 
 def _ask_again_interrupted(study: Any) -> None:
-    """Enqueue each interrupted trial's params unless a later trial already asked them again
-    (its jobs resume from their checkpoints)."""
-    import optuna
-
+    """Enqueue each interrupted trial's params unless a later trial (or one waiting in the
+    queue, whose params are its fixed ones) already asks them again."""
     later: set[tuple[tuple[str, Any], ...]] = set()
-    for t in reversed(study.trials):
-        key = tuple(sorted(t.params.items()))
-        again = t.user_attrs.get("note") == INTERRUPTED and key not in later
-        if again and t.state is optuna.trial.TrialState.FAIL:
+    for t in reversed(study.get_trials(deepcopy=False)):
+        params = t.params or t.system_attrs.get("fixed_params") or {}
+        key = tuple(sorted(params.items()))
+        if _interrupted(t) and key not in later:
             study.enqueue_trial(t.params)
         later.add(key)
+
+
+def _waiting_line(running: Sequence[Any]) -> str:
+    """The line said once while this process waits for the others' last trials."""
+    shown = ", ".join(
+        f"{t.number + 1} ({describe(t.user_attrs.get('worker') or '? ?')})" for t in running
+    )
+    return (
+        f"the study holds its trials; waiting for trial {shown} to end, so that the "
+        f"comparison covers them"
+    )
 
 
 def _frozen(entry: Mapping[str, Any], params: dict[str, Any], dists: Mapping[str, Any]) -> Any:
@@ -456,7 +580,7 @@ def _from_frozen(frozen: Any) -> base.Trial:
     params = {k: as_text(v) for k, v in frozen.params.items()}
     value = frozen.value if frozen.state.name == "COMPLETE" else None
     jobs = list(frozen.user_attrs.get("jobs") or [])
-    note = frozen.user_attrs.get("note", "")
+    note = INTERRUPTED if _interrupted(frozen) else frozen.user_attrs.get("note", "")
     pruned = None
     if frozen.state.name == "PRUNED":
         steps = list(frozen.intermediate_values)

@@ -48,13 +48,16 @@ class OptunaSettings:
     pruner: str = "none"  # a key of PRUNERS
     pruner_options: dict[str, Any] = field(default_factory=dict)
 
-    def make_sampler(self, seed_offset: int = 0) -> Any:
-        """The sampler; ``seed_offset`` moves its seed on (a study that already has trials)."""
+    def make_sampler(self, seed_offset: int = 0, seed: int | None = None) -> Any:
+        """The sampler; ``seed_offset`` moves its seed on (a study that already has trials),
+        ``seed`` replaces it (a process that joins others on one study draws its own)."""
         import optuna
 
         cls = getattr(optuna.samplers, SAMPLERS[self.sampler])
         options = dict(self.sampler_options)
-        if options.get("seed") is not None:
+        if seed is not None:
+            options["seed"] = seed
+        elif options.get("seed") is not None:
             options["seed"] = int(options["seed"]) + seed_offset
         if self.sampler == "grid":
             options["search_space"] = grid_space(self.distributions)

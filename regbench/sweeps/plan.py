@@ -31,14 +31,12 @@ import contextlib
 import dataclasses
 import enum
 import json
-import os
 import secrets
 import shutil
-import socket
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,7 +59,7 @@ from regbench.figures.drawing import in_workers, settle_all
 from regbench.sweeps.browse import write_links
 from regbench.sweeps.legacy import describe as describe_legacy
 from regbench.sweeps.legacy import legacy_overrides
-from regbench.training.runner import process_alive
+from regbench.sweeps.sharing import CLAIMS, LOCK_FILE, WORKERS, short_lock, working
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -70,7 +68,6 @@ if TYPE_CHECKING:
     from regbench.core.config import Settings
     from regbench.core.progress import Reporter
 
-LOCK_FILE = ".sweep.lock"
 SKIPPED = "skipped (already completed)"
 
 
@@ -94,7 +91,8 @@ ACTIONS = {
     "new": Action.RUN,
     "completed": Action.SKIP,
     "interrupted": Action.RESUME,
-    "running": Action.RESUME,  # a sweep killed hard leaves "running"; the lock rules out a live one
+    "running": Action.RESUME,  # a sweep killed hard leaves "running"; the folder's workers and
+    # claims rule out a live one (sharing.py)
     "failed": Action.RETRY,
     "diverged": Action.RETRY,
     "partial": Action.RUN,  # killed between creating the folder and writing its summary
@@ -294,9 +292,14 @@ def _pairs(overrides: Sequence[str]) -> list[tuple[str, str]]:
 
 def grid(jobs: Sequence[Job]) -> dict[str, list[str]]:
     """The swept keys and their values, in the order Hydra produced them."""
+    return grid_of([job.overrides for job in jobs])
+
+
+def grid_of(overrides: Sequence[Sequence[str]]) -> dict[str, list[str]]:
+    """The keys that vary across these jobs' overrides, and their values in order."""
     values: dict[str, list[str]] = {}
-    for job in jobs:
-        for key, value in _pairs(job.overrides):
+    for items in overrides:
+        for key, value in _pairs(items):
             if value not in values.setdefault(key, []):
                 values[key].append(value)
     return {k: v for k, v in values.items() if len(v) > 1}
@@ -360,11 +363,17 @@ def run(
     check_trackers(prepared)
     sweep_dir = prepared.sweep_dir
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    shares = getattr(launcher, "shares", None)
     # A job's figures are drawn while the next one trains (drawing.py). SIGTERM at any moment
-    # (between jobs too) ends the sweep as Ctrl-C does: jobs recorded, lock removed.
-    with sigterm_as_interrupt(), _lock(sweep_dir), in_workers():
+    # (between jobs too) ends the sweep as Ctrl-C does: jobs recorded, the folder left.
+    with (
+        sigterm_as_interrupt(),
+        working(sweep_dir, shares(sweep_dir) if shares else None) as joined,
+        in_workers(),
+    ):
         record = _begin(sweep_dir, prepared, overrides, quiet)
-        context = LaunchContext(sweep_dir, record, overrides, quiet, Console(stderr=True))
+        console = Console(stderr=True)
+        context = LaunchContext(sweep_dir, record, overrides, quiet, console, tuple(joined))
         try:
             launcher.launch(prepared, context)
         finally:
@@ -394,7 +403,7 @@ def check_trackers(prepared: SweepResult) -> None:
 def check_sweep_dir(sweep_dir: Path) -> None:
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise UsageError(f"{sweep_dir} is a file; --dir needs a folder")
-    if sweep_dir.is_dir() and any(sweep_dir.iterdir()) and not (sweep_dir / SWEEP_FILE).exists():
+    if sweep_dir.is_dir() and _holds_files(sweep_dir) and not (sweep_dir / SWEEP_FILE).exists():
         raise UsageError(
             f"{sweep_dir} is not a regbench sweep folder (no {SWEEP_FILE}); give a new or empty "
             f"folder, or one an earlier sweep wrote"
@@ -405,41 +414,14 @@ def check_sweep_dir(sweep_dir: Path) -> None:
     read_record(sweep_dir)  # a damaged record: said now, before the sweep plans and announces
 
 
-@contextlib.contextmanager
-def _lock(sweep_dir: Path) -> Iterator[None]:
-    """One sweep at a time per folder: two would run the same jobs into the same folders."""
-    lock = sweep_dir / LOCK_FILE
-    for _ in range(2):
-        try:
-            # 0o666 less the umask (0644 under 022), like any file regbench writes: no exec bits.
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-        except FileExistsError:
-            host, pid = _read_owner(lock)
-            if process_alive(pid, host):
-                where = f"pid {pid}" + (f" on {host}" if host else "")
-                raise UsageError(
-                    f"another regbench sweep ({where}) is running in {sweep_dir}; wait for it"
-                ) from None
-            lock.unlink(missing_ok=True)  # left by a sweep that was killed
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}")
-        break
-    else:
-        raise RegbenchError(f"cannot lock {sweep_dir}; remove {lock} if no sweep is running")
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _read_owner(lock: Path) -> tuple[str | None, int | None]:
-    """(host, pid) of the sweep holding ``lock`` (an older lock holds just the pid)."""
-    try:
-        *host, pid = lock.read_text().split()
-        return (host[0] if host else None), int(pid)
-    except (OSError, ValueError):
-        return None, None
+def _holds_files(sweep_dir: Path) -> bool:
+    """Whether the folder holds anything but what a sweep starting in it this moment (another
+    process of a shared search) makes before its sweep.json: the lock, its worker file and a
+    temporary sweep.json being written."""
+    own = (LOCK_FILE, WORKERS, CLAIMS)
+    return any(
+        p.name not in own and not p.name.startswith(f".{SWEEP_FILE}.") for p in sweep_dir.iterdir()
+    )
 
 
 # ----------------------------------------------------------------------------- sweep.json
@@ -500,7 +482,22 @@ def write_record(sweep_dir: Path, record: Mapping[str, Any]) -> None:
 def _begin(
     sweep_dir: Path, prepared: SweepResult, overrides: Sequence[str], quiet: bool
 ) -> dict[str, Any]:
-    record = read_record(sweep_dir)
+    """This invocation's record, begun under the folder's short lock: another search process
+    sharing the folder adds its own invocation and jobs meanwhile (``commit`` merges them)."""
+    with short_lock(sweep_dir):
+        record = read_record(sweep_dir)
+        _begin_record(record, sweep_dir, prepared, overrides, quiet)
+        write_record(sweep_dir, record)
+    return record
+
+
+def _begin_record(
+    record: dict[str, Any],
+    sweep_dir: Path,
+    prepared: SweepResult,
+    overrides: Sequence[str],
+    quiet: bool,
+) -> None:
     record["sweep_dir"] = str(sweep_dir)
     record["grid"] = grid(prepared.jobs)
     for job in prepared.jobs:
@@ -516,6 +513,7 @@ def _begin(
     }
     record["invocations"].append(
         {
+            "id": secrets.token_hex(4),  # this invocation's entry, among concurrent ones' (merge)
             "started_at": _now(),
             "argv": sys.argv,
             "overrides": list(overrides),
@@ -523,8 +521,6 @@ def _begin(
             "actions": describe_states(prepared),
         }
     )
-    write_record(sweep_dir, record)
-    return record
 
 
 def _finish(sweep_dir: Path, record: dict[str, Any], jobs: Sequence[Job]) -> dict[str, str]:
@@ -536,8 +532,59 @@ def _finish(sweep_dir: Path, record: dict[str, Any], jobs: Sequence[Job]) -> dic
         record["jobs"][job.key].update(status=statuses[job.key], error=summary and summary.error)
     record.pop("current", None)
     record["invocations"][-1].update(finished_at=_now(), outcome=_count(statuses.values()))
-    write_record(sweep_dir, record)
+    commit(sweep_dir, record, [job.key for job in jobs])
     return statuses
+
+
+def commit(sweep_dir: Path, record: Mapping[str, Any], own: Collection[str]) -> None:
+    """Write this process's ``record`` into sweep.json under the folder's short lock, merged
+    with what other processes sharing the folder (a search's) wrote since it was read: its own
+    jobs (``own``) and invocation replace theirs, the rest is kept."""
+    with short_lock(sweep_dir):
+        write_record(sweep_dir, merge_records(read_record(sweep_dir), record, own))
+
+
+def merge_records(
+    disk: Mapping[str, Any], ours: Mapping[str, Any], own: Collection[str]
+) -> dict[str, Any]:
+    """``ours`` over ``disk``: our jobs, our invocation (by its id) and our search's trials (by
+    number, when both searches are one study's) replace theirs; theirs are kept."""
+    parts = ("jobs", "invocations", "search", "current")
+    merged = {**disk, **{k: v for k, v in ours.items() if k not in parts}}
+    merged.pop("current", None)
+    if "current" in ours:  # only this process's launchers read it (and a grid has the folder)
+        merged["current"] = ours["current"]
+    jobs = dict(disk.get("jobs", {}))
+    jobs.update({k: v for k, v in ours.get("jobs", {}).items() if k in own or k not in jobs})
+    merged["jobs"] = jobs
+    merged["invocations"] = _merged_invocations(disk.get("invocations", []), ours["invocations"])
+    if "search" in ours:
+        merged["search"] = _merged_search(disk.get("search"), ours["search"])
+        merged["grid"] = grid_of([entry.get("overrides") or [] for entry in jobs.values()])
+    return merged
+
+
+def _merged_invocations(disk: Sequence[Any], ours: Sequence[Any]) -> list[Any]:
+    """The disk's invocations with this one's entry (our last, found by its id) replaced."""
+    mine = ours[-1] if ours and isinstance(ours[-1], dict) else None
+    ident = mine.get("id") if mine else None
+    if ident is None:
+        return list(disk)
+    merged = [mine if isinstance(i, dict) and i.get("id") == ident else i for i in disk]
+    return merged if any(i is mine for i in merged) else [*merged, mine]
+
+
+def _merged_search(disk: Any, ours: Mapping[str, Any]) -> dict[str, Any]:
+    """Our search's entry, its trials merged with the disk's when both are one stored study's
+    (processes sharing it); otherwise ours alone, as one process always wrote it."""
+    where = ("storage", "study_name")
+    shared = ours.get("storage") is not None and isinstance(disk, dict)
+    same = shared and all(disk.get(k) == ours.get(k) for k in where)
+    trials = {}
+    for trial in [*((disk.get("trials") or []) if same else []), *ours.get("trials", [])]:
+        if isinstance(trial, dict) and isinstance(trial.get("number"), int):
+            trials[trial["number"]] = trial
+    return {**ours, "trials": [trials[n] for n in sorted(trials)]}
 
 
 def _count(values: Any) -> dict[str, int]:
@@ -562,6 +609,7 @@ class LaunchContext:
     overrides: Sequence[str]
     quiet: bool
     console: Console
+    joined: tuple[str, ...] = ()  # the other processes working in the folder (a shared search)
 
     def say(self, key: str) -> Callable[[str], None]:
         return _announcer(self.console, self.record, key)

@@ -36,6 +36,7 @@ from regbench.core.rundir import RunDir, Status
 from regbench.figures.drawing import settle_all
 from regbench.studies import study_class
 from regbench.sweeps import plan as sweeps
+from regbench.sweeps.sharing import claimed
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -383,6 +384,11 @@ class SearchLauncher:
     _prepared: sweeps.SweepResult | None = None
     _context: sweeps.LaunchContext | None = None
 
+    def shares(self, sweep_dir: Path) -> str | None:
+        """What processes running this search share its folder by; None: it keeps the folder
+        to itself (a Hydra sweeper plugin's search, which has no storage regbench knows)."""
+        return None
+
     def launch(self, prepared: sweeps.SweepResult, context: sweeps.LaunchContext) -> None:
         from regbench.compose import hydra as hydra_app
 
@@ -456,8 +462,24 @@ class SearchLauncher:
         """Record the trial's jobs in sweep.json, then carry them out as any sweep's jobs.
         With ``on_evaluation`` (a pruner) the seeds always train stacked, in lockstep, so that
         the pruner sees their mean at every evaluation."""
+        prepared = self._sweep()
+        keys = [job.key for job in jobs]
+        # Another process sharing the folder (and the study) may train the same jobs: a
+        # trial that repeats its configuration waits for them, then finds them done.
+        with claimed(prepared.sweep_dir, keys, self._note):
+            states = {job.key: sweeps.job_state(job.planned_folder()) for job in jobs}
+            self._record_jobs(jobs, states)
+            trial = sweeps.SweepResult(
+                prepared.sweep_dir, list(jobs), states, {}, prepared.multirun_config
+            )
+            launcher: sweeps.Launcher = sweeps.choose_launcher((), self.stacked, self.memory_budget)
+            if on_evaluation is not None:
+                launcher = sweeps.StackedLauncher(self.memory_budget, on_evaluation)
+            launcher.launch(trial, self._ctx())
+            settle_all()  # the sampler reads the trial's summaries: their figures must be done
+
+    def _record_jobs(self, jobs: Sequence[Job], states: Mapping[str, str]) -> None:
         prepared, record = self._sweep(), self._record()
-        states = {job.key: sweeps.job_state(job.planned_folder()) for job in jobs}
         for job in jobs:
             if job.key not in prepared.states:  # a trial may repeat an earlier one's config
                 prepared.jobs.append(job)
@@ -470,15 +492,7 @@ class SearchLauncher:
                 "label": job.label,
                 "status": states[job.key],
             }
-        sweeps.write_record(prepared.sweep_dir, record)
-        trial = sweeps.SweepResult(
-            prepared.sweep_dir, list(jobs), states, {}, prepared.multirun_config
-        )
-        launcher: sweeps.Launcher = sweeps.choose_launcher((), self.stacked, self.memory_budget)
-        if on_evaluation is not None:
-            launcher = sweeps.StackedLauncher(self.memory_budget, on_evaluation)
-        launcher.launch(trial, self._ctx())
-        settle_all()  # the sampler reads the trial's summaries: their figures must be done
+        sweeps.commit(prepared.sweep_dir, record, prepared.states)
 
     def _objective(self, jobs: Sequence[Job]) -> tuple[float | None, str]:
         """The mean objective over the trial's seeds; the worst value when a seed diverged;
@@ -501,6 +515,9 @@ class SearchLauncher:
                 raise UsageError(_no_value(rows, self.search.objective, self.search.at))
             values.append(value)
         return sum(values) / len(values), ""
+
+    def _note(self, text: str) -> None:
+        self._ctx().console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def _say(self, trial: Trial, label: str) -> None:
         n = f"/{self.search.n_trials}" if self.search.n_trials else ""
@@ -536,13 +553,13 @@ class SearchLauncher:
 
     def _update_record(self) -> None:
         prepared, record = self._sweep(), self._record()
-        record["grid"] = sweeps.grid(prepared.jobs)
         self.trials.sort(key=lambda t: t.number)  # a trial asked again keeps its number
         record["search"]["trials"] = [t.record() for t in self.trials]
         record["invocations"][-1].update(
             jobs=len(prepared.jobs), actions=sweeps.describe_states(prepared)
         )
-        sweeps.write_record(prepared.sweep_dir, record)
+        # Merged with what other processes sharing the study wrote (the grid of every job).
+        sweeps.commit(prepared.sweep_dir, record, prepared.states)
 
     def _sweep(self) -> sweeps.SweepResult:
         if self._prepared is None:
