@@ -376,6 +376,26 @@ def _search_runs(sweep_dir: Path) -> list[Path]:
     return found or [sweep_dir]  # none: compare says there is nothing to compare
 
 
+def _without_confirmation(path: Path) -> list[Path]:
+    """A search folder's trials without its confirm/ folder (the best trial's configuration on
+    fresh seeds would join that trial's group, as more seeds of it), said in a note; any other
+    path as given. ``regbench compare <sweep>/confirm`` compares the confirmation itself."""
+    from regbench.core.jobs import SWEEP_FILE
+    from regbench.sweeps.search import CONFIRM_DIR
+
+    confirm = path / CONFIRM_DIR
+    if not ((path / SWEEP_FILE).is_file() and (confirm / SWEEP_FILE).is_file()):
+        return [path]
+    warnings.warn(
+        Notice(
+            f"left out {confirm}: the search's --confirm runs (the best trial on fresh seeds) "
+            f"are compared on their own: regbench compare {confirm}"
+        ),
+        stacklevel=3,
+    )
+    return _search_runs(path)
+
+
 def _sweep_comparison(
     sweep_dir: Path, paths: Sequence[Path], listener: Listener, **options: Any
 ) -> Compared | None:
@@ -423,6 +443,7 @@ def compare_and_write(
     from regbench.analysis.comparison import compare
 
     options = {"at": at, "over": over, "baseline": baseline, "ci": ci, "margin": margin}
+    paths = [found for path in paths for found in _without_confirmation(Path(path))]
     comparison = compare(list(paths), metrics=metrics, select=select, within=within, **options)
     listener.compared(comparison)
     if out is None:

@@ -39,9 +39,10 @@ def test_pruned_trials_are_recorded_as_pruned(cli, tmp_path: Path) -> None:
     assert "trial 2/3: lr=0.012: pruned at epoch 5" in result.stderr
     # The comparison of trials shows them, out of the ranking, with a note.
     assert "2 pruned" in result.stdout
-    assert "runs not counted (not completed): lr=0.01: 2 pruned; lr=0.012: 2 pruned" in (
-        result.stdout + result.stderr
-    )
+    lines = (result.stdout + result.stderr).splitlines()
+    (note,) = [line for line in lines if "runs not counted (not completed): " in line]
+    # Both groups tie out of the ranking: named in the order their job folders are found.
+    assert "lr=0.01: 2 pruned" in note and "lr=0.012: 2 pruned" in note
 
     # The same command again finds the search done: pruned runs are final.
     again = cli("sweep", *PRUNED_SEARCH, "--dir", "s")
@@ -89,6 +90,11 @@ def test_confirm_reruns_the_best_trial_on_fresh_seeds(cli, tmp_path: Path) -> No
     table = (tmp_path / "s" / "confirm" / "comparison.md").read_text()
     assert "test_loss" in table
     # The search's own comparison is of its trials only, not of the confirmation's seeds.
+    assert "4 runs in 2 groups" in (tmp_path / "s" / "comparison.md").read_text()
+    # So is `regbench compare` of the search folder, which says where the confirmation is.
+    compared = cli("compare", "s")
+    assert compared.exit_code == 0, compared.stderr
+    assert f"left out {Path('s') / 'confirm'}: the search's --confirm runs" in compared.stderr
     assert "4 runs in 2 groups" in (tmp_path / "s" / "comparison.md").read_text()
 
 
