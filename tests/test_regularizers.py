@@ -239,7 +239,7 @@ def quick_figures(monkeypatch: pytest.MonkeyPatch) -> None:
 SHRUNKEN = {
     "dropout_rate": ("dropout=0,0.4,0.8",),  # three: a middle to test
     "data_size": ("data.train_size=40,null", "dropout=0,0.5"),
-    "max_norm_dropout": ("dropout=0,0.5", "max_norm=null,3"),
+    "max_norm_dropout": ("dropout=0,0.5", "max_norm=null,1"),
 }
 
 
