@@ -4,6 +4,7 @@ regbench.compare (the notebook itself: tests/test_notebook.py)."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ def test_run_returns_the_run_folder_and_summary(mnist_root: Path, tmp_path: Path
     assert result.summary.status == "completed"
     on_disk = json.loads((result.run_dir.path / "summary.json").read_text())
     assert on_disk["final"] == result.summary.final
-    assert [row["epoch"] for row in result.rows] == [1, 2]
+    assert [row["epoch"] for row in result.rows] == [0, 1, 2]  # 0: the untrained model
 
 
 def test_run_raises_config_error_for_bad_overrides() -> None:
@@ -41,14 +42,15 @@ def test_load_runs_is_one_row_per_run_and_epoch(mnist_root: Path, tmp_path: Path
             ]
         )
     table = regbench.load_runs(tmp_path / "o")
-    assert len(table) == 6
+    assert len(table) == 8  # two runs of epochs 0 (the untrained model) to 3
     assert table.groupby("dropout")["epoch"].max().to_dict() == {0.0: 3, 0.5: 3}
     assert {"run", "status", "model.name", "model.hidden", "test_loss", "test_acc"} <= set(table)
     assert set(table["status"]) == {"completed"}
     first = table[table["dropout"] == 0.5].sort_values("epoch")
     run_dir = Path(first["run"].iloc[0])
-    saved = (run_dir / "metrics.csv").read_text().splitlines()[1].split(",")
-    assert first["train_loss"].iloc[0] == float(saved[1])
+    saved = [line.split(",") for line in (run_dir / "metrics.csv").read_text().splitlines()]
+    assert saved[1][1] == "nan" and math.isnan(first["train_loss"].iloc[0])  # epoch 0: no step
+    assert first["train_loss"].iloc[1] == float(saved[2][1])
 
 
 def test_compare_returns_the_comparison_and_leaves_global_state(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def test_compare_table_has_typed_columns(swept) -> None:
 
 def test_final_rows_give_the_numbers_compare_reports(swept) -> None:
     runs = swept.runs
-    assert len(runs) == 9 * 3  # a row per run and epoch
+    assert len(runs) == 9 * 4  # a row per run and epoch, 0 (the untrained model) to 3
     final = runs.final()
     assert len(final) == 9 and set(final["epoch"]) == {3}
     table = swept.compare(plots=False).table.set_index("dropout")

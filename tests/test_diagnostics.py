@@ -92,11 +92,12 @@ def test_run_writes_weights_csv_gap_and_plots(cli, mnist_root: Path, tmp_path: P
 
     rows = RunDir(run).read_weights()
     layers = ["layers.0.weight", "layers.3.weight", "layers.6.weight"]
-    assert [(r["epoch"], r["layer"]) for r in rows] == [(e, n) for e in (1, 2) for n in layers]
+    # Epoch 0 (eval_at_start): the untrained weights, then each training evaluation.
+    assert [(r["epoch"], r["layer"]) for r in rows] == [(e, n) for e in (0, 1, 2) for n in layers]
     assert [r["size"] for r in rows[:3]] == [784 * 512, 512 * 256, 256 * 10]
     # The last row describes exactly the saved final weights.
     final = final_weights(RunDir(run))
-    for row in rows[3:]:
+    for row in rows[-3:]:
         w = torch.from_numpy(final[row["layer"]]).double()
         assert row["l1"] == pytest.approx(w.abs().sum().item(), rel=1e-12)
         assert row["l2"] == pytest.approx(w.norm().item(), rel=1e-12)

@@ -89,6 +89,31 @@ def test_epoch_ticks_are_whole_numbers_and_accuracy_has_its_panel(monkeypatch, t
     assert "validation" in names and "test" in names
 
 
+def test_a_run_s_curves_start_at_epoch_0(monkeypatch, tmp_path) -> None:
+    """With eval_at_start the first row is the untrained model: every held-out curve starts at
+    epoch 0; the training-mode loss (NaN there: no step taken) starts at 1, on the same axis."""
+    from regbench.studies.gan import gan_scores
+
+    figures = captured(monkeypatch)
+    untrained = {"epoch": 0, "train_loss": math.nan, "val_loss": 2.3, "test_loss": 2.3,
+                 "train_eval_acc": 0.1, "val_acc": 0.1, "test_acc": 0.1}  # fmt: skip
+    rows = [untrained, *epoch_rows(3)]
+    plots.loss_curve(rows, ("train_loss", "test_loss"), "t", tmp_path / "c.png")
+    gan = [{**r, "d_real": 0.6, "d_fake": 0.4, "fid": 300.0 - r["epoch"]} for r in rows]
+    gan[0].update(d_real=math.nan, d_fake=math.nan)  # means over D's steps: none at epoch 0
+    gan_scores(gan, "t", tmp_path / "g.png")
+    curve, scores = figures
+    for ax in curve.axes:
+        starts = {line.get_label(): line.get_xdata()[0] for line in ax.get_lines()}
+        assert all(start == 0 for start in starts.values()), starts  # NaN points stay in
+        assert ax.get_xlim()[0] < 0 and 0 in tick_values(ax)
+        assert all(float(t).is_integer() for t in tick_values(ax)), tick_values(ax)
+    train = next(line for line in curve.axes[0].get_lines() if "running" in line.get_label())
+    assert math.isnan(train.get_ydata()[0]) and not math.isnan(train.get_ydata()[1])
+    outputs, fid = scores.axes[:2]
+    assert outputs.get_xlim() == fid.get_xlim() and fid.get_lines()[0].get_xdata()[0] == 0
+
+
 def test_every_run_figure_has_one_title(monkeypatch, tmp_path) -> None:
     from regbench.studies.gan import gan_scores, image_grid
 
@@ -210,6 +235,12 @@ def test_the_metrics_figure_claims_no_best_when_none_is_shown(comparison) -> Non
     fig = compare_plots.metrics_figure(comparison)
     labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
     assert any(row.is_best for row in comparison.rows) == any("best" in t for t in labels)
+
+
+def test_every_group_curve_starts_at_the_untrained_model(comparison) -> None:
+    fig = compare_plots.loss_curves_figure(comparison)
+    lines = [line for ax in fig.axes for line in ax.get_lines() if len(line.get_xdata()) > 1]
+    assert lines and all(list(line.get_xdata()) == [0, 1, 2, 3, 4] for line in lines)
 
 
 def test_the_comparison_band_says_what_it_is(comparison) -> None:

@@ -71,11 +71,13 @@ def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root, tmp_path, monkey
     assert len(name) > MAX_FOLDER_NAME and not others
     assert folder == name.replace("/", "_")[: MAX_FOLDER_NAME - 1] + "…"
     test_loss = events.Scalars("test_loss")
-    assert [e.step for e in test_loss] == [1, 2, 3]
+    assert [e.step for e in test_loss] == [0, 1, 2, 3]  # 0: the untrained model (eval_at_start)
+    # Epoch 0's training-mode terms are NaN in metrics.csv (no step taken): not logged at all.
+    assert [e.step for e in events.Scalars("train_loss")] == [1, 2, 3]
     assert [e.value for e in test_loss] == pytest.approx([float(r["test_loss"]) for r in rows])
     histograms = events.Tags()["histograms"]
     assert "weights/model/layers.0.weight" in histograms
-    assert len(events.Histograms("weights/model/layers.0.weight")) == 3
+    assert len(events.Histograms("weights/model/layers.0.weight")) == 4
     values, status = hparams(events)
     assert status == "STATUS_SUCCESS"
     assert values == {
@@ -96,7 +98,7 @@ def test_tensorboard_and_mlflow_record_the_run(cli, mnist_root, tmp_path, monkey
     settings = validate(read_yaml(run / "config.yaml"))
     assert found.data.tags["regbench.group"] == config_hash(settings)
     history = client.get_metric_history(found.info.run_id, "test_acc")
-    assert [m.step for m in history] == [1, 2, 3]
+    assert [m.step for m in history] == [0, 1, 2, 3]
     assert [m.value for m in history] == pytest.approx([float(r["test_acc"]) for r in rows])
     artifacts = {a.path for a in client.list_artifacts(found.info.run_id)}
     assert {"loss_curve.png", "summary.json"} <= artifacts
@@ -118,7 +120,7 @@ def test_a_resumed_run_goes_on_in_its_mlflow_run(cli, mnist_root, tmp_path, monk
     (found,) = client.search_runs([client.get_experiment_by_name("mlp").experiment_id])
     assert found.info.status == "FINISHED"
     history = client.get_metric_history(found.info.run_id, "test_acc")
-    assert [m.step for m in history] == [1, 2, 3, 4, 5]
+    assert [m.step for m in history] == [0, 1, 2, 3, 4, 5]  # epoch 0 once, not again
     assert [m.value for m in history] == pytest.approx([float(r["test_acc"]) for r in metrics(run)])
 
 

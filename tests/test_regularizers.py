@@ -108,9 +108,12 @@ def test_max_norm_is_a_member_key_and_a_resume_may_not_change_it() -> None:
 TINY_MLP = ("epochs=2", "model.hidden=[16]", "device=cpu", "plots=none")
 
 
-def largest_row_norms(run: Path) -> list[float]:
+def largest_row_norms(run: Path, untrained: bool = False) -> list[float]:
+    """weights.csv's largest row norms after training steps (``untrained``: those of epoch 0,
+    the initial weights, which no step has constrained yet)."""
     with (run / "weights.csv").open(newline="") as f:
-        return [float(row["max_row_norm"]) for row in csv.DictReader(f)]
+        rows = [row for row in csv.DictReader(f) if (row["epoch"] == "0") == untrained]
+    return [float(row["max_row_norm"]) for row in rows]
 
 
 @pytest.mark.slow
@@ -148,6 +151,7 @@ def test_run_with_max_norm_as_users_type_it(cli, mnist_root: Path, tmp_path: Pat
     assert result.exit_code == 0, result.stderr
     (run,) = run_dirs(tmp_path / "outputs")
     assert max(largest_row_norms(run)) <= 0.3 * (1 + 1e-6)
+    assert max(largest_row_norms(run, untrained=True)) > 0.3  # the bound acts after each step
     weights = torch.load(run / "model.pt", weights_only=True)["model"]
     for name, tensor in weights.items():
         if tensor.dim() > 1:

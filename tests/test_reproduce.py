@@ -126,7 +126,7 @@ def test_killed_run_resumes_bitwise(
     _, err = proc.communicate(timeout=60)
     # SIGKILL cannot be caught: the summary still says running, and resume must accept that.
     assert summary(run)["status"] == status, summary(run).get("error")
-    assert len(strip_time(run / "metrics.csv")) - 1 == PAUSE_EPOCH
+    assert len(strip_time(run / "metrics.csv")) - 1 == PAUSE_EPOCH + 1  # and epoch 0's row
     if sig == signal.SIGINT:
         assert proc.returncode == 130
     if sig != signal.SIGKILL:  # the run says how to go on
@@ -276,7 +276,7 @@ def test_checkpoints_load_with_weights_only(cli, mnist_root: Path, tmp_path: Pat
     assert cli("run", "epochs=2", *SMALL, f"data.root={mnist_root}", "-q").exit_code == 0
     (run,) = run_dirs(tmp_path / "outputs")
     state = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 2 and len(state["rows"]) == 2
+    assert state["epoch"] == 2 and [row["epoch"] for row in state["rows"]] == [0, 1, 2]
     assert {"model"} == set(state["networks"]) == set(state["optimizers"])
 
 

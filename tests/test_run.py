@@ -44,12 +44,18 @@ def test_run_writes_every_output(cli, mnist_root: Path, tmp_path: Path) -> None:
 
     rows = read_csv(run / "metrics.csv")
     assert list(rows[0]) == EXPECTED_COLUMNS
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    # eval_at_start (default): epoch 0 is the untrained model, evaluated before the first step.
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    # Its training-mode terms are means over steps, none taken: NaN; the rest is evaluated.
+    assert all(rows[0][c] == "nan" for c in ("train_loss", "l1_penalty", "total_loss"))
+    untrained = {c: float(rows[0][c]) for c in EXPECTED_COLUMNS[5:-1]}
+    assert all(v == v for v in untrained.values()), untrained  # no NaN among them
+    assert untrained["test_acc"] < 0.5 < float(rows[-1]["test_acc"])  # ten classes: chance 0.1
     assert float(rows[-1]["test_acc"]) > 0.5  # the fake digits are easy to learn
 
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed"
-    assert summary["epochs_completed"] == 3
+    assert summary["epochs_completed"] == 3 and summary["epochs"] == 3
     assert summary["data"]["name"] == "mnist"
     # data.val_size=0.1 carves the validation split out of the training set.
     n_val = round(0.1 * N_TRAIN)
@@ -102,7 +108,8 @@ def test_penalties_show_in_the_logged_loss(cli, mnist_root: Path, tmp_path: Path
     result = cli("run", "epochs=1", "l1=1e-4", "l2=1e-3", f"data.root={mnist_root}", "-q")
     assert result.exit_code == 0, result.stderr
     (run,) = run_dirs(tmp_path / "outputs")
-    (row,) = read_csv(run / "metrics.csv")
+    untrained, row = read_csv(run / "metrics.csv")  # epochs 0 (eval_at_start) and 1
+    assert untrained["l1_penalty"] == "nan" and row["epoch"] == "1"
     l1, l2 = float(row["l1_penalty"]), float(row["l2_penalty"])
     assert l1 > 0 and l2 > 0
     total = float(row["train_loss"]) + l1 + l2

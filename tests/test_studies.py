@@ -49,10 +49,14 @@ def test_gan_command_writes_outputs_and_beats_an_untrained_generator(cli, tmp_pa
         "epoch", "d_loss", "g_loss", "d_real", "d_fake", "l1_penalty", "l2_penalty", "val_fid",
         "fid", *list(rows[0])[9:],
     ]  # fmt: skip
-    assert [int(r["epoch"]) for r in rows] == [1, 2] and "seconds" in rows[0]
+    # Epoch 0 (eval_at_start): the untrained generator's FID and samples; the players' losses
+    # and outputs are means over training steps, none taken yet.
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2] and "seconds" in rows[0]
+    assert all(rows[0][c] == "nan" for c in ("d_loss", "g_loss", "d_real", "d_fake"))
     for name in ("loss_curve.png", "gan_scores.png", "samples_epoch_002.png", "model.pt"):
         assert (run / name).is_file(), name
-    assert not (run / "samples_epoch_001.png").exists()  # every 5 epochs, and the last
+    assert (run / "samples_epoch_000.png").is_file()  # every 5 epochs from 0, and the last
+    assert not (run / "samples_epoch_001.png").exists()
     info = summary(run)
     assert info["status"] == "completed" and info["data"]["name"] == "mnist_small"
     assert info["final"]["fid"] == float(rows[-1]["fid"])
@@ -63,6 +67,7 @@ def test_gan_command_writes_outputs_and_beats_an_untrained_generator(cli, tmp_pa
     assert set(weights) == {"discriminator", "generator"}
 
     untrained = untrained_gan_fid(["model=gan", "device=cpu", "data=mnist_small"])
+    assert float(rows[0]["fid"]) == pytest.approx(untrained, rel=1e-6)  # epoch 0 is that model
     trained = info["final"]["fid"]
     assert trained < 0.6 * untrained, (trained, untrained)
 
@@ -89,7 +94,7 @@ def test_regression_command_writes_outputs(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     run = only_run(tmp_path / "outputs" / "regression")
     rows = read_rows(run)
-    assert [int(r["epoch"]) for r in rows] == list(range(50, 501, 50))  # eval_every=50
+    assert [int(r["epoch"]) for r in rows] == list(range(0, 501, 50))  # eval_every=50, from 0
     assert {"train_loss", "train_eval_loss", "test_loss"} <= set(rows[0])
     assert (run / "fit.png").is_file() and (run / "loss_curve.png").is_file()
     info = summary(run)
@@ -202,8 +207,8 @@ def test_same_seed_gives_identical_metrics(
         assert len(list((tmp_path / "cache").glob("fid_classifier-mnist-*.pt"))) == 1
         run = only_run(tmp_path / "outputs" / "a")
         samples = sorted(p.name for p in run.glob("samples_epoch_*.png"))
-        assert samples == ["samples_epoch_002.png", "samples_epoch_003.png"]
-        assert float(first[0]["l2_penalty"]) > 0  # regularize=d: D's penalty is logged
+        assert samples == [f"samples_epoch_00{e}.png" for e in (0, 2, 3)]  # 0: untrained
+        assert float(first[1]["l2_penalty"]) > 0  # regularize=d: D's penalty is logged
 
 
 # ----------------------------------------------------------------------------- resume

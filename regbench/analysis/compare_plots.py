@@ -545,7 +545,7 @@ def group_stats(comparison: Comparison, row: Row, metric: str) -> Any:
     for run in row.group.completed:
         when = (
             f"epoch={run.restored_epoch}"
-            if comparison.at == "final" and run.restored_epoch
+            if comparison.at == "final" and run.restored_epoch is not None
             else comparison.at
         )
         found = row_at(run.rows, when, comparison.select)

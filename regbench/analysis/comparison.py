@@ -315,7 +315,7 @@ def compare(
         notes.append(f"{repeats} run(s) repeat another run's config and seed; counted once")
     notes += _mixed_notes(groups, metrics)
     notes += _data_notes(groups, varying)
-    if at == "final" and any(run.restored_epoch for run in runs):
+    if at == "final" and any(run.restored_epoch is not None for run in runs):
         notes.append(
             "final = the weights a run ended with: for runs that stopped early with "
             "early_stop.restore_best, their selected epoch (summary.json's early_stop)"
@@ -623,7 +623,8 @@ def _cell(
         if not any(metric.name in row for row in run.rows):
             continue  # a run that never logs it (another study's metric): not a replicate of it
         # A run that early stopping restored ended with its selected epoch's weights.
-        when = f"epoch={run.restored_epoch}" if at == "final" and run.restored_epoch else at
+        restored = at == "final" and run.restored_epoch is not None
+        when = f"epoch={run.restored_epoch}" if restored else at
         row = row_at(run.rows, when, select)
         value = row.get(metric.name) if row is not None else None
         if _usable(value):

@@ -145,7 +145,9 @@ def row_at(
 
 
 def selected_row(rows: Sequence[Mapping[str, Any]], select: Metric) -> Mapping[str, Any] | None:
-    """The row (the earliest, on ties) whose ``select`` value is best; None without one."""
+    """The row (the earliest, on ties) whose ``select`` value is best; None without one. The
+    row of epoch 0 (the untrained model, eval_at_start) is one of them, as it is for the run's
+    own early-stopping Selector (training/early_stop.py): both can select it."""
     scored = [r for r in rows if _finite(r.get(select.name))]
     if not scored:
         return None

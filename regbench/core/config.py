@@ -313,7 +313,7 @@ class EarlyStopConfig:
 
     patience: int | None = key(
         "stop after this many evaluations without an improvement of early_stop.metric "
-        "(null: never stop early); counts evaluations, every eval_every epochs",
+        "(null: never stop early); counts evaluations, every eval_every epochs (not epoch 0's)",
         off=None,
         lo=1,
     )
@@ -437,6 +437,19 @@ class Settings:
         "evaluate (a metrics row and a checkpoint) every N epochs, and at the last",
         resumable=True,
         lo=1,
+    )
+    eval_at_start: bool = key(
+        "also evaluate the untrained model, before the first step: a metrics row (and "
+        "weights.csv rows) at epoch 0, so every curve starts at the start. It holds every "
+        "held-out and eval-mode metric (test, validation, train_eval_*, the GAN's FID); the "
+        "training-mode terms (train_loss, the penalties, total_loss; the GAN's d_loss, g_loss, "
+        "d_real, d_fake) are NaN there: they are means over an epoch's steps, and none was "
+        "taken, while an eval-mode value in their column would fake a jump at epoch 1 "
+        "(train_eval_loss is the untrained model's training loss, under its own name). Epoch 0 "
+        "is no training epoch: eval_every still evaluates at k, 2k, ...; early_stop.patience "
+        "does not count it, though it can be selected (best on validation); it leaves the RNGs "
+        "as they were, so the trained numbers do not change",
+        legacy=False,
     )
     early_stop: EarlyStopConfig = key(
         "early stopping on a validation metric (early_stop.patience, .metric, .min_delta, "

@@ -67,6 +67,8 @@ from regbench.training.loop import (
     divergence_advice,
     evaluate,
     run_epochs,
+    train_means,
+    untouched_rng,
 )
 from regbench.training.session import RunResult, RunSession, closing
 
@@ -715,7 +717,9 @@ def _train_chunk(
             sessions.append(member.open_session(k, members, reporter))
             # The stack's time is shared: each member's wall_seconds is its share.
             sessions[-1].share_time(sessions[0].started, len(members))
-        run_epochs(_StackTrainer(stack, on_evaluation), members[0].settings, reporter)
+        trainer = _StackTrainer(stack, on_evaluation)
+        at_start = members[0].settings.eval_at_start  # no member key: the whole stack's
+        run_epochs(trainer, members[0].settings, reporter, 1, at_start)
         reporter.stop()
         for k, member in enumerate(members):
             if member.running:
@@ -765,7 +769,8 @@ class _StackTrainer:
 
     def record(self, epoch: int, sums: Sums, steps: int, window_start: float) -> None:
         share = (time.perf_counter() - window_start) / len(self.members)
-        means = {key: (v / steps).tolist() for key, v in sums.items()}
+        terms = train_means(sums, steps, self.members[0].study.step_terms)
+        means = {key: v.expand(len(self.members)).tolist() for key, v in terms.items()}
         for k, member in enumerate(self.members):
             if not member.running:
                 continue
@@ -774,7 +779,8 @@ class _StackTrainer:
             self.stack.load_member(k)
             row: dict[str, Any] = {"epoch": epoch, **{key: v[k] for key, v in means.items()}}
             with member.own_rng():
-                row.update(evaluate(member.study))
+                with untouched_rng(epoch):
+                    row.update(evaluate(member.study))
                 member.session.record(row, share + time.perf_counter() - start)
                 if member.session.stopped_early:
                     # Its run ends here, as the solo run would: completed, with its selected
@@ -782,7 +788,8 @@ class _StackTrainer:
                     # takes its share of each step (leaving would mean rebuilding the stack),
                     # but nothing of it is evaluated or written.
                     member.session.complete()
-        self.consult(epoch)
+        if epoch != 0:  # a pruner judges training: the untrained model tells it nothing
+            self.consult(epoch)
 
     def consult(self, epoch: int) -> None:
         """Show the hook this evaluation; when it says so, every running member ends pruned

@@ -32,6 +32,9 @@ class Study(ABC):
 
     # Which logged columns make the loss curve: (train column, test column).
     loss_columns: ClassVar[tuple[str, str]] = ("train_loss", "test_loss")
+    # The terms train_step returns, in its order: the row of epoch 0 (eval_at_start), made
+    # before any step, has them as NaN (a study with its own train_step names its own).
+    step_terms: ClassVar[tuple[str, ...]] = ("train_loss", "l1_penalty", "l2_penalty", "total_loss")
     # The metrics evaluate() returns, each declared once (regbench/core/metrics.py); the loop's
     # and weights.csv's are declared for every study. ``primary`` leads compare's table.
     metrics: ClassVar[tuple[Metric, ...]] = (

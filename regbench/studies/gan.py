@@ -129,6 +129,9 @@ class GANStudy(Study):
     networks), and ``fid`` (evaluation: generated vs real test images)."""
 
     loss_columns: ClassVar[tuple[str, str]] = ("d_loss", "g_loss")
+    step_terms: ClassVar[tuple[str, ...]] = (
+        "d_loss", "g_loss", "d_real", "d_fake", "l1_penalty", "l2_penalty"
+    )  # fmt: skip
     metrics: ClassVar[tuple[Metric, ...]] = (
         # The two players' losses trade off against each other: neither is "better" lower.
         Metric(
@@ -235,7 +238,8 @@ class GANStudy(Study):
             epoch = row["epoch"]
             if epoch % every == 0 or i == len(evaluated) - 1:
                 path = run_dir / f"samples_epoch_{epoch:03d}.png"
-                label = f"generated samples after epoch {epoch}\n{title}"
+                when = f"after epoch {epoch}" if epoch else "before training (epoch 0)"
+                label = f"generated samples {when}\n{title}"
                 drawings.append(Drawing(image_grid, (images.float(), label, path)))
         return [*drawings, Drawing(gan_scores, (rows, title, run_dir / SCORES_FILE))]
 
@@ -292,6 +296,9 @@ def gan_scores(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_ylabel("FID, classifier features (lower is better)")
     ax.set_title("sample quality", fontsize=9)
     ax.grid(alpha=0.3)
+    # One epoch axis for both: FID starts at epoch 0 (eval_at_start), D's outputs at 1 (means
+    # over training steps).
+    axes[0, 0].set_xlim(ax.get_xlim())
     figure_legend(fig)
     title_figure(fig, title)
     save_fixed(fig, path)

@@ -2,9 +2,13 @@
 
 A :class:`Selector` watches one validation metric with a direction, row by row: the best value so
 far, its epoch, and how many evaluations have passed without an improvement of more than
-``min_delta``. With a patience, it says when to stop, and keeps a copy of the weights of the
-best epoch so that model.pt can hold them (``restore_best``). Its state goes into checkpoint.pt,
-so a resume goes on counting where the run stopped counting, and a rerun stops at the same epoch.
+``min_delta``. The row of epoch 0 (eval_at_start: the untrained model) can be selected, as
+``--at best`` selects it (analysis.runs.selected_row): a model that training never made better
+on validation data is best untrained, and saying so is the honest answer; but it is no
+training evaluation, so it never counts toward the patience. With a patience, it says when to
+stop, and keeps a copy of the weights of the best epoch so that model.pt can hold them
+(``restore_best``). Its state goes into checkpoint.pt, so a resume goes on counting where the
+run stopped counting, and a rerun stops at the same epoch.
 """
 
 from __future__ import annotations
@@ -39,13 +43,14 @@ class Selector:
         """Read one metrics row; ``weights`` (the networks' state dicts) are copied when this
         row is the best so far and they are to be restored."""
         value = row.get(self.metric.name)
-        if not isinstance(value, int | float) or math.isnan(value):
-            self.waited += 1
-        elif self.improves(float(value)):
+        usable = isinstance(value, int | float) and not math.isnan(value)
+        if usable and self.improves(float(value)):
             self.best, self.best_epoch, self.waited = float(value), int(row["epoch"]), 0
             if self.keeps_weights and weights is not None:
                 self.best_state = copy.deepcopy(weights)
-        else:
+        elif row["epoch"] != 0:
+            # The evaluation before training (eval_at_start) may be the best, but it is no
+            # training evaluation: patience counts those only.
             self.waited += 1
         patience = self.config.patience
         if patience is not None and self.waited >= patience:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -234,10 +235,15 @@ def param_text(value: Any) -> str:
 
 
 def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """A row's numbers, less NaN: a value that does not exist at this step (the training terms
+    of epoch 0, before any step) is not logged, rather than logged as NaN."""
     return {
         k: float(v)
         for k, v in row.items()
-        if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)
+        if k != "epoch"
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and not math.isnan(v)
     }
 
 

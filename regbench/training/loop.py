@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -51,14 +52,25 @@ class Trainer(Protocol):
         """Whether anything is still training (not diverged, not stopped early)."""
 
     def record(self, epoch: int, sums: Sums, steps: int, window_start: float) -> None:
-        """Evaluate and write the metrics row of ``epoch`` (terms: ``sums`` / ``steps``)."""
+        """Evaluate and write the metrics row of ``epoch`` (terms: ``sums`` / ``steps``;
+        epoch 0, before any step: no sums, ``steps`` 0, see ``train_means``)."""
 
 
 def run_epochs(
-    trainer: Trainer, settings: Settings, reporter: Reporter, first_epoch: int = 1
+    trainer: Trainer,
+    settings: Settings,
+    reporter: Reporter,
+    first_epoch: int = 1,
+    at_start: bool = False,
 ) -> None:
-    """Epochs ``first_epoch``..``settings.epochs``, a row every ``eval_every`` and at the last."""
+    """Epochs ``first_epoch``..``settings.epochs``, a row every ``eval_every`` and at the last;
+    with ``at_start`` first the row of epoch 0, the untrained model (eval_at_start). Epoch 0 is
+    no training epoch: the rows still fall on eval_every's multiples, 0, k, 2k, ..."""
     reporter.start(settings.epochs, trainer.batches_per_epoch, done=first_epoch - 1)
+    if at_start:
+        trainer.record(0, {}, 0, time.perf_counter())
+        if not trainer.active():  # nothing stops here today; a trainer may say otherwise
+            return
     sums: Sums = {}
     steps, window_start = 0, time.perf_counter()
     for epoch in range(first_epoch, settings.epochs + 1):
@@ -78,6 +90,31 @@ def run_epochs(
         if not trainer.active():  # everything stopped early
             return
         sums, steps, window_start = {}, 0, time.perf_counter()
+
+
+def train_means(sums: Sums, steps: int, names: Iterable[str]) -> dict[str, torch.Tensor]:
+    """The training terms' means since the last row, on the device. Before any step (the row
+    of epoch 0) each of ``names`` (the study's step terms) is NaN: they are means over training
+    steps in training mode, and none was taken; metrics.csv's header, written with the first
+    row, must name them all the same."""
+    if steps == 0:
+        return {name: torch.tensor(math.nan) for name in names}
+    return {key: value / steps for key, value in sums.items()}
+
+
+@contextmanager
+def untouched_rng(epoch: int) -> Iterator[None]:
+    """Every global RNG as it was before, after the evaluation of epoch 0: MC dropout draws its
+    masks from them, so without this eval_at_start would change every trained number after."""
+    if epoch != 0:
+        yield
+        return
+    spare = torch.Generator()  # capture_rng also takes a data generator's state; not ours here
+    state = capture_rng(spare)
+    try:
+        yield
+    finally:
+        restore_rng(state, spare)
 
 
 def accumulate(sums: Sums, terms: dict[str, torch.Tensor]) -> None:
@@ -217,7 +254,9 @@ class SoloTrainer:
         if session.stopped_early:  # interrupted after its last row: nothing left to train
             return
         first_epoch = session.rows[-1]["epoch"] + 1 if session.rows else 1
-        run_epochs(self, self.settings, reporter, first_epoch)
+        # A resumed run has its epoch-0 row (its checkpoint's first): never evaluated twice.
+        at_start = self.settings.eval_at_start and not session.rows
+        run_epochs(self, self.settings, reporter, first_epoch, at_start)
 
     def epoch_batches(self, epoch: int) -> Iterable[torch.Tensor]:
         apply_schedule(self.study.networks.values(), self.settings, epoch)
@@ -241,6 +280,8 @@ class SoloTrainer:
 
     def record(self, epoch: int, sums: Sums, steps: int, window_start: float) -> None:
         assert self.session is not None
-        row = {"epoch": epoch, **{k: (v / steps).item() for k, v in sums.items()}}
-        row.update(evaluate(self.study))
+        means = train_means(sums, steps, self.study.step_terms)
+        row = {"epoch": epoch, **{k: v.item() for k, v in means.items()}}
+        with untouched_rng(epoch):
+            row.update(evaluate(self.study))
         self.session.record(row, time.perf_counter() - window_start)

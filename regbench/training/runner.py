@@ -137,12 +137,13 @@ def check_resumable(settings: Settings, checkpoint: dict[str, Any] | None, run_d
         return
     # Both without keys at their legacy values: a checkpoint written before a key existed was
     # trained with its legacy value, which is what config.yaml's missing key reads as.
-    now = settings.without_legacy()
-    saved = _without_legacy(saved)
-    keys = dict.fromkeys([*now, *saved])
-    changed = [k for k in keys if k not in RESUMABLE_CHANGES and now.get(k) != saved.get(k)]
+    now, before = settings.without_legacy(), _without_legacy(saved)
+    keys = dict.fromkeys([*now, *before])
+    changed = [k for k in keys if k not in RESUMABLE_CHANGES and now.get(k) != before.get(k)]
     if changed:
-        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        # Shown as set, a key at its legacy value too (without_legacy dropped it: None).
+        now, before = settings.to_dict(), _with_legacy(saved)
+        shown = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
         raise UsageError(
             f"{run_dir.path / CONFIG} no longer matches its checkpoint ({shown}); put it back, "
             f"or start a new run with `regbench run` (only "
@@ -157,6 +158,16 @@ def _without_legacy(config: dict[str, Any]) -> dict[str, Any]:
 
     try:
         return validate(config).without_legacy()
+    except UsageError:
+        return config
+
+
+def _with_legacy(config: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config, validated: the keys it predates at their legacy values."""
+    from regbench.compose.validate import validate
+
+    try:
+        return validate(config).to_dict()
     except UsageError:
         return config
 
