@@ -311,6 +311,7 @@ def compare(
         )
     rows.sort(key=lambda r: _rank(r, declared[0]))
     notes = [n for n in notes if n.split(" ", 1)[0] in metrics]  # undeclared: only those shown
+    notes += curve_notes
     if repeats:
         notes.append(f"{repeats} run(s) repeat another run's config and seed; counted once")
     notes += _mixed_notes(groups, metrics)
