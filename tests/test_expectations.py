@@ -38,6 +38,7 @@ def comparison(rows: list[Row], *expect: dict, margin: float | None = None) -> C
         at="final",
         margin=margin,
         within=None,
+        mc_masks=None,
         expect=tuple(build_config(Expectation, e, "experiment.expect.") for e in expect) or None,
     )
     base = next((r for r in rows if r.is_baseline), None)
@@ -77,6 +78,14 @@ def test_a_middle_that_ties_an_end_is_not_shown_and_says_why() -> None:
     found = answer(comparison(rows, {"metric": "test_acc", "test": "middle_beats_ends"}))
     assert found is not None and found.verdict == "not shown"
     assert "vs dropout=0.8" in found.line and "alpha 0.05 per test" in found.line
+
+
+def test_a_difference_without_spread_says_so() -> None:
+    """Every seed 0.05 apart: the paired t-test has no p, and the answer says why."""
+    same = [arm(0.0, 0.90, True), row("dropout", 0.4, [0.95 + s for s in SPREAD])]
+    same[0] = row("dropout", 0.0, [0.90 + s for s in SPREAD], base=True)
+    found = answer(comparison(same, {"metric": "test_acc", "test": "higher", "arm": "dropout=0.4"}))
+    assert found.verdict == "not shown" and "the differences have no spread" in found.line
 
 
 def test_the_middle_is_held_to_alpha_over_the_number_of_middle_groups() -> None:

@@ -120,7 +120,8 @@ def _equal_finding(
         arm.cells[metric].values, other.cells[metric].values, margin, comparison.alpha
     )
     if math.isnan(result.p):
-        return Finding(expectation, False, f"{what} within ±{margin:g} (no TOST: too few seeds)")
+        why = _no_test(result.test)
+        return Finding(expectation, False, f"{what} within ±{margin:g} (no TOST: {why})")
     shown = result.p < comparison.alpha
     return Finding(
         expectation, shown, f"{what} within ±{margin:g} (TOST p = {result.p:.2g}, {result.n} seeds)"
@@ -134,10 +135,16 @@ def _beats(
     shown at ``alpha``; and the numbers, in words."""
     diff = difference(row.cells[metric].values, other.cells[metric].values, ci=comparison.ci)
     if math.isnan(diff.p):
-        return False, f"Δ = {diff.value:.3g}, no test: too few seeds"
+        return False, f"Δ = {diff.value:.3g}, no test: {_no_test(diff.test)}"
     right_sign = diff.value > 0 if test == "higher" else diff.value < 0
     shown = right_sign and diff.p < alpha
     return shown, f"Δ = {diff.value:+.3g}, p = {diff.p:.2g}, {diff.n} seeds"
+
+
+def _no_test(test: str) -> str:
+    """Why a t-test gave no p: too few values, or values without spread (every seed's
+    difference the same, which a t-test cannot weigh)."""
+    return "too few seeds" if not test else "the differences have no spread"
 
 
 def _one_row(comparison: Comparison, spec: str) -> Row | str:
