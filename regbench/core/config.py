@@ -173,6 +173,12 @@ EXPECTATION_TESTS: dict[str, str] = {
 PAIR_TESTS = ("higher", "lower", "equal")
 
 
+def optional(help: str, **limits: Any) -> Any:
+    """An experiment key that may be left out (null when it is): bookkeeping, as the whole
+    experiment block is."""
+    return key(help, role="bookkeeping", legacy=None, **limits)
+
+
 @dataclass(frozen=True)
 class Expectation:
     """One item of ``experiment.expect``: a part of the claim that a test can show or not."""
@@ -185,31 +191,21 @@ class Expectation:
             role="bookkeeping",
         )
     )
-    arm: str | None = key(
-        "higher/lower/equal: the group, as key=value pairs, e.g. 'dropout=0.5'",
-        role="bookkeeping",
-        legacy=None,
+    arm: str | None = optional(
+        "higher/lower/equal: the group, as key=value pairs, e.g. 'dropout=0.5'"
     )
-    than: str | None = key(
-        "higher/lower/equal: the group it is held against (null: the comparison's baseline)",
-        role="bookkeeping",
-        legacy=None,
+    than: str | None = optional(
+        "higher/lower/equal: the group it is held against (null: the comparison's baseline)"
     )
-    along: str | None = key(
+    along: str | None = optional(
         "shape tests: the numeric key that orders the groups (null: the one numeric key that "
-        "varies among them)",
-        role="bookkeeping",
-        legacy=None,
+        "varies among them)"
     )
-    where: str | None = key(
-        "shape tests: only the groups with these key=value pairs, e.g. 'data.train_size=500'",
-        role="bookkeeping",
-        legacy=None,
+    where: str | None = optional(
+        "shape tests: only the groups with these key=value pairs, e.g. 'data.train_size=500'"
     )
-    margin: float | None = key(
+    margin: float | None = optional(
         "equal: the equivalence margin in metric units (null: experiment.margin)",
-        role="bookkeeping",
-        legacy=None,
         lo=0,
         lo_open=True,
     )
