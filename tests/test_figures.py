@@ -300,3 +300,21 @@ def test_a_style_applies_to_the_figures(monkeypatch, tmp_path) -> None:
     drawing.written_as(Output(("png",), 40, "dark_background"))()
     facecolor = figures[0].axes[0].get_facecolor()
     assert math.isclose(sum(facecolor[:3]), 0.0, abs_tol=1e-6)  # the style's black axes
+
+
+@pytest.mark.parametrize(
+    ("values", "log"),
+    [([2.3, 0.2, 0.01], True), ([0.3, 0.2, 0.1], False), ([2.3, 0.0, 0.01], False)],
+)
+def test_a_loss_spanning_a_decade_gets_a_log_axis(values: list[float], log: bool) -> None:
+    """Epoch 0's untrained loss beside trained ones spans decades: a linear axis would flatten
+    every trained epoch; values at or below zero cannot go on a log axis."""
+    from matplotlib.figure import Figure
+
+    from regbench.figures.plots import log_y_if_spread
+
+    fig = Figure()
+    ax, other = fig.subplots(1, 2, sharey=True)
+    ax.plot(range(len(values)), values)
+    assert log_y_if_spread(ax, other) is log
+    assert {ax.get_yscale(), other.get_yscale()} == {"log" if log else "linear"}

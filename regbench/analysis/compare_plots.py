@@ -353,6 +353,7 @@ def loss_curves_figure(comparison: Comparison) -> Figure | None:
     from matplotlib.patches import Patch
 
     from regbench.figures.axes import epoch_axis
+    from regbench.figures.plots import log_y_if_spread
 
     rows = [row for row in ordered_rows(comparison) if row.group.completed]
     if not rows:
@@ -373,6 +374,8 @@ def loss_curves_figure(comparison: Comparison) -> Figure | None:
         ax.grid(alpha=0.3)
         if ax is not axes[0, 0]:
             ax.sharey(axes[0, 0])
+    if log_y_if_spread(*axes[0]):
+        axes[0, 0].set_ylabel("loss (log)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     handles.append(Patch(color="0.5", alpha=0.35))
     labels.append(band_meaning(comparison))

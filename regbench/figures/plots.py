@@ -171,6 +171,27 @@ def log_y(ax: Any) -> None:
     log_axis(ax, "y")
 
 
+# A loss that falls by this factor or more (an untrained model's epoch 0 against the trained
+# epochs) is drawn on a log axis: on a linear one the trained epochs' differences are flat.
+LOG_SPREAD = 10.0
+
+
+def log_y_if_spread(*axes: Any) -> bool:
+    """A log y axis on ``axes`` (panels sharing it) when the values their lines draw are all
+    positive and span LOG_SPREAD or more; whether it was set."""
+    import numpy as np
+
+    values = np.concatenate(
+        [np.asarray(line.get_ydata(), float) for ax in axes for line in ax.get_lines()] or [[]]
+    )
+    values = values[np.isfinite(values)]
+    if not values.size or values.min() <= 0 or values.max() / values.min() < LOG_SPREAD:
+        return False
+    for ax in axes:
+        log_y(ax)
+    return True
+
+
 # Per-run curves: which columns a panel shows, by what they measure.
 LOSS_PANEL, ACCURACY_PANEL = "loss", "accuracy"
 ACCURACY_COLUMNS = ("train_eval_acc", "val_acc", "test_acc")
@@ -244,6 +265,8 @@ def loss_curve(
     fig, axes = panels(5.2 * ncols, 4.4, 1, ncols, reuse=True)
     draw_loss_curves(axes[0, 0], rows, loss_columns_of(rows, columns))
     axes[0, 0].set_title(LOSS_PANEL, fontsize=9)
+    if log_y_if_spread(axes[0, 0]):
+        axes[0, 0].set_ylabel("loss (log)")
     if accuracy:
         draw_loss_curves(axes[0, 1], rows, accuracy, "accuracy")
         axes[0, 1].set_title(ACCURACY_PANEL, fontsize=9)
