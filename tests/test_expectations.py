@@ -215,3 +215,25 @@ def test_a_bad_expectation_is_one_line_before_anything_trains(
     assert result.exit_code == 2, result.stdout
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "outputs").exists()
+
+
+def test_an_old_experiment_sweep_grown_today_is_read_with_todays_block() -> None:
+    """Jobs written before experiment.expect existed (read with its legacy null) and jobs of
+    today's yaml ask one question: today's block answers it; another claim is refused."""
+    from regbench.analysis.experiments import experiment_of
+    from regbench.analysis.runs import Run
+    from regbench.core.config import flatten
+    from regbench.core.errors import UsageError
+    from regbench.core.rundir import Status
+
+    block = {"name": "e", "claim": "c", "metrics": ["test_acc"], "baseline": None,
+             "at": "final", "margin": None, "within": None, "mc_masks": None}  # fmt: skip
+    today = {**block, "expect": [{"metric": "test_acc", "test": "higher", "arm": "dropout=0.5"}]}
+
+    def run(experiment: dict) -> Run:
+        return Run(Path("."), flatten({"experiment": experiment}), Status.COMPLETED, [])
+
+    found = experiment_of([run({**block, "expect": None}), run(today)])
+    assert found is not None and found.expect and found.expect[0].arm == "dropout=0.5"
+    with pytest.raises(UsageError, match="2 different experiment blocks"):
+        experiment_of([run({**block, "claim": "other", "expect": None}), run(today)])

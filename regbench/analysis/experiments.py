@@ -9,12 +9,13 @@ command line win.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from regbench.analysis.runs import Run
 from regbench.compose.validate import validate_experiment
-from regbench.core.config import ExperimentConfig
+from regbench.core.config import ExperimentConfig, declaration
 from regbench.core.errors import UsageError
 
 KEY = "experiment"
@@ -31,7 +32,7 @@ def experiment_of(runs: Sequence[Run]) -> ExperimentConfig | None:
     blocks = {_block(run) for run in runs} - {()}
     if not blocks:
         return None
-    found = [validate_experiment(dict(block)) for block in sorted(blocks, key=repr)]
+    found = _one_question([validate_experiment(dict(block)) for block in sorted(blocks, key=repr)])
     if len(found) > 1:
         names = ", ".join(sorted({e.name for e in found}))
         raise UsageError(
@@ -39,6 +40,19 @@ def experiment_of(runs: Sequence[Run]) -> ExperimentConfig | None:
             f"compare each experiment's sweep folder on its own"
         )
     return found[0]
+
+
+def _one_question(found: list[ExperimentConfig]) -> list[ExperimentConfig]:
+    """Blocks that differ only in keys added since some were written (expect, mc_masks: null in
+    the older ones) ask one question: an old experiment sweep grown today is read with today's
+    block. Returns that block alone, else ``found`` as it is."""
+    added = [f.name for f in dataclasses.fields(ExperimentConfig) if declaration(f).has_legacy]
+    stated = [e for e in found if any(getattr(e, name) is not None for name in added)]
+    if len(found) < 2 or len(stated) != 1:
+        return found
+    (newest,) = stated
+    older = dataclasses.replace(newest, **{name: None for name in added})
+    return [newest] if all(e in (newest, older) for e in found) else found
 
 
 def _block(run: Run) -> tuple:
