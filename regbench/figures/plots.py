@@ -185,11 +185,13 @@ def log_y_if_spread(*axes: Any) -> bool:
         [np.asarray(line.get_ydata(), float) for ax in axes for line in ax.get_lines()] or [[]]
     )
     values = values[np.isfinite(values)]
-    if not values.size or values.min() <= 0 or values.max() / values.min() < LOG_SPREAD:
-        return False
+    spread = values.size and values.min() > 0 and values.max() / values.min() >= LOG_SPREAD
     for ax in axes:
-        log_y(ax)
-    return True
+        if spread:
+            log_y(ax)
+        else:  # a reused panel (reused_panels) may hold a log scale from the figure before
+            ax.set_yscale("linear")
+    return bool(spread)
 
 
 # Per-run curves: which columns a panel shows, by what they measure.
