@@ -248,15 +248,16 @@ def numeric_metrics(row: dict[str, Any]) -> dict[str, float]:
 
 
 class TensorBoardLogger(Logger):
-    """Event files in ``<run>/tensorboard/<run name>/``: scalars per row, weight histograms,
-    image grids, and the run's hparams (the settings its name stands for) for the HPARAMS tab,
-    whose metric columns are the runs' last scalars: the final metrics."""
+    """Event files in ``<run>/tensorboard/<run name>/`` (a sweep's job: in
+    ``<sweep>/tensorboard/<job folder>/<run name>/``, see :func:`events_root`): scalars per row,
+    weight histograms, image grids, and the run's hparams (the settings its name stands for) for
+    the HPARAMS tab, whose metric columns are the runs' last scalars: the final metrics."""
 
     def start(self, run_dir: Path, config: dict[str, Any]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         identity = identify(run_dir, config)
-        folder = event_folder(run_dir / EVENTS_DIR, identity.name)
+        folder = event_folder(events_root(run_dir, identity.member), identity.name)
         # A resumed run redoes the rows after its checkpoint: TensorBoard hides their old events.
         purge = None if identity.resumed_from is None else identity.resumed_from + 1
         self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge)
@@ -280,6 +281,18 @@ class TensorBoardLogger(Logger):
         self.writer.add_text("status", status, 0)
         self.writer.file_writer.add_summary(session_end(status))
         self.writer.close()
+
+
+def events_root(run_dir: Path, member: SweepMember | None) -> Path:
+    """Where a run's event folders go: its own folder's ``tensorboard/``; a sweep's job, the
+    sweep's ``tensorboard/<job folder>/``. TensorBoard walks into linked folders, and the sweep's
+    ``by-settings/`` links each job folder: events inside a job folder would show twice to
+    ``tensorboard --logdir outputs``. A job whose events already sit in its own folder (a sweep
+    made before) goes on there."""
+    own = run_dir / EVENTS_DIR
+    if member is None or own.is_dir():
+        return own
+    return member.sweep_dir / EVENTS_DIR / run_dir.name
 
 
 def event_folder(root: Path, name: str) -> Path:
