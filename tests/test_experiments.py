@@ -86,6 +86,27 @@ def experiment_block(name: str) -> dict:
     return yaml.safe_load((config_dir() / "experiment" / f"{name}.yaml").read_text())["experiment"]
 
 
+def check_comparison(result, name: str, sweep: Path) -> tuple[list[str], list[dict]]:
+    """The experiment's claim shown, a verdict per metric for each group against its baseline
+    (its own value's with ``within``; with a margin, the TOST verdicts too), the expectations
+    answered, and comparison.csv saying which groups are baselines; the verdicts and the rows."""
+    assert result.exit_code == 0, result.stderr
+    block = experiment_block(name)
+    assert f"Experiment {name}: {block['claim']}" in result.stdout
+    verdicts = [line for line in result.stdout.splitlines() if line.startswith("verdict: ")]
+    groups = len([p for p in sweep.iterdir() if (p / "config.yaml").is_file()]) // 2
+    per_metric = (groups - 1) if block["within"] is None else groups // 2
+    equivalence = per_metric if block["margin"] is not None else 0
+    assert len(verdicts) == per_metric * len(block["metrics"]) + equivalence
+    for metric in block["metrics"]:
+        assert any(f" {metric} " in v for v in verdicts), metric
+    check_expectations(result.stdout, block)
+    with (sweep / "comparison.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sum(r["baseline"] == "True" for r in rows) == groups - per_metric
+    return verdicts, rows
+
+
 def check_expectations(stdout: str, block: dict) -> None:
     """An experiment with expectations prints one answer line under its claim, and one line
     per expectation (shown or not) after the verdicts."""
@@ -118,22 +139,10 @@ def test_experiment_runs_and_answers_its_question(cli, tmp_path: Path, name: str
 
 def check_answer(result, name: str, sweep: Path) -> list[str]:
     """The experiment's question asked and answered; its verdict lines."""
-    assert result.exit_code == 0, result.stderr
-    block = experiment_block(name)
+    verdicts, rows = check_comparison(result, name, sweep)
     jobs = [p for p in sweep.iterdir() if (p / "config.yaml").is_file()]
     assert {p.name.rsplit("seed=", 1)[1] for p in jobs} == {"1", "2"}
-    assert f"Experiment {name}: {block['claim']}" in result.stdout
-    verdicts = [line for line in result.stdout.splitlines() if line.startswith("verdict: ")]
-    groups = len(jobs) // 2
-    per_metric = (groups - 1) if block["within"] is None else groups // 2
-    equivalence = per_metric if block["margin"] is not None else 0
-    assert len(verdicts) == per_metric * len(block["metrics"]) + equivalence
-    for metric in block["metrics"]:
-        assert any(f" {metric} " in v for v in verdicts), metric
-    check_expectations(result.stdout, block)
-    with (sweep / "comparison.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    assert sum(r["baseline"] == "True" for r in rows) == groups - per_metric
+    block = experiment_block(name)
     assert all(f"{m}_p_holm" in rows[0] for m in block["metrics"])
     report = (sweep / "report.html").read_text()
     assert block["claim"].replace("'", "&#x27;") in report and "Verdicts (" in report

@@ -20,7 +20,7 @@ from regbench.regularization.penalties import PenalizedObjective, Penalty
 from regbench.stacked.launcher import MEMBER_KEYS, run_stacked
 from regbench.training.runner import RESUMABLE_CHANGES, execute
 from tests.conftest import Result, run_dirs
-from tests.test_experiments import check_expectations, experiment_block, only_sweep, small_mnist
+from tests.test_experiments import check_comparison, only_sweep, small_mnist
 
 
 def one_error(result: Result) -> str:
@@ -250,19 +250,7 @@ SHRUNKEN = {
 def check_answer(result: Result, name: str, sweep: Path) -> None:
     """The experiment's claim shown, a verdict per metric for each group against its baseline
     (its own size's with ``within``), and the comparison table saying which is the baseline."""
-    assert result.exit_code == 0, result.stderr
-    block = experiment_block(name)
-    assert f"Experiment {name}: {block['claim']}" in result.stdout
-    groups = len([p for p in sweep.iterdir() if (p / "config.yaml").is_file()]) // 2
-    per_metric = groups - 1 if block["within"] is None else groups // 2
-    verdicts = [line for line in result.stdout.splitlines() if line.startswith("verdict: ")]
-    assert len(verdicts) == per_metric * len(block["metrics"])
-    for metric in block["metrics"]:
-        assert any(f" {metric} " in v for v in verdicts), metric
-    check_expectations(result.stdout, block)
-    with (sweep / "comparison.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    assert sum(r["baseline"] == "True" for r in rows) == groups - per_metric
+    check_comparison(result, name, sweep)
 
 
 @pytest.mark.slow
