@@ -341,25 +341,27 @@ def _carry_out(plan: SweepPlan, quiet: bool, listener: Listener, **options: Any)
             listener.sweep_interrupted(plan)
             raise
         paths = _search_runs(result.sweep_dir) if search else [result.sweep_dir]
-        _evaluate_masks(paths)
+        _evaluate_masks(plan, paths)
         compared = _sweep_comparison(result.sweep_dir, paths, listener, **options)
     return SweepRun(plan, dict(result.statuses), compared, ran=True)
 
 
-def _evaluate_masks(paths: Sequence[Path]) -> None:
+def _evaluate_masks(plan: SweepPlan, paths: Sequence[Path]) -> None:
     """An experiment with mc_masks: each trained run's model.pt evaluated at each number of
-    masks (analysis/mask_curve.py), before the comparison reads the curves."""
-    from regbench.analysis.experiments import experiment_of
+    masks (analysis/mask_curve.py), before the comparison reads the curves. The plan's jobs
+    say whether it is one, so other sweeps read no run folder for it."""
     from regbench.analysis.mask_curve import write_curves
     from regbench.analysis.runs import find_runs
 
+    blocks = [job.settings.experiment for job in plan.prepared.jobs]
+    masks = next((block.mc_masks for block in blocks if block and block.mc_masks), None)
+    if masks is None:
+        return
     try:
         runs = find_runs(paths)
     except RegbenchError:
         return  # nothing ran: the comparison says so
-    experiment = experiment_of(runs)
-    if experiment is not None and experiment.mc_masks:
-        write_curves(runs, experiment.mc_masks)
+    write_curves(runs, masks)
 
 
 def _search_runs(sweep_dir: Path) -> list[Path]:
