@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regbench.analysis.comparison import Comparison, Group, Row, compare, show
-from regbench.analysis.runs import row_at
+from regbench.analysis.runs import row_at, saved_settings, trained_study
 from regbench.analysis.stats import describe
 from regbench.core.errors import UsageError
 from regbench.core.rundir import CONFIG, RunDir
@@ -163,7 +163,7 @@ def redraw_run(folder: Path, changes: Mapping[str, Any] | None = None) -> list[P
     from regbench.regularization.weights import redraw_weight_plots
     from regbench.studies import study_class
 
-    settings = _saved_settings(folder)
+    settings = saved_settings(folder)
     run_dir = RunDir.open(folder)
     rows = run_dir.read_metrics()
     if not rows:
@@ -182,16 +182,6 @@ def redraw_run(folder: Path, changes: Mapping[str, Any] | None = None) -> list[P
         for p in folder.iterdir()
         if p.suffix.lstrip(".") in output.formats and p.stat().st_mtime >= started - 1
     )
-
-
-def _saved_settings(folder: Path) -> Any:
-    from regbench.compose.validate import validate
-    from regbench.core.config import ConfigError
-
-    try:
-        return validate(RunDir.open(folder).read_config() or {})
-    except ConfigError as exc:
-        raise UsageError(f"{folder / CONFIG} is not a valid config: {exc}") from exc
 
 
 def _data_name(run_dir: RunDir) -> str | None:
@@ -226,19 +216,12 @@ def _study_figures(settings: Any, run_dir: RunDir, rows: list[dict[str, Any]]) -
     import warnings
 
     from regbench.core.errors import Notice, RegbenchError
-    from regbench.core.progress import Reporter
     from regbench.core.rundir import MODEL
-    from regbench.core.seeding import preserved_globals
-    from regbench.training.runner import prepare
 
     if not (run_dir.path / MODEL).is_file():
         return []
     try:
-        with preserved_globals():
-            # On the CPU, wherever it trained: a figure needs no accelerator.
-            _, study = prepare(dataclasses.replace(settings, device="cpu"), Reporter())
-            for name, state in run_dir.load_model().items():
-                study.networks[name].load_state_dict(state)
+        with trained_study(run_dir, settings) as study:
             return study.figures(run_dir.path, rows)
     except (RegbenchError, OSError, KeyError, RuntimeError) as exc:
         warnings.warn(

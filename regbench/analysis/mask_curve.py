@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from regbench.analysis.runs import Run
+from regbench.analysis.runs import Run, saved_settings, trained_study
 from regbench.core.errors import UsageError
 from regbench.core.rundir import CONFIG, RunDir, Status, atomic_text, read_regular
 
@@ -82,24 +82,17 @@ def curve_runs(runs: Sequence[Run], masks: Sequence[int]) -> tuple[list[Run], li
 
 
 def _evaluate(path: Path, masks: Sequence[int]) -> list[dict[str, Any]]:
-    """The run's model.pt, rebuilt on the CPU with its data, at k = 0 and each k in masks."""
-    from regbench.compose.validate import validate
-    from regbench.core.progress import Reporter
-    from regbench.core.seeding import preserved_globals
-    from regbench.training.runner import prepare
+    """The run's model.pt, rebuilt on the CPU with its data, at k = 0 and each k in masks; the
+    masks drawn from the run's own seed (prepare seeds), so the same run gives the same curve."""
+    from regbench.studies import study_class
 
-    run_dir = RunDir.open(path)
-    settings = validate(run_dir.read_config() or {})
-    with preserved_globals():
-        # A fixed seed for the masks (the run's own): the same run gives the same curve.
-        _, study = prepare(dataclasses.replace(settings, device="cpu"), Reporter())
-        if not hasattr(study, "mask_curve"):
-            raise UsageError(
-                f"experiment.mc_masks: model={settings.model.name} has no MC mask curve (the "
-                f"classifiers mlp and cnn have); {path / CONFIG}"
-            )
-        for name, state in run_dir.load_model().items():
-            study.networks[name].load_state_dict(state)
+    settings = saved_settings(path)
+    if not hasattr(study_class(settings.model.name), "mask_curve"):
+        raise UsageError(
+            f"experiment.mc_masks: model={settings.model.name} has no MC mask curve (the "
+            f"classifiers mlp and cnn have); {path / CONFIG}"
+        )
+    with trained_study(RunDir.open(path), settings) as study:
         return study.mask_curve(sorted(set(masks)))
 
 

@@ -9,20 +9,26 @@ the files themselves are read only through :class:`~regbench.core.rundir.RunDir`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regbench.compose.validate import declared_keys
 from regbench.core.config import flatten, with_legacy
 from regbench.core.errors import DataError, Notice, UsageError
 from regbench.core.metrics import Metric
-from regbench.core.rundir import METRICS, RunDir, Status
+from regbench.core.rundir import CONFIG, METRICS, RunDir, Status
 from regbench.regularization.weights import weight_columns_by_epoch
+
+if TYPE_CHECKING:
+    from regbench.core.config import Settings
+    from regbench.studies.base import Study
 
 
 @dataclass(frozen=True)
@@ -167,3 +173,32 @@ def parse_at(at: str) -> int | None:
     if not match:
         raise UsageError(f"--at {at!r} is not allowed; use final, best or epoch=N")
     return int(match.group(1))
+
+
+# ----------------------------------------------------------------------------- trained runs
+def saved_settings(folder: Path) -> Settings:
+    """The settings a run folder was trained with (its config.yaml, checked), or a UsageError
+    naming the file."""
+    from regbench.compose.validate import validate
+    from regbench.core.config import ConfigError
+
+    try:
+        return validate(RunDir.open(folder).read_config() or {})
+    except ConfigError as exc:
+        raise UsageError(f"{Path(folder) / CONFIG} is not a valid config: {exc}") from exc
+
+
+@contextmanager
+def trained_study(run_dir: RunDir, settings: Settings) -> Iterator[Study]:
+    """The run's study rebuilt on the CPU (wherever it trained: evaluating and drawing need no
+    accelerator) with its data and model.pt's weights; the process's random states and
+    globals are as they were after the block."""
+    from regbench.core.progress import Reporter
+    from regbench.core.seeding import preserved_globals
+    from regbench.training.runner import prepare
+
+    with preserved_globals():
+        _, study = prepare(dataclasses.replace(settings, device="cpu"), Reporter())
+        for name, state in run_dir.load_model().items():
+            study.networks[name].load_state_dict(state)
+        yield study
