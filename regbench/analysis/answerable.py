@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from regbench.analysis.comparison import group_runs, parse_assignments, show
+from regbench.analysis.comparison import group_runs, parse_assignments, same_value, show
 from regbench.analysis.mask_curve import MASKS_KEY
 from regbench.analysis.runs import Run
 from regbench.core.config import ConfigError, Expectation, ExperimentConfig, Settings, flatten
 from regbench.core.rundir import Status
+from regbench.figures.axes import is_numeric
 
 
 def check_answerable(grid: Sequence[Settings]) -> None:
@@ -104,18 +105,13 @@ def _known(key: str, groups: Sequence[Any]) -> bool:
 def _check_baseline(experiment: ExperimentConfig, groups: Sequence[Any]) -> None:
     """One group matches the baseline (in each block of ``within``), as the comparison needs."""
     spec, within = experiment.baseline or "", experiment.within
-    wanted = parse_assignments(spec)
-    unknown = [k for k, _ in wanted if not _known(k, groups)]
-    if unknown:
-        raise ConfigError(
-            f"experiment.baseline={spec!r}: the grid's groups have no key {unknown[0]}; name "
-            f"the baseline by keys the grid varies"
-        )
+    hint = "; name the baseline by keys the grid varies"
+    wanted = _assignments(groups, spec, "experiment.baseline", hint)
     blocks: dict[Any, list[Any]] = {}
     for group in groups:
         blocks.setdefault(group.config.get(within) if within else None, []).append(group)
     for value, block in blocks.items():
-        matches = [g for g in block if all(_same(g.config.get(k), v) for k, v in wanted)]
+        matches = _matching(block, wanted)
         if len(matches) != 1:
             where = f" among the groups with {within}={show(value)}" if within else ""
             how = "no group" if not matches else f"{len(matches)} groups"
@@ -124,13 +120,6 @@ def _check_baseline(experiment: ExperimentConfig, groups: Sequence[Any]) -> None
                 f"experiment.baseline={spec!r} matches {how} of the grid{where} (groups: "
                 f"{labels}); name one group the grid has"
             )
-
-
-def _same(value: Any, wanted: Any) -> bool:
-    """Equal as the comparison matches a baseline: numbers by value (0 is 0.0), not bools."""
-    if isinstance(value, int | float) and isinstance(wanted, int | float):
-        return not isinstance(value, bool) and float(value) == float(wanted)
-    return value == wanted
 
 
 def _check_expectation(expectation: Expectation, groups: Sequence[Any]) -> None:
@@ -142,29 +131,31 @@ def _check_expectation(expectation: Expectation, groups: Sequence[Any]) -> None:
         spec = getattr(expectation, name)
         if spec is None:
             continue
-        found = _matching(groups, spec, name)
+        found = _matching(groups, _assignments(groups, spec, f"experiment.expect {name}"))
         if name != "where" and len(found) > 1:
             raise ConfigError(
                 f"experiment.expect {name}={spec!r} matches {len(found)} groups of the grid "
                 f"({'; '.join(g.label for g in found)}); name one group"
             )
     along = expectation.along
-    if along is not None and not all(_number(g.config.get(along)) for g in groups):
+    if along is not None and not is_numeric([g.config.get(along) for g in groups]):
         raise ConfigError(
             f"experiment.expect along={along}: not every group has a numeric {along}; order "
             f"the groups by a numeric key the grid varies"
         )
 
 
-def _matching(groups: Sequence[Any], spec: str, name: str) -> list[Any]:
+def _assignments(
+    groups: Sequence[Any], spec: str, option: str, hint: str = ""
+) -> list[tuple[str, Any]]:
+    """``spec``'s key=value pairs, every key one the grid's groups have (else one line)."""
     wanted = parse_assignments(spec)
     unknown = [k for k, _ in wanted if not _known(k, groups)]
     if unknown:
-        raise ConfigError(
-            f"experiment.expect {name}={spec!r}: the grid's groups have no key {unknown[0]}"
-        )
-    return [g for g in groups if all(_same(g.config.get(k), v) for k, v in wanted)]
+        raise ConfigError(f"{option}={spec!r}: the grid's groups have no key {unknown[0]}{hint}")
+    return wanted
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _matching(groups: Sequence[Any], wanted: Sequence[tuple[str, Any]]) -> list[Any]:
+    """The groups with every key=value of ``wanted``, numbers compared by value."""
+    return [g for g in groups if all(same_value(g.config.get(k), v) for k, v in wanted)]

@@ -744,7 +744,7 @@ def rows_matching(rows: Sequence[Row], spec: str, option: str) -> list[Row]:
     known = {k for row in rows for k in row.group.config}
     runs = [r for row in rows for r in row.group.runs]
     _check_keys(runs, [k for k, _ in wanted if k not in known], option)
-    return [r for r in rows if all(_equal(r.group.config.get(k), v) for k, v in wanted)]
+    return [r for r in rows if all(same_value(r.group.config.get(k), v) for k, v in wanted)]
 
 
 def parse_assignments(spec: str) -> list[tuple[str, Any]]:
@@ -771,7 +771,8 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _equal(value: Any, wanted: Any) -> bool:
+def same_value(value: Any, wanted: Any) -> bool:
+    """Equal as a group is matched to key=value: numbers by value (0 is 0.0), not bools."""
     if isinstance(value, int | float) and isinstance(wanted, int | float):
         return not isinstance(value, bool) and float(value) == float(wanted)
     return value == wanted
@@ -780,7 +781,7 @@ def _equal(value: Any, wanted: Any) -> bool:
 def _unregularized(config: Mapping[str, Any], declared: Mapping[str, Key]) -> bool:
     """Every regularizer the group has is at its declared "off" value."""
     return all(
-        _equal(value, declaration_of(declared, k).off)
+        same_value(value, declaration_of(declared, k).off)
         for k, value in config.items()
         if declaration_of(declared, k).regularizer
     )

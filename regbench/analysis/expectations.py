@@ -32,6 +32,7 @@ from regbench.analysis.comparison import Comparison, Row, rows_matching, show
 from regbench.analysis.stats import difference, equivalence
 from regbench.core.config import Expectation
 from regbench.core.errors import UsageError
+from regbench.figures.axes import is_numeric
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ def _ordered_rows(comparison: Comparison, expectation: Expectation) -> tuple[str
     others = [k for k in varying if k != along]
     if others:
         return f"{expectation.test} along {along}: the groups also vary in {', '.join(others)}"
-    if not all(_numeric(r.group.config.get(along)) for r in rows):
+    if rows and not is_numeric([r.group.config.get(along) for r in rows]):
         return f"{expectation.test} along {along}: not every group has a numeric {along}"
     least = 3 if expectation.test == "middle_beats_ends" else 2
     if len(rows) < least:
@@ -198,10 +199,6 @@ def _ordered_rows(comparison: Comparison, expectation: Expectation) -> tuple[str
 
 def _key(row: Row, key: str) -> str:
     return show(row.group.config.get(key))
-
-
-def _numeric(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _middle_finding(
